@@ -1,0 +1,88 @@
+"""The raw landing tables: a contract that the dbt sources and the checks rely on.
+
+Every statement is idempotent, so the loader runs it on every start.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+# Why these shapes:
+# - (source_file, line_number) is the primary key of every landing table, so
+#   PostgreSQL itself refuses a line loaded twice.
+# - rejects keep the line as bytea: a line that is not valid UTF-8, or holds a
+#   NUL byte, cannot be stored as text, and nothing may be lost.
+# - raw.jsonb_error() tells, per line, why jsonb refuses a text; it is only
+#   used on the slow path, for a chunk that COPY refused.
+DDL = """
+create schema if not exists raw;
+
+create table if not exists raw.load_manifest (
+    source_file text primary key,
+    source_kind text not null check (source_kind in ('songs', 'events')),
+    checksum text not null,
+    size_bytes bigint not null,
+    row_count integer not null,
+    reject_count integer not null,
+    loaded_at timestamptz not null default now()
+);
+
+create table if not exists raw.songs (
+    source_file text not null,
+    line_number integer not null,
+    payload jsonb not null,
+    loaded_at timestamptz not null default now(),
+    primary key (source_file, line_number)
+);
+
+create table if not exists raw.events (
+    source_file text not null,
+    line_number integer not null,
+    payload jsonb not null,
+    loaded_at timestamptz not null default now(),
+    primary key (source_file, line_number)
+);
+
+create table if not exists raw.rejects (
+    source_file text not null,
+    line_number integer not null,
+    line bytea not null,
+    reason text not null check (
+        reason in (
+            'truncated', 'invalid_utf8', 'not_json', 'not_an_object', 'jsonb_refused'
+        )
+    ),
+    detail text,
+    rejected_at timestamptz not null default now(),
+    primary key (source_file, line_number)
+);
+
+create or replace function raw.jsonb_error(candidate text) returns text
+language plpgsql immutable as $$
+begin
+    perform candidate::jsonb;
+    return null;
+exception when others then
+    return sqlerrm;
+end
+$$;
+
+comment on table raw.songs is
+    'One row per song file (one JSON object each), loaded as-is by ingest/load_raw.py.';
+comment on table raw.events is
+    'One row per non-blank event log line, loaded as-is by ingest/load_raw.py.';
+comment on table raw.rejects is
+    'Every input line that could not be landed, with the bytes as read and the reason.';
+comment on table raw.load_manifest is
+    'One row per loaded file: its checksum decides whether a re-run loads it again.';
+"""
+
+LANDING_TABLES = {"songs": "songs", "events": "events"}
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create the raw schema and its tables unless they exist."""
+    with conn.transaction():
+        # Two loaders starting at once would race on CREATE ... IF NOT EXISTS.
+        conn.execute("select pg_advisory_xact_lock(hashtext('sparkify.raw.ddl'))")
+        conn.execute(DDL)
