@@ -1,0 +1,78 @@
+# The Sparkify warehouse. Two commands on a fresh machine:
+#   make run    sample data -> raw load -> dbt build -> docs -> mart counts
+#   make test   every test: pytest, dbt build with all data and unit tests, lint
+#
+# With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
+# (started on first use, reused after, stopped by `make stop`). With PGHOST set,
+# the server named by PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE is used instead.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= data/sample
+
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR := $(CURDIR)/.dbt
+# Runs a command with the PG* variables pointing at the chosen server.
+WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
+
+.PHONY: help venv data load build docs counts run test pytest dbt-test lint stop status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create .venv and install the pinned requirements
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+.dbt/profiles.yml: profiles.yml.example
+	@mkdir -p .dbt && cp profiles.yml.example $@
+
+data: venv ## generate the default sample into data/sample (unless it is there)
+	@if [ -d $(DATA_DIR)/log_data ]; then echo "sample data already in $(DATA_DIR)"; \
+	else $(BIN)/python ingest/generate_data.py --out $(DATA_DIR); fi
+
+load: data ## raw-load data/sample into PostgreSQL
+	$(WITH_PG) $(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR)
+
+build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit tests
+	$(WITH_PG) $(BIN)/dbt build
+
+docs: venv .dbt/profiles.yml ## generate the static dbt docs site (target/static_index.html)
+	$(WITH_PG) $(BIN)/dbt docs generate --static
+	@echo "docs: open target/static_index.html in a browser"
+
+counts: venv ## print the row count of each mart
+	$(WITH_PG) $(BIN)/python ingest/mart_counts.py
+
+run: load build docs counts ## the whole job: sample -> load -> dbt build -> docs -> counts
+
+test: lint pytest dbt-test ## every test (what CI runs)
+
+pytest: venv .dbt/profiles.yml ## the Python tests, against a real PostgreSQL
+	$(WITH_PG) $(BIN)/pytest
+
+dbt-test: load .dbt/profiles.yml ## dbt build on the sample: models, data tests, unit tests
+	$(WITH_PG) $(BIN)/dbt build
+
+lint: venv ## ruff and sqlfluff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint models macros analyses
+
+stop: ## stop the embedded PostgreSQL
+	@$(BIN)/python ingest/embedded_pg.py stop
+
+status: ## is the embedded PostgreSQL running?
+	@$(BIN)/python ingest/embedded_pg.py status
+
+clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
+	rm -rf data target logs .dbt .pgdata
