@@ -141,7 +141,8 @@ def run(roots: dict[str, Path]) -> dict[str, float]:
         "files_replaced": replaced,
         "files_unchanged": len(load_plan.unchanged),
         "files_skipped": len(skipped),
-        "rows": progress.rows,
+        "event_rows": progress.rows_by_kind["events"],
+        "song_rows": progress.rows_by_kind["songs"],
         "rejects": progress.rejects,
         "seconds": time.monotonic() - started,
     }
@@ -160,7 +161,8 @@ def summary_line(stats: dict[str, float]) -> str:
     return (
         f"loaded {stats['files_loaded']} files ({stats['files_replaced']} replaced), "
         f"{stats['files_unchanged']} unchanged, {stats['files_skipped']} skipped as not data; "
-        f"{stats['rows']} rows, {stats['rejects']} rejects, in {stats['seconds']:.1f} s"
+        f"{stats['event_rows']} event rows, {stats['song_rows']} song rows, "
+        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s"
     )
 
 

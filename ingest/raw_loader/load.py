@@ -269,11 +269,14 @@ class Progress:
     def __post_init__(self) -> None:
         self.started = time.monotonic()
         self.last = self.started
+        self.rows_by_kind: dict[str, int] = {"songs": 0, "events": 0}
 
     def add(self, results: list[FileResult]) -> None:
         self.files += len(results)
         self.bytes += sum(r.file.size for r in results)
         self.rows += sum(r.rows for r in results)
+        for r in results:
+            self.rows_by_kind[r.file.kind] += r.rows
         self.rejects += sum(r.rejects for r in results)
         now = time.monotonic()
         if now - self.last >= self.every_seconds or self.files == self.total_files:

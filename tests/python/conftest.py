@@ -1,0 +1,106 @@
+"""Shared fixtures: a real PostgreSQL, a fresh database per test, and the project's CLIs.
+
+The server is the one PGHOST names, or else the embedded one (started on demand),
+exactly as the make targets choose. Each test that needs a database gets its own,
+created empty and dropped afterwards, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UDACITY_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "udacity-sample"
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    """The environment that points at the test server (PGDATABASE not yet chosen)."""
+    if os.environ.get("PGHOST"):
+        return dict(os.environ)
+    import embedded_pg
+
+    return {**os.environ, **embedded_pg.start()}
+
+
+@pytest.fixture
+def db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """An environment whose PGDATABASE is a new, empty database, dropped after the test."""
+    name = f"sparkify_pytest_{uuid.uuid4().hex[:12]}"
+    admin = _admin_conninfo(server_env)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield {**server_env, "PGDATABASE": name}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+def _admin_conninfo(env: dict[str, str]) -> str:
+    # Connect to the maintenance database of the same server to create/drop ours.
+    keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password"}
+    parts = [f"{key}={env[var]}" for var, key in keys.items() if env.get(var)]
+    return " ".join([*parts, "dbname=postgres"])
+
+
+def connect(env: dict[str, str]) -> psycopg.Connection:
+    return psycopg.connect(
+        _admin_conninfo(env).replace("dbname=postgres", f"dbname={env['PGDATABASE']}")
+    )
+
+
+def run_loader(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run `python ingest/load_raw.py` as a user would, and capture what it says."""
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run dbt with the example profile copied unchanged, and its own target folder."""
+    profiles = tmp_path / "dbt-profiles"
+    profiles.mkdir(exist_ok=True)
+    shutil.copy(REPO_ROOT / "profiles.yml.example", profiles / "profiles.yml")
+    dbt_env = {**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
+    return subprocess.run(
+        [
+            str(VENV_BIN / "dbt"),
+            *args,
+            "--project-dir",
+            str(REPO_ROOT),
+            "--target-path",
+            str(tmp_path / "dbt-target"),
+            "--log-path",
+            str(tmp_path / "dbt-logs"),
+        ],
+        env=dbt_env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO_ROOT,
+    )
+
+
+def write_lines(path: Path, lines: list[bytes], *, trailing_newline: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
+    path.write_bytes(data)
+    return path

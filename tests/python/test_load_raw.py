@@ -1,0 +1,269 @@
+"""The raw loader against a real PostgreSQL: nothing lost, nothing doubled, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import UDACITY_SAMPLE, connect, run_loader, write_lines
+
+from raw_loader.files import LocalFileSource, SourceFile
+from raw_loader.load import PlannedFile, load_batch
+from raw_loader.schema import ensure_schema
+
+EVENT = {
+    "artist": "Des'ree",
+    "auth": "Logged In",
+    "firstName": "Kaylee",
+    "gender": "F",
+    "itemInSession": 1,
+    "lastName": "Summers",
+    "length": 246.30812,
+    "level": "free",
+    "location": "Phoenix-Mesa-Scottsdale, AZ",
+    "method": "PUT",
+    "page": "NextSong",
+    "registration": 1540344794796.0,
+    "sessionId": 139,
+    "song": "You Gotta Be",
+    "status": 200,
+    "ts": 1541106106796,
+    "userAgent": '"Mozilla/5.0 (Windows NT 6.1; WOW64)"',
+    "userId": "8",
+}
+SONG = {
+    "num_songs": 1,
+    "artist_id": "AR62SOJ1187FB47BB5",
+    "artist_latitude": None,
+    "artist_longitude": None,
+    "artist_location": "",
+    "artist_name": "Chase & Status",
+    "song_id": "SOGVQGJ12AB017F169",
+    "title": "Ten Tonne",
+    "duration": 337.68444,
+    "year": 2005,
+}
+
+
+def event_line(**changes: object) -> bytes:
+    return json.dumps({**EVENT, **changes}, separators=(",", ":")).encode()
+
+
+def make_feed(root: Path, days: int = 3, per_day: int = 5) -> Path:
+    for day in range(1, days + 1):
+        lines = [
+            event_line(ts=1541000000000 + day * 86_400_000 + i, itemInSession=i)
+            for i in range(per_day)
+        ]
+        write_lines(root / "log_data" / "2018" / "11" / f"2018-11-{day:02d}-events.json", lines)
+    for n in range(3):
+        song = {**SONG, "song_id": f"SOTEST{n:012d}", "title": f"Song {n}"}
+        (root / "song_data" / "A" / "B" / "C").mkdir(parents=True, exist_ok=True)
+        (root / "song_data" / "A" / "B" / "C" / f"TRTEST{n:012d}.json").write_text(json.dumps(song))
+    return root
+
+
+def counts(env: dict[str, str]) -> dict[str, int]:
+    with connect(env) as conn:
+        return {
+            table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
+            for table in ("events", "songs", "rejects", "load_manifest")
+        }
+
+
+def test_loads_every_line_and_file(db_env, tmp_path):
+    feed = make_feed(tmp_path / "feed", days=3, per_day=5)
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    assert counts(db_env) == {"events": 15, "songs": 3, "rejects": 0, "load_manifest": 6}
+    assert "15 event rows, 3 song rows, 0 rejects" in result.stdout
+    with connect(db_env) as conn:
+        row = conn.execute(
+            "select source_file, line_number, payload from raw.events order by 1, 2 limit 1"
+        ).fetchone()
+    assert row[0] == "log_data/2018/11/2018-11-01-events.json"
+    assert row[1] == 1
+    assert row[2] == json.loads(event_line(ts=1541000000000 + 86_400_000, itemInSession=0))
+
+
+def test_rerun_loads_nothing_new(db_env, tmp_path):
+    feed = make_feed(tmp_path / "feed")
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    with connect(db_env) as conn:
+        before = conn.execute(
+            "select source_file, checksum, loaded_at from raw.load_manifest order by 1"
+        ).fetchall()
+    again = run_loader(db_env, "--data-dir", feed)
+    assert again.returncode == 0
+    assert "loaded 0 files" in again.stdout
+    with connect(db_env) as conn:
+        after = conn.execute(
+            "select source_file, checksum, loaded_at from raw.load_manifest order by 1"
+        ).fetchall()
+    assert before == after
+    assert counts(db_env)["events"] == 15
+
+
+def test_changed_file_replaces_its_rows(db_env, tmp_path):
+    feed = make_feed(tmp_path / "feed")
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    day = feed / "log_data" / "2018" / "11" / "2018-11-02-events.json"
+    write_lines(day, [event_line(ts=1, itemInSession=i, song="changed") for i in range(2)])
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    assert "1 replaced" in result.stdout
+    with connect(db_env) as conn:
+        songs = conn.execute(
+            "select payload->>'song' from raw.events where source_file like %s",
+            ["%2018-11-02-events.json"],
+        ).fetchall()
+        manifest_rows = conn.execute(
+            "select row_count from raw.load_manifest where source_file like %s", ["%2018-11-02%"]
+        ).fetchone()[0]
+    assert songs == [("changed",), ("changed",)]
+    assert manifest_rows == 2
+    assert counts(db_env)["events"] == 12
+
+
+def test_hostile_lines_are_rejected_with_a_reason(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    lines = [
+        event_line(itemInSession=0),  # 1 ok
+        b"",  # 2 blank: not input
+        b"not json at all",  # 3
+        b"[1, 2, 3]",  # 4
+        b'{"userId": "1", "bad": "\xff\xfe"}',  # 5 invalid UTF-8
+        b'{"userId": "1", "song": "nul \\u0000 inside"}',  # 6 jsonb refuses \u0000
+        b"   \t ",  # 7 whitespace only: not input
+        event_line(itemInSession=8),  # 8 ok
+        b'{"userId": "1", "ts": NaN}',  # 9 NaN is not JSON
+        b'{"artist":null,"auth":"Logged In","firstName":"Kay',  # 10 truncated last line
+    ]
+    write_lines(feed / "log_data" / "2018-11-01-events.json", lines)
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    with connect(db_env) as conn:
+        landed = [r[0] for r in conn.execute("select line_number from raw.events order by 1")]
+        rejects = conn.execute(
+            "select line_number, reason, line from raw.rejects order by 1"
+        ).fetchall()
+        manifest = conn.execute("select row_count, reject_count from raw.load_manifest").fetchone()
+    assert landed == [1, 8]
+    assert [(n, reason) for n, reason, _ in rejects] == [
+        (3, "not_json"),
+        (4, "not_an_object"),
+        (5, "invalid_utf8"),
+        (6, "jsonb_refused"),
+        (9, "not_json"),
+        (10, "truncated"),
+    ]
+    # The raw bytes are kept exactly, even when they are not UTF-8.
+    assert bytes(rejects[2][2]) == lines[4]
+    assert manifest == (2, 6)
+    assert "6 rejects" in result.stdout
+
+
+def test_bom_crlf_and_gzip_are_read_transparently(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    crlf = b"\xef\xbb\xbf" + b"\r\n".join(event_line(itemInSession=i) for i in range(3)) + b"\r\n"
+    (feed / "log_data").mkdir(parents=True)
+    (feed / "log_data" / "2018-11-01-events.json").write_bytes(crlf)
+    (feed / "log_data" / "2018-11-02-events.json.gz").write_bytes(
+        gzip.compress(b"\n".join(event_line(itemInSession=i, ts=2) for i in range(4)))
+    )
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    assert counts(db_env)["events"] == 7
+    assert counts(db_env)["rejects"] == 0
+
+
+def test_non_data_files_are_skipped_and_reported(db_env, tmp_path):
+    feed = make_feed(tmp_path / "feed", days=1, per_day=2)
+    (feed / "log_data" / "README.txt").write_text("not data")
+    (feed / "log_data" / ".DS_Store").write_bytes(b"\x00\x01")
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0
+    assert "2 skipped as not data" in result.stdout
+    assert "log_data/README.txt" in result.stderr
+    assert counts(db_env)["load_manifest"] == 4
+
+
+def test_unreachable_database_is_one_line_and_exit_1(tmp_path, server_env):
+    feed = make_feed(tmp_path / "feed", days=1, per_day=1)
+    env = {**server_env, "PGHOST": str(tmp_path / "no-server-here"), "PGDATABASE": "x"}
+    result = run_loader(env, "--data-dir", feed)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot reach PostgreSQL" in result.stderr
+
+
+def test_missing_folder_is_a_usage_error(server_env, tmp_path):
+    result = run_loader(server_env, "--data-dir", tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"load_raw: no such folder: {tmp_path / 'nowhere'}"
+
+
+def test_help_explains_exit_codes(server_env):
+    result = run_loader(server_env, "--help")
+    assert result.returncode == 0
+    assert "exit codes" in result.stdout and "raw.rejects" in result.stdout
+
+
+class FailingSource(LocalFileSource):
+    """A real folder whose second file breaks while it is being read (a disk error)."""
+
+    def open(self, source_file: SourceFile):
+        if source_file.name.endswith("02-events.json"):
+            return _BreaksAfter(super().open(source_file).read(), after=10)
+        return super().open(source_file)
+
+
+class _BreaksAfter(io.BytesIO):
+    def __init__(self, data: bytes, after: int):
+        super().__init__(data)
+        self.after = after
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.after:
+            raise OSError("simulated read error")
+        return super().read(min(size if size and size > 0 else self.after, self.after))
+
+
+def test_failure_mid_batch_leaves_nothing_half_loaded(db_env, tmp_path):
+    feed = make_feed(tmp_path / "feed", days=3, per_day=4)
+    source = FailingSource({"events": feed / "log_data"})
+    files, _ = source.list_files()
+    planned = [PlannedFile(f, source.checksum(f), replaces=False) for f in files]
+    with connect(db_env) as conn:
+        conn.autocommit = True
+        ensure_schema(conn)
+        with pytest.raises(OSError):
+            load_batch(conn, source, planned)
+    assert counts(db_env) == {"events": 0, "songs": 0, "rejects": 0, "load_manifest": 0}
+    # And the real loader then loads everything, once.
+    assert run_loader(db_env, "--log-data", feed / "log_data").returncode == 0
+    assert counts(db_env)["events"] == 12
+
+
+@pytest.mark.skipif(
+    not UDACITY_SAMPLE.exists(), reason=f"the public sample is not at {UDACITY_SAMPLE}"
+)
+def test_udacity_sample_every_line_lands(db_env, tmp_path):
+    feed = tmp_path / "udacity"
+    shutil.copytree(UDACITY_SAMPLE, feed)
+    expected_events = sum(
+        1
+        for path in (feed / "log_data").rglob("*.json")
+        for line in path.read_bytes().split(b"\n")
+        if line.strip()
+    )
+    expected_songs = len(list((feed / "song_data").rglob("*.json")))
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    got = counts(db_env)
+    assert (got["events"], got["songs"], got["rejects"]) == (expected_events, expected_songs, 0)
+    assert expected_events == 8056
