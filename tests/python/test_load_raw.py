@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import UDACITY_SAMPLE, connect, run_loader, write_lines
 
+from conftest import UDACITY_SAMPLE, connect, run_loader, write_lines
 from raw_loader.files import LocalFileSource, SourceFile
 from raw_loader.load import PlannedFile, load_batch
 from raw_loader.schema import ensure_schema
