@@ -1,0 +1,151 @@
+with
+
+source as (
+    select
+        source_file,
+        line_number,
+        payload,
+        loaded_at
+    from {{ source('sparkify', 'events') }}
+),
+
+-- Every field is read as text first: a damaged feed can put any JSON type
+-- in any field, and no value may fail the build.
+fields as (
+    select
+        source_file,
+        line_number,
+        loaded_at,
+        trim({{ json_text('payload', 'userId') }}) as user_id_text,
+        trim({{ json_text('payload', 'sessionId') }}) as session_id_text,
+        trim({{ json_text('payload', 'itemInSession') }}) as item_text,
+        trim({{ json_text('payload', 'ts') }}) as ts_text,
+        trim({{ json_text('payload', 'length') }}) as length_text,
+        trim({{ json_text('payload', 'status') }}) as status_text,
+        trim({{ json_text('payload', 'registration') }}) as registration_text,
+        nullif(trim({{ json_text('payload', 'firstName') }}), '') as first_name,
+        nullif(trim({{ json_text('payload', 'lastName') }}), '') as last_name,
+        upper(nullif(trim({{ json_text('payload', 'gender') }}), '')) as gender,
+        lower(nullif(trim({{ json_text('payload', 'level') }}), '')) as level,
+        nullif(trim({{ json_text('payload', 'location') }}), '') as location,
+        nullif(trim({{ json_text('payload', 'userAgent') }}), '') as user_agent,
+        nullif(trim({{ json_text('payload', 'auth') }}), '') as auth,
+        nullif(trim({{ json_text('payload', 'page') }}), '') as page,
+        nullif(trim({{ json_text('payload', 'method') }}), '') as method,
+        nullif(trim({{ json_text('payload', 'song') }}), '') as song_title,
+        nullif(trim({{ json_text('payload', 'artist') }}), '') as artist_name
+    from source
+),
+
+numbers as (
+    select
+        *,
+        {{ safe_to_numeric('user_id_text') }} as user_id_number,
+        {{ safe_to_numeric('session_id_text') }} as session_id_number,
+        {{ safe_to_numeric('item_text') }} as item_number,
+        {{ safe_to_numeric('ts_text') }} as ts_number,
+        {{ safe_to_numeric('length_text') }} as song_length,
+        {{ safe_to_numeric('status_text') }} as status_number,
+        {{ safe_to_numeric('registration_text') }} as registration_number
+    from fields
+    -- Parse each field once per row, however often its result is used.
+    {{ optimization_fence() }}
+),
+
+typed as (
+    select
+        *,
+        -- A numeric user id is written as its whole-number text, so 39,
+        -- "39" and 39.0 are the same user; "" (logged out) becomes null.
+        coalesce(
+            cast(
+                {{ to_integer_or_null('user_id_number', 'bigint') }}
+                as {{ text_type() }}
+            ),
+            nullif(user_id_text, '')
+        ) as user_id,
+        {{ to_integer_or_null('session_id_number') }} as session_id,
+        {{ to_integer_or_null('item_number') }} as item_in_session,
+        {{ to_integer_or_null('ts_number', 'bigint') }} as ts_ms,
+        {{ to_integer_or_null('status_number') }} as status,
+        {{ epoch_ms_to_timestamp('registration_number') }} as registered_at
+    from numbers
+),
+
+-- The parts of the event's natural identity. A value that does not parse
+-- takes part as its raw text, so distinct damaged rows stay apart while a
+-- line delivered twice still gets the same key.
+natural_identity as (
+    select
+        *,
+        coalesce(
+            cast(session_id as {{ text_type() }}), session_id_text
+        ) as session_key,
+        coalesce(
+            cast(item_in_session as {{ text_type() }}), item_text
+        ) as item_key,
+        coalesce(cast(ts_ms as {{ text_type() }}), ts_text) as ts_key
+    from typed
+),
+
+keyed as (
+    select
+        *,
+        {{ surrogate_key([
+            'user_id', 'session_key', 'item_key', 'ts_key',
+        ]) }} as event_id,
+        {{ epoch_ms_to_timestamp('ts_ms') }} as event_at
+    from natural_identity
+),
+
+deduplicated as (
+    select
+        *,
+        row_number() over (
+            partition by event_id
+            order by source_file, line_number
+        ) as delivery_rank,
+        count(*) over (partition by event_id) as delivery_count
+    from keyed
+),
+
+final as (
+    select
+        event_id,
+        user_id,
+        session_id,
+        item_in_session,
+        first_name,
+        last_name,
+        gender,
+        level,
+        location,
+        {{ strip_wrapping_quotes('user_agent') }} as user_agent,
+        auth,
+        page,
+        method,
+        song_title,
+        artist_name,
+        song_length,
+        status,
+        coalesce(page = 'NextSong', false) as is_song_play,
+        event_at is not null as has_valid_ts,
+        session_id_text is null or session_id is not null
+        as has_valid_session_id,
+        item_text is null or item_in_session is not null
+        as has_valid_item_in_session,
+        length_text is null or song_length is not null as has_valid_length,
+        status_text is null or status is not null as has_valid_status,
+        registration_text is null or registered_at is not null
+        as has_valid_registration,
+        event_at,
+        registered_at,
+        loaded_at,
+        source_file,
+        line_number,
+        cast(delivery_count as integer) as delivery_count
+    from deduplicated
+    where delivery_rank = 1
+)
+
+select * from final

@@ -1,0 +1,118 @@
+with
+
+source as (
+    select
+        source_file,
+        line_number,
+        payload,
+        loaded_at
+    from {{ source('sparkify', 'songs') }}
+),
+
+-- Every field is read as text first: a damaged feed can put any JSON type
+-- in any field, and no value may fail the build.
+fields as (
+    select
+        source_file,
+        line_number,
+        loaded_at,
+        nullif(trim({{ json_text('payload', 'song_id') }}), '') as song_id,
+        nullif(trim({{ json_text('payload', 'artist_id') }}), '') as artist_id,
+        nullif(trim({{ json_text('payload', 'title') }}), '') as title,
+        nullif(trim({{ json_text('payload', 'artist_name') }}), '')
+        as artist_name,
+        nullif(trim({{ json_text('payload', 'artist_location') }}), '')
+        as artist_location,
+        trim({{ json_text('payload', 'duration') }}) as duration_text,
+        trim({{ json_text('payload', 'year') }}) as year_text,
+        trim({{ json_text('payload', 'artist_latitude') }}) as latitude_text,
+        trim({{ json_text('payload', 'artist_longitude') }}) as longitude_text,
+        trim({{ json_text('payload', 'num_songs') }}) as num_songs_text
+    from source
+    -- A song file without a song_id cannot be keyed; the source test
+    -- json_field_present counts these files.
+    where nullif(trim({{ json_text('payload', 'song_id') }}), '') is not null
+),
+
+numbers as (
+    select
+        *,
+        {{ safe_to_numeric('duration_text') }} as duration_number,
+        {{ safe_to_numeric('year_text') }} as year_number,
+        {{ safe_to_numeric('latitude_text') }} as latitude_number,
+        {{ safe_to_numeric('longitude_text') }} as longitude_number,
+        {{ safe_to_numeric('num_songs_text') }} as num_songs_number
+    from fields
+    -- Parse each field once per row, however often its result is used.
+    {{ optimization_fence() }}
+),
+
+typed as (
+    select
+        *,
+        case
+            when duration_number > 0 then duration_number
+        end as duration,
+        -- The feed writes 0 for an unknown year.
+        nullif({{ to_integer_or_null('year_number') }}, 0) as year,
+        case
+            when latitude_number between -90 and 90 then latitude_number
+        end as artist_latitude,
+        case
+            when longitude_number between -180 and 180 then longitude_number
+        end as artist_longitude,
+        {{ to_integer_or_null('num_songs_number') }} as num_songs
+    from numbers
+),
+
+deduplicated as (
+    select
+        *,
+        -- The same song_id in several files: keep the most complete row,
+        -- then the lowest file name and line.
+        row_number() over (
+            partition by song_id
+            order by
+                (case when title is not null then 1 else 0 end)
+                + (case when artist_id is not null then 1 else 0 end)
+                + (case when artist_name is not null then 1 else 0 end)
+                + (case when artist_location is not null then 1 else 0 end)
+                + (case when duration is not null then 1 else 0 end)
+                + (case when year is not null then 1 else 0 end)
+                + (case when artist_latitude is not null then 1 else 0 end)
+                + (case when artist_longitude is not null then 1 else 0 end)
+                desc,
+                source_file asc,
+                line_number asc
+        ) as delivery_rank,
+        count(*) over (partition by song_id) as delivery_count
+    from typed
+),
+
+final as (
+    select
+        song_id,
+        artist_id,
+        title,
+        artist_name,
+        artist_location,
+        duration,
+        artist_latitude,
+        artist_longitude,
+        year,
+        num_songs,
+        duration_text is null or duration is not null as has_valid_duration,
+        year_text is null or year_number = 0 or year is not null
+        as has_valid_year,
+        (latitude_text is null or artist_latitude is not null)
+        and (longitude_text is null or artist_longitude is not null)
+        as has_valid_coordinates,
+        loaded_at,
+        source_file,
+        line_number,
+        cast(delivery_count as integer) as delivery_count
+    from deduplicated
+    where delivery_rank = 1
+)
+
+select * from final
