@@ -11,8 +11,6 @@
         from {{ upstream_relation }} as upstream_rows
         where
             upstream_rows.{{ upstream_key }} = target_rows.{{ target_key }}
-            {%- if condition %}
-            and ({{ condition }})
-            {%- endif %}
+            and ({{ condition if condition else 'true' }})
     )
 {%- endmacro %}

@@ -3,7 +3,9 @@
     never a float division of seconds. A fractional millisecond is rounded.
     A value outside [1970-01-01, 2100-01-01) becomes null, never an error. -#}
 {% macro epoch_ms_to_timestamp(expression) -%}
-    {{ return(adapter.dispatch('epoch_ms_to_timestamp', 'sparkify')(expression)) }}
+    {{ return(
+        adapter.dispatch('epoch_ms_to_timestamp', 'sparkify')(expression)
+    ) }}
 {%- endmacro %}
 
 {% macro default__epoch_ms_to_timestamp(expression) -%}

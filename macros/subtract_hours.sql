@@ -1,6 +1,8 @@
 {#- A timestamp expression moved back by a whole number of hours. -#}
 {% macro subtract_hours(expression, hours) -%}
-    {{ return(adapter.dispatch('subtract_hours', 'sparkify')(expression, hours)) }}
+    {{ return(
+        adapter.dispatch('subtract_hours', 'sparkify')(expression, hours)
+    ) }}
 {%- endmacro %}
 
 {% macro default__subtract_hours(expression, hours) -%}

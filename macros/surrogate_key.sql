@@ -27,10 +27,12 @@
 {%- endmacro %}
 
 {% macro postgres__surrogate_key(field_list) -%}
-    md5(
-        {%- for field in field_list %}
-        coalesce(cast({{ field }} as text), '_dbt_utils_surrogate_key_null_')
-        {%- if not loop.last %} || '-' ||{% endif %}
-        {%- endfor %}
-    )
+    {%- set fields = [] -%}
+    {%- for field in field_list -%}
+        {%- do fields.append(
+            "coalesce(cast(" ~ field ~ " as text), "
+            ~ "'_dbt_utils_surrogate_key_null_')"
+        ) -%}
+    {%- endfor -%}
+    md5({{ fields | join(" || '-' || ") }})
 {%- endmacro %}

@@ -13,6 +13,18 @@ songs as (
     where artist_id is not null
 ),
 
+scored as (
+    select
+        *,
+        -- How many of the artist's attributes this song file knows.
+        (case when artist_name is not null then 1 else 0 end)
+        + (case when artist_location is not null then 1 else 0 end)
+        + (case when artist_latitude is not null then 1 else 0 end)
+        + (case when artist_longitude is not null then 1 else 0 end)
+            as completeness
+    from songs
+),
+
 -- Every song file repeats its artist: keep the most complete description,
 -- then the one from the lowest file name and line.
 ranked as (
@@ -20,16 +32,9 @@ ranked as (
         *,
         row_number() over (
             partition by artist_id
-            order by
-                (case when artist_name is not null then 1 else 0 end)
-                + (case when artist_location is not null then 1 else 0 end)
-                + (case when artist_latitude is not null then 1 else 0 end)
-                + (case when artist_longitude is not null then 1 else 0 end)
-                desc,
-                source_file asc,
-                line_number asc
+            order by completeness desc, source_file asc, line_number asc
         ) as completeness_rank
-    from songs
+    from scored
 ),
 
 final as (

@@ -18,6 +18,9 @@
 
 {%- set lookback_hours = var('songplays_lookback_hours') | int %}
 
+-- The CTEs inside the is_incremental() blocks sit at the top level.
+-- sqlfluff:indentation:template_blocks_indent:false
+
 with
 
 events as (
@@ -55,7 +58,7 @@ songs as (
 watermark as (
     select
         {{ subtract_hours('max(loaded_at)', lookback_hours) }}
-        as rebuild_since
+            as rebuild_since
     from {{ this }}
 ),
 
@@ -71,13 +74,13 @@ recent_songs as (
 
 -- Plays whose matched song row changed or vanished are matched again.
 rematched_plays as (
-    select existing.songplay_id
-    from {{ this }} as existing
+    select built_plays.songplay_id
+    from {{ this }} as built_plays
     cross join watermark
     left join songs
-        on existing.song_id = songs.song_id
+        on built_plays.song_id = songs.song_id
     where
-        existing.song_id is not null
+        built_plays.song_id is not null
         and (
             songs.song_id is null
             or songs.loaded_at > watermark.rebuild_since

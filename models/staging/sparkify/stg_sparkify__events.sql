@@ -28,7 +28,8 @@ fields as (
         upper(nullif(trim({{ json_text('payload', 'gender') }}), '')) as gender,
         lower(nullif(trim({{ json_text('payload', 'level') }}), '')) as level,
         nullif(trim({{ json_text('payload', 'location') }}), '') as location,
-        nullif(trim({{ json_text('payload', 'userAgent') }}), '') as user_agent,
+        nullif(trim({{ json_text('payload', 'userAgent') }}), '')
+            as user_agent_text,
         nullif(trim({{ json_text('payload', 'auth') }}), '') as auth,
         nullif(trim({{ json_text('payload', 'page') }}), '') as page,
         nullif(trim({{ json_text('payload', 'method') }}), '') as method,
@@ -68,7 +69,8 @@ typed as (
         {{ to_integer_or_null('item_number') }} as item_in_session,
         {{ to_integer_or_null('ts_number', 'bigint') }} as ts_ms,
         {{ to_integer_or_null('status_number') }} as status,
-        {{ epoch_ms_to_timestamp('registration_number') }} as registered_at
+        {{ epoch_ms_to_timestamp('registration_number') }} as registered_at,
+        {{ strip_wrapping_quotes('user_agent_text') }} as user_agent
     from numbers
 ),
 
@@ -98,15 +100,37 @@ keyed as (
     from natural_identity
 ),
 
+flagged as (
+    select
+        *,
+        coalesce(page = 'NextSong', false) as is_song_play,
+        event_at is not null as has_valid_ts,
+        (
+            session_id_text is null or session_id is not null
+        ) as has_valid_session_id,
+        (
+            item_text is null or item_in_session is not null
+        ) as has_valid_item_in_session,
+        (
+            length_text is null or song_length is not null
+        ) as has_valid_length,
+        (status_text is null or status is not null) as has_valid_status,
+        (
+            registration_text is null or registered_at is not null
+        ) as has_valid_registration
+    from keyed
+),
+
 deduplicated as (
     select
         *,
+        cast(count(*) over (partition by event_id) as integer)
+            as delivery_count,
         row_number() over (
             partition by event_id
             order by source_file, line_number
-        ) as delivery_rank,
-        count(*) over (partition by event_id) as delivery_count
-    from keyed
+        ) as delivery_rank
+    from flagged
 ),
 
 final as (
@@ -120,7 +144,7 @@ final as (
         gender,
         level,
         location,
-        {{ strip_wrapping_quotes('user_agent') }} as user_agent,
+        user_agent,
         auth,
         page,
         method,
@@ -128,22 +152,19 @@ final as (
         artist_name,
         song_length,
         status,
-        coalesce(page = 'NextSong', false) as is_song_play,
-        event_at is not null as has_valid_ts,
-        session_id_text is null or session_id is not null
-        as has_valid_session_id,
-        item_text is null or item_in_session is not null
-        as has_valid_item_in_session,
-        length_text is null or song_length is not null as has_valid_length,
-        status_text is null or status is not null as has_valid_status,
-        registration_text is null or registered_at is not null
-        as has_valid_registration,
+        is_song_play,
+        has_valid_ts,
+        has_valid_session_id,
+        has_valid_item_in_session,
+        has_valid_length,
+        has_valid_status,
+        has_valid_registration,
         event_at,
         registered_at,
         loaded_at,
         source_file,
         line_number,
-        cast(delivery_count as integer) as delivery_count
+        delivery_count
     from deduplicated
     where delivery_rank = 1
 )

@@ -20,9 +20,9 @@ fields as (
         nullif(trim({{ json_text('payload', 'artist_id') }}), '') as artist_id,
         nullif(trim({{ json_text('payload', 'title') }}), '') as title,
         nullif(trim({{ json_text('payload', 'artist_name') }}), '')
-        as artist_name,
+            as artist_name,
         nullif(trim({{ json_text('payload', 'artist_location') }}), '')
-        as artist_location,
+            as artist_location,
         trim({{ json_text('payload', 'duration') }}) as duration_text,
         trim({{ json_text('payload', 'year') }}) as year_text,
         trim({{ json_text('payload', 'artist_latitude') }}) as latitude_text,
@@ -65,28 +65,42 @@ typed as (
     from numbers
 ),
 
+flagged as (
+    select
+        *,
+        duration_text is null or duration is not null as has_valid_duration,
+        (
+            year_text is null or year_number = 0 or year is not null
+        ) as has_valid_year,
+        (
+            (latitude_text is null or artist_latitude is not null)
+            and (longitude_text is null or artist_longitude is not null)
+        ) as has_valid_coordinates,
+        -- How many of the song's attributes are known.
+        (case when title is not null then 1 else 0 end)
+        + (case when artist_id is not null then 1 else 0 end)
+        + (case when artist_name is not null then 1 else 0 end)
+        + (case when artist_location is not null then 1 else 0 end)
+        + (case when duration is not null then 1 else 0 end)
+        + (case when year is not null then 1 else 0 end)
+        + (case when artist_latitude is not null then 1 else 0 end)
+        + (case when artist_longitude is not null then 1 else 0 end)
+            as completeness
+    from typed
+),
+
 deduplicated as (
     select
         *,
+        cast(count(*) over (partition by song_id) as integer)
+            as delivery_count,
         -- The same song_id in several files: keep the most complete row,
         -- then the lowest file name and line.
         row_number() over (
             partition by song_id
-            order by
-                (case when title is not null then 1 else 0 end)
-                + (case when artist_id is not null then 1 else 0 end)
-                + (case when artist_name is not null then 1 else 0 end)
-                + (case when artist_location is not null then 1 else 0 end)
-                + (case when duration is not null then 1 else 0 end)
-                + (case when year is not null then 1 else 0 end)
-                + (case when artist_latitude is not null then 1 else 0 end)
-                + (case when artist_longitude is not null then 1 else 0 end)
-                desc,
-                source_file asc,
-                line_number asc
-        ) as delivery_rank,
-        count(*) over (partition by song_id) as delivery_count
-    from typed
+            order by completeness desc, source_file asc, line_number asc
+        ) as delivery_rank
+    from flagged
 ),
 
 final as (
@@ -101,16 +115,13 @@ final as (
         artist_longitude,
         year,
         num_songs,
-        duration_text is null or duration is not null as has_valid_duration,
-        year_text is null or year_number = 0 or year is not null
-        as has_valid_year,
-        (latitude_text is null or artist_latitude is not null)
-        and (longitude_text is null or artist_longitude is not null)
-        as has_valid_coordinates,
+        has_valid_duration,
+        has_valid_year,
+        has_valid_coordinates,
         loaded_at,
         source_file,
         line_number,
-        cast(delivery_count as integer) as delivery_count
+        delivery_count
     from deduplicated
     where delivery_rank = 1
 )
