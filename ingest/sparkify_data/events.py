@@ -101,38 +101,68 @@ SESSION_MU, SESSION_SIGMA, SESSION_MAX = 1.35, 1.25, 400  # logged-in actions pe
 MEAN_EVENTS_PER_SESSION = 8.25
 MAX_USER_TRIES = 8  # a session whose user is still busy re-draws this many times
 
-_LOGGED_OUT_TEMPLATE = (
-    '{"artist":null,"auth":"Logged Out","firstName":null,"gender":null,'
-    '"itemInSession":%d,"lastName":null,"length":null,"level":"%s","location":null,'
-    '"method":"%s","page":"%s","registration":null,"sessionId":%d,"song":null,'
-    '"status":%d,"ts":%d,"userAgent":null,"userId":""}'
-)
-
 
 def json_string(text: str) -> str:
     """A JSON string literal as the feed writes it: ASCII with \\u escapes, "/" as "\\/"."""
     return json.dumps(text).replace("/", "\\/")
 
 
-def user_template(user: User) -> str:
-    """The logged-in line for ``user`` with %-slots for the varying fields.
+@dataclass(frozen=True, slots=True)
+class UserFragments:
+    """A user's fixed JSON between the varying fields of a logged-in line.
 
-    Slots, in order: artist, itemInSession, length, level, method, page, sessionId, song,
-    status, ts.
+    A line is ``{"artist":A`` + head + item + last + length + ``,"level":"L"`` + loc
+    + method + ``","page":"P"`` + reg + sessionId + ``,"song":S,"status":N,"ts":T`` + tail.
+    ``song_free``/``song_paid`` join level to reg for NextSong lines (the hot path).
     """
 
-    def js(text: str) -> str:
-        return json_string(text).replace("%", "%%")
+    head: str
+    last: str
+    loc: str
+    reg: str
+    tail: str
+    song_free: str
+    song_paid: str
 
+
+def user_fragments(user: User) -> UserFragments:
+    head = (
+        f',"auth":"Logged In","firstName":{json_string(user.first_name)}'
+        f',"gender":{json_string(user.gender)},"itemInSession":'
+    )
+    last = f',"lastName":{json_string(user.last_name)},"length":'
+    loc = f',"location":{json_string(user.location)},"method":"'
+    reg = f',"registration":{user.registration!r},"sessionId":'
+    tail = f',"userAgent":{json_string(user.user_agent)},"userId":{json_string(user.user_id)}}}'
+    return UserFragments(
+        head=head,
+        last=last,
+        loc=loc,
+        reg=reg,
+        tail=tail,
+        song_free=f',"level":"free"{loc}PUT","page":"NextSong"{reg}',
+        song_paid=f',"level":"paid"{loc}PUT","page":"NextSong"{reg}',
+    )
+
+
+def page_line(f: UserFragments, page: str, item: int, level: str, sid: int, ts: int) -> str:
+    """A logged-in line for any page but NextSong (artist, song and length are null)."""
+    method, status = PAGE_METHOD_STATUS[page]
     return (
-        '{"artist":%s,"auth":"Logged In","firstName":' + js(user.first_name)
-        + ',"gender":' + js(user.gender)
-        + ',"itemInSession":%d,"lastName":' + js(user.last_name)
-        + ',"length":%s,"level":"%s","location":' + js(user.location)
-        + ',"method":"%s","page":"%s","registration":' + repr(user.registration)
-        + ',"sessionId":%d,"song":%s,"status":%d,"ts":%d,"userAgent":' + js(user.user_agent)
-        + ',"userId":' + js(user.user_id) + "}"
-    )  # fmt: skip
+        f'{{"artist":null{f.head}{item}{f.last}null,"level":"{level}"{f.loc}{method}'
+        f'","page":"{page}"{f.reg}{sid},"song":null,"status":{status},"ts":{ts}{f.tail}'
+    )
+
+
+def logged_out_line(page: str, item: int, level: str, sid: int, ts: int) -> str:
+    """A logged-out line: userId "", personal fields null, level still set."""
+    method, status = PAGE_METHOD_STATUS[page]
+    return (
+        '{"artist":null,"auth":"Logged Out","firstName":null,"gender":null,'
+        f'"itemInSession":{item},"lastName":null,"length":null,"level":"{level}",'
+        f'"location":null,"method":"{method}","page":"{page}","registration":null,'
+        f'"sessionId":{sid},"song":null,"status":{status},"ts":{ts},"userAgent":null,"userId":""}}'
+    )
 
 
 # (artist JSON, song JSON, length JSON, length seconds, truth tail, kind)
@@ -146,8 +176,8 @@ def _render(song: Song, form: PlayForm, in_catalogue: bool) -> _Rendered:
         else ",,not_in_catalogue"
     )
     return (
-        json_string(form.artist).replace("%", "%%"),
-        json_string(form.title).replace("%", "%%"),
+        json_string(form.artist),
+        json_string(form.title),
         repr(form.length),
         form.length,
         tail,
@@ -162,12 +192,22 @@ def _zipf_cumulative(n: int, rng: random.Random, exponent: float = 0.9) -> list[
     return list(accumulate(1.0 / (r + 5) ** exponent for r in ranks))
 
 
-def _cumulative(pairs: Sequence[tuple[str, float]]) -> tuple[list[str], list[float]]:
+def _guarded(cum: list[float]) -> tuple[list[float], float]:
+    """(cumulative weights with the last one infinite, total): ``bisect(c, random() * total)``
+    then always lands on a valid index, even when the product rounds up to the total."""
+    if not cum:
+        return [float("inf")], 0.0
+    return [*cum[:-1], float("inf")], cum[-1]
+
+
+def _page_table(pairs: Sequence[tuple[str, float]]) -> tuple[float, list[str], list[float]]:
+    """(probability of NextSong, the other pages, their guarded cumulative probabilities)."""
     total = sum(w for _, w in pairs)
-    names = [name for name, _ in pairs]
-    cum = list(accumulate(w / total for _, w in pairs))
-    cum[-1] = 1.0
-    return names, cum
+    p_song = sum(w for name, w in pairs if name == "NextSong") / total
+    others = [(name, w) for name, w in pairs if name != "NextSong"]
+    cum, _ = _guarded(list(accumulate(w for _, w in others)))
+    other_total = sum(w for _, w in others)
+    return p_song, [name for name, _ in others], [c / other_total for c in cum]
 
 
 @dataclass(slots=True)
@@ -203,10 +243,10 @@ class EventSimulator:
         self._near = near_miss_share
 
         self._uids = [u.user_id for u in users]
-        self._templates = [user_template(u) for u in users]
+        self._frags = [user_fragments(u) for u in users]
         self._level = [u.initial_level for u in users]
         self._busy = [0] * len(users)  # last second of each user's latest session
-        self._user_cum = list(accumulate(u.activity for u in users))
+        self._user_cum, self._user_total = _guarded(list(accumulate(u.activity for u in users)))
         self.users_seen: set[int] = set()
         self.level_change_users: set[str] = set()
         self._pending_changes: list[tuple[int, int]] = []  # (ts, user index) of Submit events
@@ -218,16 +258,13 @@ class EventSimulator:
             for s in songs
         ]
         self._hidden = [_render(s, hidden_form(s, form_rng), False) for s in catalogue.hidden]
-        self._cat_cum = _zipf_cumulative(len(songs), form_rng)
-        self._hid_cum = _zipf_cumulative(len(self._hidden), form_rng)
+        self._cat_cum, self._cat_total = _guarded(_zipf_cumulative(len(songs), form_rng))
+        self._hid_cum, self._hid_total = _guarded(_zipf_cumulative(len(self._hidden), form_rng))
         if not self._hidden:
             self._match = 1.0
 
-        self._pages = {
-            "free": _cumulative(_FREE_PAGES),
-            "paid": _cumulative(_PAID_PAGES),
-        }
-        self._hour_cum = list(accumulate(HOUR_WEIGHTS))
+        self._pages = {"free": _page_table(_FREE_PAGES), "paid": _page_table(_PAID_PAGES)}
+        self._hour_cum, self._hour_total = _guarded(list(accumulate(HOUR_WEIGHTS)))
         week_mean = sum(WEEKDAY_WEIGHTS) / 7
         self._weekday = [w / week_mean for w in WEEKDAY_WEIGHTS]
         self._heap: list[tuple[int, int, int, list[Event]]] = []
@@ -242,7 +279,7 @@ class EventSimulator:
         weekday = (day_start // 86_400 + 3) % 7  # 1970-01-01 was a Thursday
         expected = self._events_per_day * self._weekday[weekday] * rng.lognormvariate(0, 0.2)
         n = max(0, round(expected / MEAN_EVENTS_PER_SESSION))
-        total = self._hour_cum[-1]
+        total = self._hour_total
         hour_cum = self._hour_cum
         rnd = rng.random
         starts = [
@@ -254,10 +291,9 @@ class EventSimulator:
     def _pick_user(self, start: int) -> int | None:
         rnd = self._rng.random
         cum = self._user_cum
-        total = cum[-1]
-        last = len(cum) - 1
+        total = self._user_total
         for _ in range(MAX_USER_TRIES):
-            u = min(bisect(cum, rnd() * total), last)
+            u = bisect(cum, rnd() * total)
             if self._busy[u] < start:
                 return u
         return None
@@ -319,7 +355,7 @@ class EventSimulator:
         self.users_seen.add(u)
 
         level = self._level[u]
-        tpl = self._templates[u]
+        frags = self._frags[u]
         uid = self._uids[u]
         out: list[Event] = []
         append = out.append
@@ -328,24 +364,14 @@ class EventSimulator:
 
         def logged_out(page: str) -> None:
             nonlocal item
-            method, status = PAGE_METHOD_STATUS[page]
             ts = t * 1000 + MS_OFFSET
-            append(
-                (
-                    ts,
-                    _LOGGED_OUT_TEMPLATE % (item, level, method, page, sid, status, ts),
-                    None,
-                    KIND_LOGGED_OUT,
-                )
-            )
+            append((ts, logged_out_line(page, item, level, sid, ts), None, KIND_LOGGED_OUT))
             item += 1
 
         def logged_in(page: str, kind: int = KIND_OTHER) -> None:
             nonlocal item
-            method, status = PAGE_METHOD_STATUS[page]
             ts = t * 1000 + MS_OFFSET
-            line = tpl % ("null", item, "null", level, method, page, sid, "null", status, ts)
-            append((ts, line, None, kind))
+            append((ts, page_line(frags, page, item, level, sid, ts), None, kind))
             item += 1
 
         # A visit may open logged out: home page (sometimes About/Help), then Login.
@@ -365,32 +391,40 @@ class EventSimulator:
         match, near = self._match, self._near
         exact, near_forms, hidden = self._exact, self._near_forms, self._hidden
         cat_cum, hid_cum = self._cat_cum, self._hid_cum
-        cat_total, hid_total = cat_cum[-1], hid_cum[-1]
-        cat_last, hid_last = len(cat_cum) - 1, len(hid_cum) - 1
-        names, cum = self._pages[level]
+        cat_total, hid_total = self._cat_total, self._hid_total
+        p_song, names, cum = self._pages[level]
+        head, last, tail_json = frags.head, frags.last, frags.tail
+        mid = frags.song_paid if level == "paid" else frags.song_free
 
         playing = 0.0  # length of the song currently playing, 0 when none
         actions = min(int(rng.lognormvariate(SESSION_MU, SESSION_SIGMA)) + 1, SESSION_MAX)
         while actions > 0:
             actions -= 1
-            page = names[bisect(cum, rnd())]
-            if page == "NextSong":
+            if rnd() < p_song:  # NextSong: the hot path, inlined
                 t += int(playing) if playing else 1 + int(expo(1 / 60))
                 if rnd() < match:
-                    i = min(bisect(cat_cum, rnd() * cat_total), cat_last)
+                    i = bisect(cat_cum, rnd() * cat_total)
                     artist, song, length_s, playing, tail, kind = (
                         near_forms[i] if rnd() < near else exact[i]
                     )
                 else:
-                    i = min(bisect(hid_cum, rnd() * hid_total), hid_last)
+                    i = bisect(hid_cum, rnd() * hid_total)
                     artist, song, length_s, playing, tail, kind = hidden[i]
                 ts = t * 1000 + MS_OFFSET
-                line = tpl % (artist, item, length_s, level, "PUT", "NextSong", sid, song, 200, ts)
-                append((ts, line, f"{ts},{uid},{sid},{item},{tail}", kind))
+                append(
+                    (
+                        ts,
+                        f'{{"artist":{artist}{head}{item}{last}{length_s}{mid}{sid}'
+                        f',"song":{song},"status":200,"ts":{ts}{tail_json}',
+                        f"{ts},{uid},{sid},{item},{tail}",
+                        kind,
+                    )
+                )
                 item += 1
                 continue
 
             # Any other page: clicked while a song plays, or after a pause.
+            page = names[bisect(cum, rnd())]
             t += int(playing * rnd()) if playing else 1 + int(expo(1 / 60))
             playing = 0.0
             logged_in(page)
@@ -399,7 +433,8 @@ class EventSimulator:
                 logged_in("Submit Upgrade", KIND_UPGRADE)
                 self._pending_changes.append((t * 1000 + MS_OFFSET, u))
                 level = "paid"  # from the next event on
-                names, cum = self._pages[level]
+                p_song, names, cum = self._pages[level]
+                mid = frags.song_paid
                 t += 1 + int(expo(1 / 15))
                 logged_in("Home")
             elif page == "Downgrade" and rnd() < P_SUBMIT_DOWNGRADE:
@@ -407,7 +442,8 @@ class EventSimulator:
                 logged_in("Submit Downgrade", KIND_DOWNGRADE)
                 self._pending_changes.append((t * 1000 + MS_OFFSET, u))
                 level = "free"
-                names, cum = self._pages[level]
+                p_song, names, cum = self._pages[level]
+                mid = frags.song_free
                 t += 1 + int(expo(1 / 15))
                 logged_in("Home")
             elif page == "Settings" and rnd() < P_SAVE_SETTINGS:

@@ -55,6 +55,7 @@ class FeedWriter:
     # --- songs ------------------------------------------------------------------------
 
     def write_songs(self, songs: Sequence[Song]) -> None:
+        """One file per song (creating small files dominates: the file system's cost)."""
         bom_index = self._plan.song_bom_index if self._plan else -1
         made: set[Path] = set()
         for i, song in enumerate(songs):
