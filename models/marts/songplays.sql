@@ -35,7 +35,8 @@ events as (
         artist_name,
         song_length,
         event_at,
-        loaded_at
+        loaded_at,
+        first_loaded_at
     from {{ ref('stg_sparkify__events') }}
     where is_song_play and has_valid_ts
 ),
@@ -53,16 +54,16 @@ songs as (
 
 {% if is_incremental() %}
 
--- The newest raw load already built, less a lookback for a load that was
+-- The newest landing already built, less a lookback for a load that was
 -- still committing during the last run. Null when the table is empty.
 watermark as (
     select
-        {{ subtract_hours('max(loaded_at)', lookback_hours) }}
+        {{ subtract_hours('max(first_loaded_at)', lookback_hours) }}
             as rebuild_since
     from {{ this }}
 ),
 
--- Song rows loaded since then may match plays built before them.
+-- Song rows landed since then may match plays built before them.
 recent_songs as (
     select songs.*
     from songs
@@ -87,6 +88,8 @@ rematched_plays as (
         )
 ),
 
+-- Events whose kept copy was landed since then: new events, and events
+-- redelivered or replaced by the loader.
 plays as (
     select events.*
     from events
@@ -139,7 +142,7 @@ final as (
         plays.session_id,
         plays.location,
         plays.user_agent,
-        plays.loaded_at
+        plays.first_loaded_at
     from plays
     left join song_matches
         on

@@ -126,6 +126,7 @@ deduplicated as (
         *,
         cast(count(*) over (partition by event_id) as integer)
             as delivery_count,
+        min(loaded_at) over (partition by event_id) as first_loaded_at,
         row_number() over (
             partition by event_id
             order by source_file, line_number
@@ -162,6 +163,7 @@ final as (
         event_at,
         registered_at,
         loaded_at,
+        first_loaded_at,
         source_file,
         line_number,
         delivery_count
