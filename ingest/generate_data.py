@@ -173,25 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def summary_paragraph(summary: dict, out: Path) -> str:  # type: ignore[type-arg]
     v = summary["variants"]
     near = v["case"] + v["whitespace"] + v["duration_rounding"] + v["mojibake"]
     opts = summary["options"]
     text = (
-        f"Wrote {summary['events']:,} events ({summary['nextsong']:,} NextSong plays, "
-        f"{summary['logged_out']:,} logged out) by {summary['users']:,} users over "
-        f"{opts['days']} days from {opts['start_date']} to {out}: "
-        f"{summary['files']['log_data']:,} log files and {summary['files']['song_data']:,} "
-        f"song files by {summary['artists']:,} artists. "
+        f"Wrote {_n(summary['events'], 'event')} ({summary['nextsong']:,} NextSong plays, "
+        f"{summary['logged_out']:,} logged out) by {_n(summary['users'], 'user')} over "
+        f"{_n(opts['days'], 'day')} from {opts['start_date']} to {out}: "
+        f"{_n(summary['files']['log_data'], 'log file')} and "
+        f"{_n(summary['files']['song_data'], 'song file')} by {_n(summary['artists'], 'artist')}. "
         f"{summary['match_share']:.1%} of plays are of catalogue songs "
         f"({v['exact']:,} exact, {near:,} near misses), {v['not_in_catalogue']:,} are not; "
-        f"{summary['level_changes']:,} level changes. "
+        f"{_n(summary['level_changes'], 'level change')}. "
         f"Truth in {out / '_truth'}."
     )
     if summary["faults"]:
         f = summary["faults"]
         text += (
-            f" Injected {f['injected']} faults ({f['events_lost']} events lost), "
+            f" Injected {_n(f['injected'], 'fault')} ({_n(f['events_lost'], 'event')} lost), "
             f"listed in {out / '_faults.json'}."
         )
     return text

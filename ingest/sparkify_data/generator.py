@@ -8,6 +8,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -85,17 +86,15 @@ def generate(
     users = make_users(config.users, random.Random(f"{config.seed}:users"), start_s)
     plan = plan_faults(config.days, config.songs, config.seed) if config.faults else None
     say(
-        f"catalogue: {len(catalogue.songs)} songs by {len(catalogue.artists)} artists written, "
-        f"{len(catalogue.hidden)} more songs only in the logs; {len(users)} users"
+        f"catalogue: {len(catalogue.songs):,} songs by {len(catalogue.artists):,} artists for "
+        f"song_data, {len(catalogue.hidden):,} more only in the logs; {len(users):,} users"
     )
 
     truth_dir = out / "_truth"
     truth_dir.mkdir()
     with (truth_dir / "songplays.csv").open("w", encoding="ascii", newline="") as truth:
         writer = FeedWriter(out, truth, plan)
-        phase = time.monotonic()
-        writer.write_songs(catalogue.songs)
-        say(f"wrote {writer.song_files:,} song files in {time.monotonic() - phase:.1f} s")
+        writer.song_faults(catalogue.songs)
         sim = ev.EventSimulator(
             users,
             catalogue,
@@ -106,21 +105,29 @@ def generate(
             near_miss_share=config.near_miss_share,
             seed=config.seed,
         )
-        events_started = last_report = time.monotonic()
-        for i in range(config.days):
-            day = config.start_date + timedelta(days=i)
-            writer.write_day(i, day, sim.day_events(i))
-            now = time.monotonic()
-            if now - last_report >= 2.0 or i == config.days - 1:
-                last_report = now
-                total = sum(writer.counts)
-                rate = total / max(now - events_started, 1e-9)
-                say(
-                    f"day {i + 1}/{config.days} {day.isoformat()}: "
-                    f"{total:,} events so far, {rate:,.0f} events/s"
-                )
+        # Song files are written by a second thread while the days are generated: creating
+        # many small files mostly waits on the file system, which releases the GIL.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            songs_written = pool.submit(writer.write_songs, catalogue.songs)
+            events_started = last_report = time.monotonic()
+            for i in range(config.days):
+                day = config.start_date + timedelta(days=i)
+                writer.write_day(i, day, sim.day_events(i))
+                now = time.monotonic()
+                if now - last_report >= 2.0 or i == config.days - 1:
+                    last_report = now
+                    total = sum(writer.counts)
+                    rate = total / max(now - events_started, 1e-9)
+                    say(
+                        f"day {i + 1}/{config.days} {day.isoformat()}: "
+                        f"{total:,} events so far, {rate:,.0f} events/s"
+                    )
+            songs_written.result()
+        say(f"{writer.song_files:,} song files written")
         if plan is not None:
             writer.write_non_data_files(config.start_date, catalogue.songs)
+            if writer.unplaced_faults():
+                say(f"{writer.unplaced_faults()} planned faults found no line and were skipped")
 
     if plan is not None:
         manifest = [record.as_json() for record in writer.faults]

@@ -54,22 +54,26 @@ class FeedWriter:
 
     # --- songs ------------------------------------------------------------------------
 
-    def write_songs(self, songs: Sequence[Song]) -> None:
-        """One file per song (creating small files dominates: the file system's cost)."""
+    def song_faults(self, songs: Sequence[Song]) -> None:
+        """Record the song-file faults :meth:`write_songs` will apply (call it first)."""
+        if self._plan:
+            rel = song_file_path(songs[self._plan.song_bom_index])
+            self.faults.append(fl.FaultRecord("song_bom", rel, None, "UTF-8 BOM before '{'"))
+
+    def write_songs(self, songs: Sequence[Song]) -> int:
+        """One file per song; returns how many. Safe to run in a thread beside the days:
+        it touches only song_data/ (creating many small files is the file system's cost)."""
         bom_index = self._plan.song_bom_index if self._plan else -1
         made: set[Path] = set()
         for i, song in enumerate(songs):
-            rel = song_file_path(song)
-            path = self.out / rel
+            path = self.out / song_file_path(song)
             if path.parent not in made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made.add(path.parent)
             data = song_file_text(song).encode("ascii")
-            if i == bom_index:
-                data = BOM + data
-                self.faults.append(fl.FaultRecord("song_bom", rel, None, "UTF-8 BOM before '{'"))
-            path.write_bytes(data)
-            self.song_files += 1
+            path.write_bytes(BOM + data if i == bom_index else data)
+        self.song_files = len(songs)
+        return len(songs)
 
     # --- days -------------------------------------------------------------------------
 
@@ -202,6 +206,11 @@ class FeedWriter:
         # Whatever found no place here moves to the next day.
         self._carry.inserts.extend(inserts)
         self._carry.damages.extend(damages)
+
+    def unplaced_faults(self) -> int:
+        """Planned line faults that found no line (days with too few events)."""
+        c = self._carry
+        return len(c.inserts) + len(c.damages) + int(c.truncate_last_line)
 
     # --- other files ------------------------------------------------------------------
 

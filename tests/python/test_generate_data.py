@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -89,13 +90,16 @@ def all_files(root: Path) -> dict[str, bytes]:
     }
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=cwd,
+        env=env,
     )
 
 
@@ -425,6 +429,17 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert runs[0]["log_data/2018/11/2018-11-01-events.json"] != runs[2].get(
         "log_data/2018/11/2018-11-01-events.json"
     )
+
+
+def test_output_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
+    args = ("--days", "2", "--users", "8", "--songs", "30", "--events-per-day", "150", "--faults")
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = run_cli(*args, "--quiet", "--out", tmp_path / hash_seed, env=env)
+        assert result.returncode == 0, result.stderr
+        outputs.append(all_files(tmp_path / hash_seed))
+    assert outputs[0] == outputs[1]
 
 
 # --- faults ---------------------------------------------------------------------------
