@@ -6,8 +6,8 @@ the active sessions so events come out in timestamp order, one day at a time, wi
 active sessions in memory. Sessions running past midnight continue into the next day's
 file; sessions still running when the period ends are cut there.
 
-Lines are built with ``%`` formatting on per-user templates (the user's fixed fields are
-encoded once), and each song's spellings are encoded once, which keeps the hot loop cheap.
+Lines are built with f-strings from per-user JSON fragments (a user's fixed fields are
+encoded once) and per-song spellings encoded once, which keeps the hot loop cheap.
 """
 
 from __future__ import annotations
