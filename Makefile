@@ -66,7 +66,7 @@ dbt-test: load .dbt/profiles.yml ## dbt build on the sample: models, data tests,
 lint: venv ## ruff and sqlfluff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint models macros analyses
+	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
 
 stop: ## stop the embedded PostgreSQL
 	@$(BIN)/python ingest/embedded_pg.py stop
