@@ -1,10 +1,12 @@
 """Sessions and events in the style of eventsim, rendered as the feed's JSON lines.
 
 A day is simulated as a sorted list of session starts (hour-of-day and weekday rhythm).
-Each session is planned whole when it starts (its pages, gaps and lines), and a heap merges
-the active sessions so events come out in timestamp order, one day at a time, with only the
-active sessions in memory. Sessions running past midnight continue into the next day's
-file; sessions still running when the period ends are cut there.
+Each session is planned whole when it starts (its pages, gaps and lines) and its events go
+into hourly buckets. Because sessions are planned in start order, a bucket is complete once
+a session starts after its hour; it is then sorted by ts (stable, so ties keep session and
+item order) and written. Only the events of running sessions are held in memory. Sessions
+running past midnight continue into the next day's file; sessions still running when the
+period ends are cut there.
 
 Lines are built with f-strings from per-user JSON fragments (a user's fixed fields are
 encoded once) and per-song spellings encoded once, which keeps the hot loop cheap.
@@ -12,13 +14,13 @@ encoded once) and per-song spellings encoded once, which keeps the hot loop chea
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
 from bisect import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 
 from sparkify_data.catalogue import (
     VARIANTS,
@@ -100,6 +102,8 @@ SESSION_MU, SESSION_SIGMA, SESSION_MAX = 1.35, 1.25, 400  # logged-in actions pe
 # turns --events-per-day into a number of sessions.
 MEAN_EVENTS_PER_SESSION = 8.25
 MAX_USER_TRIES = 8  # a session whose user is still busy re-draws this many times
+BUCKET_MS = 3_600_000  # planned events wait in hourly buckets until no session can add more
+_by_ts = itemgetter(0)
 
 
 def json_string(text: str) -> str:
@@ -267,7 +271,9 @@ class EventSimulator:
         self._hour_cum, self._hour_total = _guarded(list(accumulate(HOUR_WEIGHTS)))
         week_mean = sum(WEEKDAY_WEIGHTS) / 7
         self._weekday = [w / week_mean for w in WEEKDAY_WEIGHTS]
-        self._heap: list[tuple[int, int, int, list[Event]]] = []
+        # Planned events waiting to be written, by hour (ts // BUCKET_MS).
+        self._buckets: dict[int, list[Event]] = {}
+        self._next_flush = start_s * 1000 // BUCKET_MS
         self._next_session = 1
         self._next_day = 0
         self.stats = SimulationStats()
@@ -298,6 +304,36 @@ class EventSimulator:
                 return u
         return None
 
+    def _file_session(self, evs: list[Event]) -> None:
+        """Put a planned session's events into the buckets of their hours."""
+        buckets = self._buckets
+        first = evs[0][0] // BUCKET_MS
+        if evs[-1][0] // BUCKET_MS == first:
+            bucket = buckets.get(first)
+            if bucket is None:
+                buckets[first] = evs
+            else:
+                bucket.extend(evs)
+            return
+        for ev in evs:
+            key = ev[0] // BUCKET_MS
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = [ev]
+            else:
+                bucket.append(ev)
+
+    def _flush_before(self, bucket_index: int) -> Iterator[Event]:
+        """Events of all buckets before ``bucket_index``: no session yet to be planned can
+        add to them, since sessions are planned in start order."""
+        buckets = self._buckets
+        while self._next_flush < bucket_index:
+            bucket = buckets.pop(self._next_flush, None)
+            self._next_flush += 1
+            if bucket:
+                bucket.sort(key=_by_ts)  # stable: equal ts stay in session, then item order
+                yield from bucket
+
     def day_events(self, day_index: int) -> Iterator[Event]:
         """Events with ts in day ``day_index`` (UTC), in timestamp order."""
         if day_index != self._next_day:
@@ -305,39 +341,20 @@ class EventSimulator:
         self._next_day += 1
         day_start = self._start_s + day_index * 86_400
         day_end_ms = (day_start + 86_400) * 1000
-        heap = self._heap
-        heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
 
         for start in self._session_starts(day_index, day_start):
-            start_ms = start * 1000
-            while heap and heap[0][0] < start_ms:
-                _, sid, idx, evs = heap[0]
-                yield evs[idx]
-                idx += 1
-                if idx < len(evs):
-                    heapreplace(heap, (evs[idx][0], sid, idx, evs))
-                else:
-                    heappop(heap)
+            yield from self._flush_before(start * 1000 // BUCKET_MS)
             u = self._pick_user(start)
             if u is None:
                 self.stats.skipped_sessions += 1
                 continue
             sid = self._next_session
             self._next_session += 1
-            evs = self._plan_session(u, start, sid)
-            heappush(heap, (evs[0][0], sid, 0, evs))
-
-        while heap and heap[0][0] < day_end_ms:
-            _, sid, idx, evs = heap[0]
-            yield evs[idx]
-            idx += 1
-            if idx < len(evs):
-                heapreplace(heap, (evs[idx][0], sid, idx, evs))
-            else:
-                heappop(heap)
+            self._file_session(self._plan_session(u, start, sid))
+        yield from self._flush_before(day_end_ms // BUCKET_MS)
 
         if self._next_day == self._days:
-            heap.clear()  # the period is over: sessions still running are cut here
+            self._buckets.clear()  # the period is over: sessions still running are cut here
         # Submit events written by now (later ones are still in running sessions or cut).
         self.level_change_users.update(
             self._uids[u] for ts, u in self._pending_changes if ts < day_end_ms
