@@ -30,7 +30,6 @@ NEAR_MISS_VARIANTS: tuple[str, ...] = ("case", "whitespace", "duration_rounding"
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _UPPER_DIGITS = _UPPER + "0123456789"
-_HEX = "0123456789ABCDEF"
 
 T = TypeVar("T")
 
@@ -106,17 +105,22 @@ def _pick(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choices(alphabet, k=n))
 
 
+def _hex(rng: random.Random, n: int) -> str:
+    """``n`` upper-case hex digits (one draw, much cheaper than picking each digit)."""
+    return f"{rng.getrandbits(4 * n):0{n}X}"
+
+
 def _artist_id(rng: random.Random) -> str:
     middle = "1187" if rng.random() < 0.8 else _pick(rng, _UPPER_DIGITS, 4)
-    return "AR" + _pick(rng, _UPPER_DIGITS, 5) + middle + _pick(rng, _HEX, 7)
+    return "AR" + _pick(rng, _UPPER_DIGITS, 5) + middle + _hex(rng, 7)
 
 
 def _song_id(rng: random.Random) -> str:
-    return "SO" + _pick(rng, _UPPER, 5) + "12A" + _pick(rng, _HEX, 8)
+    return "SO" + _pick(rng, _UPPER, 5) + "12A" + _hex(rng, 8)
 
 
 def _track_id(rng: random.Random) -> str:
-    return "TR" + _pick(rng, _UPPER, 5) + "12" + _pick(rng, _HEX, 9)
+    return "TR" + _pick(rng, _UPPER, 5) + "12" + _hex(rng, 9)
 
 
 class _Unique(Generic[T]):
