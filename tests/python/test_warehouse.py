@@ -173,3 +173,75 @@ def test_loading_twice_or_under_another_name_changes_no_mart(db_env, tmp_path):
     # And a full refresh agrees with the incremental result.
     build(db_env, tmp_path, "--full-refresh")
     assert mart_contents(db_env) == first
+
+
+REJECT_REASONS = {"truncated", "invalid_utf8", "not_json", "not_an_object", "jsonb_refused"}
+
+
+def test_faulty_feed_every_line_accounted_for_and_build_succeeds(db_env, tmp_path):
+    """The generator's --faults damage: each injected fault ends where the docs say."""
+    feed = tmp_path / "faulty"
+    generated = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "ingest" / "generate_data.py"),
+            "--out",
+            str(feed),
+            "--days",
+            "8",
+            "--users",
+            "20",
+            "--songs",
+            "40",
+            "--events-per-day",
+            "80",
+            "--faults",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert generated.returncode == 0, generated.stderr
+    faults = json.loads((feed / "_faults.json").read_text())
+    result = run_loader(db_env, "--data-dir", feed)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+    with connect(db_env) as conn:
+        rejects = {
+            (name, number): reason
+            for name, number, reason in conn.execute(
+                "select source_file, line_number, reason from raw.rejects"
+            )
+        }
+        landed = {
+            (name, number)
+            for name, number in conn.execute(
+                "select source_file, line_number from raw.events "
+                "union all select source_file, line_number from raw.songs"
+            )
+        }
+    for fault in faults:
+        where = (fault["file"], fault["line_number"])
+        if fault["expect"] in REJECT_REASONS:
+            assert rejects.get(where) == fault["expect"], fault
+        elif fault["expect"] == "load" and fault["line_number"] is not None:
+            assert where in landed, fault
+        elif fault["expect"] == "skip_file":
+            assert fault["file"] in result.stderr, fault
+        elif fault["expect"] == "ignore":
+            assert where not in landed and where not in rejects, fault
+    # Every non-blank input line is a landed row or a reject: nothing else, nothing lost.
+    expected_lines = sum(
+        sum(1 for line in path.read_bytes().split(b"\n") if line.strip())
+        for path in (feed / "log_data").rglob("*.json")
+    ) + len(list((feed / "song_data").rglob("*.json")))
+    assert len(landed) + len(rejects) == expected_lines
+    # Only the faults the generator injected were rejected.
+    assert len(rejects) == sum(fault["expect"] in REJECT_REASONS for fault in faults)
+
+    # Bad values in the data never break the build; warn tests surface them.
+    built = run_dbt(db_env, tmp_path, "build")
+    assert built.returncode == 0, built.stdout[-4000:]
+    assert "WARN" in built.stdout
