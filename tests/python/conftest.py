@@ -74,6 +74,24 @@ def run_loader(env: dict[str, str], *args: str | Path) -> subprocess.CompletedPr
     )
 
 
+def generate_feed(out: Path, *options: str) -> None:
+    """Write a feed with the project's own generator, run as a user would."""
+    generated = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "ingest" / "generate_data.py"),
+            "--out",
+            str(out),
+            *options,
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert generated.returncode == 0, generated.stderr
+
+
 def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run dbt with the example profile copied unchanged, and its own target folder."""
     profiles = tmp_path / "dbt-profiles"

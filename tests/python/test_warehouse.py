@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, UDACITY_SAMPLE, connect, run_dbt, run_loader
+from conftest import UDACITY_SAMPLE, connect, generate_feed, run_dbt, run_loader
 
 MART_KEYS = {
     "songplays": "songplay_id",
@@ -130,27 +128,7 @@ def test_udacity_sample_marts_agree_with_an_independent_count(db_env, tmp_path):
 
 def test_loading_twice_or_under_another_name_changes_no_mart(db_env, tmp_path):
     feed = tmp_path / "feed"
-    generated = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "ingest" / "generate_data.py"),
-            "--out",
-            str(feed),
-            "--days",
-            "6",
-            "--users",
-            "20",
-            "--songs",
-            "60",
-            "--events-per-day",
-            "120",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert generated.returncode == 0, generated.stderr
+    generate_feed(feed, "--days", "6", "--users", "20", "--songs", "60", "--events-per-day", "120")
     assert run_loader(db_env, "--data-dir", feed).returncode == 0
     build(db_env, tmp_path)
     first = mart_contents(db_env)
@@ -181,28 +159,9 @@ REJECT_REASONS = {"truncated", "invalid_utf8", "not_json", "not_an_object", "jso
 def test_faulty_feed_every_line_accounted_for_and_build_succeeds(db_env, tmp_path):
     """The generator's --faults damage: each injected fault ends where the docs say."""
     feed = tmp_path / "faulty"
-    generated = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "ingest" / "generate_data.py"),
-            "--out",
-            str(feed),
-            "--days",
-            "8",
-            "--users",
-            "20",
-            "--songs",
-            "40",
-            "--events-per-day",
-            "80",
-            "--faults",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    generate_feed(
+        feed, "--days", "8", "--users", "20", "--songs", "40", "--events-per-day", "80", "--faults"
     )
-    assert generated.returncode == 0, generated.stderr
     faults = json.loads((feed / "_faults.json").read_text())
     result = run_loader(db_env, "--data-dir", feed)
     assert result.returncode == 0, result.stderr
