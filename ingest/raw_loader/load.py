@@ -96,7 +96,8 @@ def load_batch(
     with conn.transaction():
         replaced = [item.file.name for item in batch if item.replaces]
         if replaced:
-            _delete_files(conn, replaced)
+            # The manifest rows are replaced by _write_manifest below.
+            _delete_files(conn, kind, replaced)
         try:
             with conn.transaction():  # a savepoint: the fast path may be refused
                 results, rejects = _copy_fast(conn, source, batch, table)
@@ -110,8 +111,9 @@ def load_batch(
     return results
 
 
-def _delete_files(conn: psycopg.Connection, names: list[str]) -> None:
-    for table in ("songs", "events", "rejects", "load_manifest"):
+def _delete_files(conn: psycopg.Connection, kind: str, names: list[str]) -> None:
+    """Remove the rows and rejects of earlier versions of these files."""
+    for table in (kind, "rejects"):
         conn.execute(
             sql.SQL("delete from {} where source_file = any(%s)").format(
                 sql.Identifier("raw", table)
