@@ -17,8 +17,8 @@
 {% macro postgres__date_series(start_date, end_date) -%}
     select cast(series.day_start as date) as date_day
     from generate_series(
-        cast({{ start_date }} as timestamp),
-        cast({{ end_date }} as timestamp),
+        cast(cast({{ start_date }} as date) as timestamp),
+        cast(cast({{ end_date }} as date) as timestamp),
         interval '1 day'
     ) as series (day_start)
 {%- endmacro %}
