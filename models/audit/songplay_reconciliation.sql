@@ -11,7 +11,7 @@ events as (
         event_at,
         has_valid_ts,
         delivery_count
-    from {{ ref('stg_sparkify__events') }}
+    from {{ ref('int_events_deduplicated') }}
     where is_song_play
 ),
 

@@ -4,19 +4,18 @@
         unique_key='songplay_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        pre_hook="{{ wait_for_loads() }}",
         post_hook=[
             "{{ delete_vanished_rows(
                 this,
                 'songplay_id',
-                ref('stg_sparkify__events'),
+                ref('int_events_deduplicated'),
                 'event_id',
                 'upstream_rows.is_song_play and upstream_rows.has_valid_ts',
             ) }}",
         ],
     )
 }}
-
-{%- set lookback_hours = var('songplays_lookback_hours') | int %}
 
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
@@ -37,9 +36,9 @@ events as (
         artist_match_key,
         song_length,
         event_at,
-        loaded_at,
-        first_loaded_at
-    from {{ ref('stg_sparkify__events') }}
+        first_loaded_at,
+        last_loaded_at
+    from {{ ref('int_events_deduplicated') }}
     where is_song_play and has_valid_ts
 ),
 
@@ -58,12 +57,20 @@ songs as (
 
 {% if is_incremental() %}
 
--- The newest landing already built, less a lookback for a load that was
--- still committing during the last run. Null when the table is empty.
+-- The newest event landing already built (see incremental_watermark);
+-- older than any load when the table is empty.
 watermark as (
+    select {{ incremental_watermark('first_loaded_at') }} as rebuild_since
+),
+
+-- The song files have their own watermark: the newest song row a built
+-- play matched. A song row landed after it was not there at the last
+-- build, or matched nothing then (builds never overlap loads).
+song_watermark as (
     select
-        {{ subtract_hours('max(first_loaded_at)', lookback_hours) }}
-            as rebuild_since
+        coalesce(
+            max(song_loaded_at), cast('1900-01-01' as timestamp)
+        ) as rebuild_since
     from {{ this }}
 ),
 
@@ -71,44 +78,46 @@ watermark as (
 recent_songs as (
     select songs.*
     from songs
-    cross join watermark
-    where
-        watermark.rebuild_since is null
-        or songs.loaded_at > watermark.rebuild_since
+    cross join song_watermark
+    where songs.loaded_at > song_watermark.rebuild_since
 ),
 
--- Plays whose matched song row changed or vanished are matched again.
-rematched_plays as (
-    select built_plays.songplay_id
-    from {{ this }} as built_plays
+-- The plays to build again, each set found by a join, not a per-row test:
+-- events with a line landed since then (new events, redeliveries, files
+-- the loader replaced), plays that a recent song row matches (late song
+-- files), and plays whose matched song row changed or vanished.
+plays_to_rebuild as (
+    select events.event_id
+    from events
     cross join watermark
+    where events.last_loaded_at > watermark.rebuild_since
+
+    union
+
+    select events.event_id
+    from events
+    inner join recent_songs
+        on {{ song_match('events', 'recent_songs') }}
+
+    union
+
+    select built_plays.songplay_id as event_id
+    from {{ this }} as built_plays
     left join songs
         on built_plays.song_id = songs.song_id
     where
         built_plays.song_id is not null
         and (
             songs.song_id is null
-            or songs.loaded_at > watermark.rebuild_since
+            or songs.loaded_at != built_plays.song_loaded_at
         )
 ),
 
--- Events whose kept copy was landed since then: new events, and events
--- redelivered or replaced by the loader.
 plays as (
     select events.*
     from events
-    cross join watermark
-    where
-        watermark.rebuild_since is null
-        or events.loaded_at > watermark.rebuild_since
-        or events.event_id in (
-            select rematched_plays.songplay_id from rematched_plays
-        )
-        or exists (
-            select 1
-            from recent_songs
-            where {{ song_match('events', 'recent_songs') }}
-        )
+    inner join plays_to_rebuild
+        on events.event_id = plays_to_rebuild.event_id
 ),
 
 {% else %}
@@ -127,6 +136,7 @@ song_matches as (
         plays.event_id,
         songs.song_id,
         songs.artist_id,
+        songs.loaded_at as song_loaded_at,
         case
             when {{ song_match_is_exact('plays', 'songs') }} then 'exact'
             else 'normalized'
@@ -155,7 +165,8 @@ final as (
         plays.session_id,
         plays.location,
         plays.user_agent,
-        plays.first_loaded_at
+        plays.first_loaded_at,
+        song_matches.song_loaded_at
     from plays
     left join song_matches
         on

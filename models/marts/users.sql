@@ -11,7 +11,7 @@ events as (
         gender,
         level,
         event_at
-    from {{ ref('stg_sparkify__events') }}
+    from {{ ref('int_events_deduplicated') }}
     where user_id is not null
 ),
 

@@ -12,7 +12,7 @@ events as (
         item_in_session,
         level,
         event_at
-    from {{ ref('stg_sparkify__events') }}
+    from {{ ref('int_events_deduplicated') }}
     -- Only events that can be placed in time and say a level.
     where user_id is not null and level is not null and event_at is not null
 ),
