@@ -5,17 +5,32 @@ a line can be a jsonb object at all, cheaply on the fast path (valid UTF-8,
 starts with '{' and ends with '}'), and lets PostgreSQL's jsonb parser have the
 last word. Only a chunk that PostgreSQL refuses is looked at line by line
 (`classify`), to give each bad line its reason.
+
+Speed: most chunks of a feed are clean (every line an ASCII or UTF-8 `{...}`, no
+CR, no blank line). That is checked for a whole chunk at once with C-speed byte
+counts, and such a chunk is split without a Python test per line. Lines that
+look fine but hold an escape jsonb is known to refuse (`\\u0000`, a surrogate)
+are set apart as suspects, so one such line does not send a whole batch down
+the slow path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 BOM = b"\xef\xbb\xbf"
-CHUNK_BYTES = 16 * 1024 * 1024
+# Memory per open file is a few times this (the block, its lines, the COPY
+# buffer); 8 MB keeps a worker well under 100 MB and COPY writes large.
+CHUNK_BYTES = 8 * 1024 * 1024
+# Escapes that JSON allows and jsonb refuses: \u0000, and \uD800-\uDFFF (a
+# surrogate; a valid pair is accepted too, but is rare and judged exactly).
+SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
+# The fast COPY format's quote character: a line holding it takes the slow path.
+QUOTE = b"\x01"
 
 # The reasons a line can be rejected; raw.rejects checks the same list.
 TRUNCATED = "truncated"
@@ -39,9 +54,13 @@ class Chunk:
 
     rows: list[tuple[int, bytes]] = field(default_factory=list)  # (line_number, line)
     rejects: list[Reject] = field(default_factory=list)
+    # Lines that pass the cheap test but that jsonb may refuse: judged one by one.
+    suspects: list[tuple[int, bytes]] = field(default_factory=list)
     # True when the chunk holds the file's last line and it had no newline after it:
     # only such a line can be 'truncated'.
     ends_unterminated: bool = False
+    # True when no row holds the quote byte (see _is_clean): rows need no escaping.
+    clean: bool = False
 
 
 def read_chunks(
@@ -79,13 +98,35 @@ def read_chunks(
             carry = block
             continue
         complete, carry = block[: cut + 1], block[cut + 1 :]
+        lines = complete.split(b"\n")
+        lines.pop()  # complete ends with a newline
+        if _is_clean(complete, len(lines)):
+            first = line_number + 1
+            line_number += len(lines)
+            numbers = range(first, line_number + 1)
+            yield Chunk(rows=list(zip(numbers, lines, strict=True)), clean=True)
+            continue
         chunk = Chunk()
-        line_number = _split_into(chunk, complete.split(b"\n")[:-1], line_number, False)
+        line_number = _split_into(chunk, lines, line_number, False)
         yield chunk
     if carry:
         chunk = Chunk(ends_unterminated=True)
         _split_into(chunk, [carry], line_number, True)
         yield chunk
+
+
+def _is_clean(complete: bytes, count: int) -> bool:
+    """Whether every one of the `count` lines of `complete` (which ends with a
+    newline) is a candidate as it is: starts with '{', ends with '}' (so no CR, no
+    blank line), valid UTF-8, no quote byte, no suspect escape."""
+    return (
+        complete[:1] == b"{"
+        and complete.count(b"}\n") == count
+        and complete.count(b"\n{") == count - 1
+        and QUOTE not in complete
+        and (b"\\u" not in complete or SUSPECT.search(complete) is None)
+        and _is_utf8(complete)
+    )
 
 
 def _split_into(chunk: Chunk, lines: list[bytes], line_number: int, last: bool) -> int:
@@ -104,7 +145,10 @@ def _triage(
 ) -> None:
     stripped = line.strip()
     if stripped[:1] == b"{" and stripped[-1:] == b"}" and _is_utf8(line):
-        chunk.rows.append((line_number, line))
+        if b"\\u" in line and SUSPECT.search(line):
+            chunk.suspects.append((line_number, line))
+        else:
+            chunk.rows.append((line_number, line))
         return
     reject = classify(line_number, line, may_be_truncated=is_last and unterminated)
     if reject is None:  # cannot happen for a line that failed the cheap test, but be safe
