@@ -175,14 +175,20 @@ def _encode_field(value: bytes) -> bytes:
     return QUOTE + value.replace(QUOTE, QUOTE + QUOTE) + QUOTE
 
 
-def _copy_lines(name_field: bytes, chunk_rows: list[tuple[int, bytes]], clean: bool) -> bytes:
+def _copy_lines(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
     """COPY input for rows of one file: name, line number, the line as the payload."""
-    if clean:  # no row holds the quote byte: nothing to escape
-        return b"".join(
-            [b"%s%d\x02\x01%s\x01\n" % (name_field, number, line) for number, line in chunk_rows]
-        )
     return b"".join(
-        [b"%s%d\x02%s\n" % (name_field, number, _encode_field(line)) for number, line in chunk_rows]
+        [b"%s%d\x02%s\n" % (name_field, number, _encode_field(line)) for number, line in rows]
+    )
+
+
+def _copy_clean_lines(name_field: bytes, first_line: int, lines: list[bytes]) -> bytes:
+    """The same for a clean chunk (see lines._is_clean): nothing to escape."""
+    return b"".join(
+        [
+            b"%s%d\x02\x01%s\x01\n" % (name_field, n, line)
+            for n, line in enumerate(lines, first_line)
+        ]
     )
 
 
@@ -238,11 +244,13 @@ def _copy_fast(
             with HashedFile(source, item.file) as hashed:
                 read = 0
                 for chunk in read_chunks(hashed.stream, whole_document=item.file.kind == "songs"):
-                    if chunk.rows:
-                        data = _copy_lines(name_field, chunk.rows, chunk.clean)
-                        writer.write(data)
-                        read += len(data)
-                    result.rows += len(chunk.rows)
+                    if chunk.clean_lines:
+                        data = _copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines)
+                    else:
+                        data = _copy_lines(name_field, chunk.rows)
+                    writer.write(data)
+                    read += len(data)
+                    result.rows += chunk.row_count
                     result.rejects += len(chunk.rejects)
                     rejects.extend((item.file.name, reject) for reject in chunk.rejects)
                     file_suspects.extend(chunk.suspects)
@@ -273,11 +281,12 @@ def _copy_careful(
         result = FileResult(item.file)
         with HashedFile(source, item.file) as hashed:
             for chunk in read_chunks(hashed.stream, whole_document=item.file.kind == "songs"):
+                rows = chunk.numbered()
                 last = None
-                if chunk.ends_unterminated and (chunk.rows or chunk.suspects):
-                    last = max(number for number, _ in chunk.rows + chunk.suspects)
+                if chunk.ends_unterminated and (rows or chunk.suspects):
+                    last = max(number for number, _ in rows + chunk.suspects)
                 landed, file_rejects = _land_careful(
-                    conn, table, item.file.name, chunk.rows, chunk.suspects, last_line=last
+                    conn, table, item.file.name, rows, chunk.suspects, last_line=last
                 )
                 file_rejects = chunk.rejects + file_rejects
                 result.rows += landed
@@ -322,7 +331,7 @@ def _land_careful(
                 conn.cursor() as cur,
                 cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy,
             ):
-                copy.write(_copy_lines(name_field, plain, clean=False))
+                copy.write(_copy_lines(name_field, plain))
             landed = len(plain)
         except psycopg.errors.DataError:
             doubtful = plain + doubtful
