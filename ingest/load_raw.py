@@ -18,6 +18,7 @@ PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -37,7 +38,7 @@ from raw_loader.load import (
     plan,
     restamp,
 )
-from raw_loader.parallel import WorkerFailed, drain_earlier_workers, load_parallel
+from raw_loader.parallel import WorkerFailed, WorkerPool, drain_earlier_workers
 from raw_loader.schema import ensure_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,18 @@ def run(
 ) -> dict[str, float]:
     started = time.monotonic()
     source = LocalFileSource(roots)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(WorkerPool(source, workers)) if workers > 1 else None
+        return _run(source, pool, batch_files, batch_bytes, started)
+
+
+def _run(
+    source: LocalFileSource,
+    pool: WorkerPool | None,
+    batch_files: int,
+    batch_bytes: int,
+    started: float,
+) -> dict[str, float]:
     files, skipped = source.list_files()
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)
@@ -180,7 +193,7 @@ def run(
             key=lambda item: (item.file.kind, -item.file.size if item.file.kind == "events" else 0),
         )
         work = list(batches(ordered, batch_bytes, batch_files))
-        workers = min(workers, len(work)) or 1
+        workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
         log.info(
             "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
             len(files),
@@ -205,14 +218,14 @@ def run(
                         "%s: %d rejected lines (see raw.rejects)", result.file.name, result.rejects
                     )
 
-        if workers == 1:  # in this process, on this connection
+        if pool is None or len(work) <= 1:  # in this process, on this connection
             for batch in work:
                 committed(
                     None,
                     load_batch(conn, source, batch, on_read=lambda n: progress.reading(None, n)),
                 )
         else:
-            load_parallel(source, work, workers, committed, progress.reading)
+            pool.run(work, committed, progress.reading)
     finished = time.monotonic()
     return {
         "files_found": len(files),
@@ -246,7 +259,10 @@ def summary_line(stats: dict[str, float]) -> str:
         f"loaded {stats['files_loaded']} files ({stats['files_replaced']} replaced), "
         f"{stats['files_unchanged']} unchanged, {stats['files_skipped']} skipped as not data; "
         f"{stats['event_rows']} event rows, {stats['song_rows']} song rows, "
-        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s"
+        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s "
+        f"(listing {stats['seconds_listing']:.1f} s, planning {stats['seconds_planning']:.1f} s, "
+        f"loading {stats['seconds_loading']:.1f} s with {stats['workers']} "
+        f"worker{'s' if stats['workers'] != 1 else ''})"
     )
 
 

@@ -63,6 +63,7 @@ class Chunk:
     # first_line on, with no rejects, suspects or rows: nothing to escape or check.
     clean_lines: list[bytes] = field(default_factory=list)
     first_line: int = 0
+    size: int = 0  # bytes of the file this chunk covers (for progress)
 
     @property
     def row_count(self) -> int:
@@ -86,13 +87,7 @@ def read_chunks(
     Blank lines are not input and are dropped; a BOM and CRLF endings are removed.
     """
     if whole_document:
-        data = stream.read()
-        data = data.removeprefix(BOM)
-        chunk = Chunk()
-        if data.strip():
-            _triage(chunk, 1, data.strip(), is_last=True, unterminated=True)
-        chunk.ends_unterminated = True
-        yield chunk
+        yield document_chunk(stream.read())
         return
 
     line_number = 0
@@ -114,19 +109,33 @@ def read_chunks(
         lines = complete.split(b"\n")
         lines.pop()  # complete ends with a newline
         if _is_clean(complete, len(lines)):
-            yield Chunk(clean_lines=lines, first_line=line_number + 1)
+            yield Chunk(clean_lines=lines, first_line=line_number + 1, size=len(complete))
             line_number += len(lines)
             continue
-        chunk = Chunk()
+        chunk = Chunk(size=len(complete))
         line_number = _split_into(chunk, lines, line_number, False)
         yield chunk
     if carry:  # the last line, with no newline after it
         if _is_clean(carry + b"\n", 1):
-            yield Chunk(clean_lines=[carry], first_line=line_number + 1, ends_unterminated=True)
+            yield Chunk(
+                clean_lines=[carry],
+                first_line=line_number + 1,
+                ends_unterminated=True,
+                size=len(carry),
+            )
             return
-        chunk = Chunk(ends_unterminated=True)
+        chunk = Chunk(ends_unterminated=True, size=len(carry))
         _split_into(chunk, [carry], line_number, True)
         yield chunk
+
+
+def document_chunk(data: bytes) -> Chunk:
+    """A file that is one JSON document (a song file): one candidate, line 1."""
+    data = data.removeprefix(BOM).strip()
+    chunk = Chunk(ends_unterminated=True)
+    if data:
+        _triage(chunk, 1, data, is_last=True, unterminated=True)
+    return chunk
 
 
 def _is_clean(complete: bytes, count: int) -> bool:

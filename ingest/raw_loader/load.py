@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from raw_loader.files import FileSource, HashedFile, SourceFile
-from raw_loader.lines import QUOTE, Reject, classify, read_chunks
+from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
+from raw_loader.lines import QUOTE, Chunk, Reject, classify, document_chunk, read_chunks
 
 log = logging.getLogger("load_raw")
 
@@ -241,22 +241,15 @@ def _copy_fast(
             result = FileResult(item.file)
             name_field = _encode_field(item.file.name.encode("utf-8")) + DELIMITER
             file_suspects: list[tuple[int, bytes]] = []
-            with HashedFile(source, item.file) as hashed:
-                read = 0
-                for chunk in read_chunks(hashed.stream, whole_document=item.file.kind == "songs"):
-                    if chunk.clean_lines:
-                        data = _copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines)
-                    else:
-                        data = _copy_lines(name_field, chunk.rows)
-                    writer.write(data)
-                    read += len(data)
-                    result.rows += chunk.row_count
-                    result.rejects += len(chunk.rejects)
-                    rejects.extend((item.file.name, reject) for reject in chunk.rejects)
-                    file_suspects.extend(chunk.suspects)
-                    if on_read is not None and item.file.kind == "events":
-                        on_read(read)
-                result.checksum = hashed.checksum()
+            for chunk in _read_file(source, item.file, result, on_read):
+                if chunk.clean_lines:
+                    writer.write(_copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines))
+                elif chunk.rows:
+                    writer.write(_copy_lines(name_field, chunk.rows))
+                result.rows += chunk.row_count
+                result.rejects += len(chunk.rejects)
+                rejects.extend((item.file.name, reject) for reject in chunk.rejects)
+                file_suspects.extend(chunk.suspects)
             if file_suspects:
                 suspects.append(_Suspects(result, file_suspects))
             results.append(result)
@@ -279,22 +272,38 @@ def _copy_careful(
     rejects: list[tuple[str, Reject]] = []
     for item in batch:
         result = FileResult(item.file)
-        with HashedFile(source, item.file) as hashed:
-            for chunk in read_chunks(hashed.stream, whole_document=item.file.kind == "songs"):
-                rows = chunk.numbered()
-                last = None
-                if chunk.ends_unterminated and (rows or chunk.suspects):
-                    last = max(number for number, _ in rows + chunk.suspects)
-                landed, file_rejects = _land_careful(
-                    conn, table, item.file.name, rows, chunk.suspects, last_line=last
-                )
-                file_rejects = chunk.rejects + file_rejects
-                result.rows += landed
-                result.rejects += len(file_rejects)
-                rejects.extend((item.file.name, reject) for reject in file_rejects)
-            result.checksum = hashed.checksum()
+        for chunk in _read_file(source, item.file, result, None):
+            rows = chunk.numbered()
+            last = None
+            if chunk.ends_unterminated and (rows or chunk.suspects):
+                last = max(number for number, _ in rows + chunk.suspects)
+            landed, file_rejects = _land_careful(
+                conn, table, item.file.name, rows, chunk.suspects, last_line=last
+            )
+            file_rejects = chunk.rejects + file_rejects
+            result.rows += landed
+            result.rejects += len(file_rejects)
+            rejects.extend((item.file.name, reject) for reject in file_rejects)
         results.append(result)
     return results, rejects
+
+
+def _read_file(
+    source: FileSource, file: SourceFile, result: FileResult, on_read: ReadCallback | None
+) -> Iterator[Chunk]:
+    """The chunks of one file, read once; sets result.checksum when it is read."""
+    if file.kind == "songs":  # one small document: read at once
+        data, result.checksum = read_whole(source, file)
+        yield document_chunk(data)
+        return
+    with HashedFile(source, file) as hashed:
+        read = 0
+        for chunk in read_chunks(hashed.stream, whole_document=False):
+            yield chunk
+            read += chunk.size
+            if on_read is not None:
+                on_read(read)
+        result.checksum = hashed.checksum()
 
 
 def _land_careful(

@@ -1,7 +1,8 @@
 """Spread batches over worker processes, each with its own connection.
 
-The coordinator (load_raw.py) holds the load lock, plans, and hands batches out
-through a shared queue, largest first, so each worker takes the next batch as
+The coordinator (load_raw.py) starts the workers first (they connect while it
+lists and plans), takes the load lock, and hands batches out through a shared
+queue, largest first, so each worker takes the next batch as
 soon as it is free. A worker loads a batch in one transaction (rows, rejects and
 manifest rows together, see load.load_batch) and reports the results back. No
 two workers ever hold the same file.
@@ -59,39 +60,47 @@ def batch_cost(batch: list[PlannedFile]) -> int:
     return sum(item.file.size + 4096 for item in batch)
 
 
-def load_parallel(
-    source: FileSource,
-    work: list[list[PlannedFile]],
-    workers: int,
-    on_results: Callable[[int, list[FileResult]], None],
-    on_read: Callable[[int, int], None],
-) -> None:
-    """Load every batch with `workers` processes; call on_results as batches commit."""
-    context = multiprocessing.get_context("spawn")
-    tasks = context.Queue()
-    reports = context.Queue()
-    for batch in sorted(work, key=batch_cost, reverse=True):
-        tasks.put(batch)
-    for _ in range(workers):
-        tasks.put(None)
-    processes = [
-        context.Process(
-            target=_worker,
-            args=(number, source, tasks, reports, os.getpid()),
-            name=f"load_raw worker {number}",
-            daemon=True,
-        )
-        for number in range(workers)
-    ]
-    pending = len(work)
-    try:
-        for process in processes:
+class WorkerPool:
+    """`workers` processes, started early (they connect while the coordinator lists
+    and plans), that load the batches handed to `run`."""
+
+    def __init__(self, source: FileSource, workers: int):
+        # fork where there is one: a worker starts in milliseconds, not seconds of
+        # imports. The pool is made before the coordinator opens a connection, so
+        # no connection is shared with a child.
+        methods = multiprocessing.get_all_start_methods()
+        self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self.tasks = self.context.Queue()
+        self.reports = self.context.Queue()
+        self.processes = [
+            self.context.Process(
+                target=_worker,
+                args=(number, source, self.tasks, self.reports, os.getpid()),
+                name=f"load_raw worker {number}",
+                daemon=True,
+            )
+            for number in range(workers)
+        ]
+        for process in self.processes:
             process.start()
+
+    def run(
+        self,
+        work: list[list[PlannedFile]],
+        on_results: Callable[[int, list[FileResult]], None],
+        on_read: Callable[[int, int], None],
+    ) -> None:
+        """Load every batch, largest first; call on_results as batches commit."""
+        for batch in sorted(work, key=batch_cost, reverse=True):
+            self.tasks.put(batch)
+        for _ in self.processes:
+            self.tasks.put(None)
+        pending = len(work)
         while pending:
             try:
-                report = reports.get(timeout=0.5)
+                report = self.reports.get(timeout=0.5)
             except queue.Empty:
-                _check_alive(processes, pending)
+                _check_alive(self.processes, pending)
                 continue
             if isinstance(report, _Failure):
                 raise WorkerFailed(_describe(report))
@@ -101,16 +110,24 @@ def load_parallel(
             else:
                 pending -= 1
                 on_results(number, payload)
-        for process in processes:
+        for process in self.processes:
             process.join(timeout=30)
-    finally:
-        for process in processes:
+
+    def close(self) -> None:
+        """Stop whatever still runs (its transaction under way rolls back)."""
+        for process in self.processes:
             if process.is_alive():
-                process.terminate()  # its transaction under way rolls back
-        for process in processes:
+                process.terminate()
+        for process in self.processes:
             process.join(timeout=10)
-        tasks.cancel_join_thread()
-        reports.cancel_join_thread()
+        self.tasks.cancel_join_thread()
+        self.reports.cancel_join_thread()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _check_alive(processes: list[multiprocessing.process.BaseProcess], pending: int) -> None:
@@ -153,10 +170,13 @@ def _worker(
     batch: list[PlannedFile] | None = None
     try:
         with psycopg.connect(autocommit=True, application_name=APPLICATION_NAME) as conn:
-            conn.execute(f"select pg_advisory_lock_shared(({WORKER_LOCK}))")
+            locked = False
             while (batch := tasks.get()) is not None:
                 if os.getppid() != parent:
                     return
+                if not locked:  # only now: the coordinator drained earlier workers
+                    conn.execute(f"select pg_advisory_lock_shared(({WORKER_LOCK}))")
+                    locked = True
                 results = load_batch(
                     conn, source, batch, on_read=lambda read: reports.put(("read", number, read))
                 )
