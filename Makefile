@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt
 # Runs a command with the PG* variables pointing at the chosen server.
 WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
 
-.PHONY: help venv data load build docs counts run test pytest dbt-test lint stop status clean
+.PHONY: help venv data load build docs counts run test pytest dbt-test lint bench stop status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ lint: venv ## ruff and sqlfluff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
+
+# make bench BENCH_ARGS="--events 10000000" for the 10M-event run.
+BENCH_ARGS ?=
+bench: venv ## ingest benchmark: loader vs per-row vs PostgreSQL itself, and dbt (1M events)
+	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
 stop: ## stop the embedded PostgreSQL
 	@$(BIN)/python ingest/embedded_pg.py stop

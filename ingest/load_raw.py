@@ -6,6 +6,11 @@ with the file's name and line number. A line that cannot be jsonb goes to
 raw.rejects with the reason. raw.load_manifest remembers each file's checksum, so
 a re-run loads only new or changed files, and a changed file replaces its rows.
 
+Files are loaded in batches, one transaction each (a batch's rows, rejects and
+manifest rows commit together), by --workers processes at once, each with its
+own connection and its own files. Many small song files share a batch; a big
+log file is streamed in blocks, so memory stays flat whatever its size.
+
 The connection comes from the standard libpq variables (PGHOST, PGPORT, PGUSER,
 PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
 """
@@ -13,7 +18,9 @@ PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +28,17 @@ from pathlib import Path
 import psycopg
 
 from raw_loader.files import LocalFileSource
-from raw_loader.load import Progress, batches, load_batch, plan
+from raw_loader.load import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_FILES,
+    FileResult,
+    Progress,
+    batches,
+    load_batch,
+    plan,
+    restamp,
+)
+from raw_loader.parallel import WorkerFailed, WorkerPool, drain_earlier_workers
 from raw_loader.schema import ensure_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +58,9 @@ examples:
 exit codes:
   0    every file was loaded or was already loaded (rejected lines are not an error:
        they are in raw.rejects, counted in the summary)
-  1    the database could not be reached, or refused the load
+  1    the database could not be reached or refused the load, a file could not be
+       read, or a worker failed (the other workers are stopped; what they had
+       committed stays, re-run to finish)
   2    usage error: a folder that does not exist, or no data folder at all
   130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
 """
@@ -71,9 +90,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-data", type=Path, help="folder of event logs (default: DATA_DIR/log_data)"
     )
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=_positive,
+        default=default_workers(),
+        help="processes loading at once, each with its own connection "
+        "(default: the CPU count, %(default)s here)",
+    )
+    parser.add_argument(
+        "--batch-files",
+        type=_positive,
+        default=BATCH_MAX_FILES,
+        help="at most this many files per transaction (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-mb",
+        type=_positive,
+        default=BATCH_MAX_BYTES // 2**20,
+        help="at most this many MB of files per transaction; a bigger file goes alone "
+        "(default: %(default)s)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
     return parser
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def resolve_roots(args: argparse.Namespace) -> dict[str, Path]:
@@ -101,40 +155,78 @@ def resolve_roots(args: argparse.Namespace) -> dict[str, Path]:
     return roots
 
 
-def run(roots: dict[str, Path]) -> dict[str, float]:
+def run(
+    roots: dict[str, Path],
+    workers: int = 1,
+    batch_files: int = BATCH_MAX_FILES,
+    batch_bytes: int = BATCH_MAX_BYTES,
+) -> dict[str, float]:
     started = time.monotonic()
     source = LocalFileSource(roots)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(WorkerPool(source, workers)) if workers > 1 else None
+        return _run(source, pool, batch_files, batch_bytes, started)
+
+
+def _run(
+    source: LocalFileSource,
+    pool: WorkerPool | None,
+    batch_files: int,
+    batch_bytes: int,
+    started: float,
+) -> dict[str, float]:
     files, skipped = source.list_files()
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)
+    listed = time.monotonic()
     with psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn:
         ensure_schema(conn)
         _take_load_lock(conn)
+        drain_earlier_workers(conn)
         load_plan = plan(conn, source, files)
+        restamp(conn, load_plan.restamped)
         replaced = sum(item.replaces for item in load_plan.to_load)
+        # Events largest first, so the big files start early and the small ones
+        # fill the gaps; song files in name order.
+        ordered = sorted(
+            load_plan.to_load,
+            key=lambda item: (item.file.kind, -item.file.size if item.file.kind == "events" else 0),
+        )
+        work = list(batches(ordered, batch_bytes, batch_files))
+        workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
         log.info(
-            "%d files found: %d new, %d changed, %d already loaded",
+            "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
             len(files),
             len(load_plan.to_load) - replaced,
             replaced,
             len(load_plan.unchanged),
+            len(work),
+            workers,
+            "worker" if workers == 1 else "workers",
         )
         progress = Progress(
             total_files=len(load_plan.to_load),
             total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
-        for kind in ("songs", "events"):
-            planned = [item for item in load_plan.to_load if item.file.kind == kind]
-            for batch in batches(planned):
-                results = load_batch(conn, source, batch)
-                progress.add(results)
-                for result in results:
-                    if result.rejects:
-                        log.warning(
-                            "%s: %d rejected lines (see raw.rejects)",
-                            result.file.name,
-                            result.rejects,
-                        )
+        planned = time.monotonic()
+
+        def committed(worker: object, results: list[FileResult]) -> None:
+            progress.add(results, worker)
+            for result in results:
+                if result.rejects:
+                    log.warning(
+                        "%s: %d rejected lines (see raw.rejects)", result.file.name, result.rejects
+                    )
+
+        if pool is None or len(work) <= 1:  # in this process, on this connection
+            for batch in work:
+                committed(
+                    None,
+                    load_batch(conn, source, batch, on_read=lambda n: progress.reading(None, n)),
+                )
+        else:
+            pool.run(work, committed, progress.reading)
+    finished = time.monotonic()
     return {
         "files_found": len(files),
         "files_loaded": len(load_plan.to_load),
@@ -144,7 +236,12 @@ def run(roots: dict[str, Path]) -> dict[str, float]:
         "event_rows": progress.rows_by_kind["events"],
         "song_rows": progress.rows_by_kind["songs"],
         "rejects": progress.rejects,
-        "seconds": time.monotonic() - started,
+        "workers": workers,
+        "batches": len(work),
+        "seconds": finished - started,
+        "seconds_listing": listed - started,
+        "seconds_planning": planned - listed,
+        "seconds_loading": finished - planned,
     }
 
 
@@ -162,7 +259,10 @@ def summary_line(stats: dict[str, float]) -> str:
         f"loaded {stats['files_loaded']} files ({stats['files_replaced']} replaced), "
         f"{stats['files_unchanged']} unchanged, {stats['files_skipped']} skipped as not data; "
         f"{stats['event_rows']} event rows, {stats['song_rows']} song rows, "
-        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s"
+        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s "
+        f"(listing {stats['seconds_listing']:.1f} s, planning {stats['seconds_planning']:.1f} s, "
+        f"loading {stats['seconds_loading']:.1f} s with {stats['workers']} "
+        f"worker{'s' if stats['workers'] != 1 else ''})"
     )
 
 
@@ -171,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="load_raw: %(message)s", stream=sys.stderr)
     try:
-        stats = run(resolve_roots(args))
+        stats = run(
+            resolve_roots(args),
+            workers=args.workers,
+            batch_files=args.batch_files,
+            batch_bytes=args.batch_mb * 2**20,
+        )
     except UsageError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -185,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_DATABASE
     except psycopg.Error as exc:
         print(f"load_raw: PostgreSQL refused the load: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_DATABASE
+    except WorkerFailed as exc:
+        print(f"load_raw: {exc}; the other workers were stopped, re-run to finish", file=sys.stderr)
+        return EXIT_DATABASE
+    except OSError as exc:
+        print(f"load_raw: cannot read a file: {_one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE
     except KeyboardInterrupt:
         print(

@@ -1,8 +1,13 @@
 """File access behind one small interface.
 
-The loader only ever asks a `FileSource` two things: which files are there, and
-their bytes. Local folders are the only source today; object storage will be
-another class with the same two methods, and nothing else in the loader changes.
+The loader only ever asks a `FileSource` which files are there (with a size and a
+modification stamp) and for their bytes as stored. Local folders are the only
+source today; object storage will be another class with the same methods (its
+stamp would be the object's ETag or last-modified time), and nothing else in the
+loader changes.
+
+`open_hashed` reads a file once: the loader streams the decompressed bytes into
+COPY while the sha256 of the stored bytes is computed on the way.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ class SourceFile:
     kind: str  # 'songs' or 'events'
     name: str  # e.g. 'log_data/2018/11/2018-11-01-events.json'
     size: int
+    # When the file was last modified (ns since the epoch), as listed. With the
+    # size, a cheap "unchanged" test that spares re-reading the file; 0 if unknown.
+    mtime_ns: int = 0
 
     @property
     def compressed(self) -> bool:
@@ -42,6 +50,10 @@ class FileSource(Protocol):
 
     def open(self, source_file: SourceFile) -> BinaryIO:
         """Open a file's bytes, decompressed, for reading."""
+        ...
+
+    def open_stored(self, source_file: SourceFile) -> BinaryIO:
+        """Open a file's bytes as stored (for a .gz file, the compressed bytes)."""
         ...
 
     def checksum(self, source_file: SourceFile) -> str:
@@ -70,53 +82,128 @@ class LocalFileSource:
         skipped: list[str] = []
         for kind, root in sorted(self.roots.items()):
             prefix = self.prefixes[kind]
-            for path in _walk(root):
-                name = f"{prefix}/{path.relative_to(root).as_posix()}"
+            for relative, stat in _walk(root):
+                name = f"{prefix}/{relative}"
                 if not _is_utf8(name):
                     # The name must be stored as text; a name that is not UTF-8 cannot be.
                     skipped.append(
                         name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                     )
-                elif is_data_file(path.name):
-                    files.append(SourceFile(kind=kind, name=name, size=path.stat().st_size))
+                elif is_data_file(relative):
+                    files.append(SourceFile(kind, name, stat.st_size, stat.st_mtime_ns))
                 else:
                     skipped.append(name)
         files.sort(key=lambda f: (f.kind, f.name))
         return files, sorted(skipped)
 
     def path_of(self, source_file: SourceFile) -> Path:
+        return Path(self._local_path(source_file))
+
+    def _local_path(self, source_file: SourceFile) -> str:
+        # Plain strings, not pathlib: this runs once per file, for tens of thousands.
         prefix = self.prefixes[source_file.kind]
-        return self.roots[source_file.kind] / source_file.name[len(prefix) + 1 :]
+        return f"{self.roots[source_file.kind]}{source_file.name[len(prefix) :]}"
 
     def open(self, source_file: SourceFile) -> BinaryIO:
-        path = self.path_of(source_file)
+        path = self._local_path(source_file)
         if source_file.compressed:
             return gzip.open(path, "rb")  # type: ignore[return-value]
         return open(path, "rb")
 
+    def open_stored(self, source_file: SourceFile) -> BinaryIO:
+        # Unbuffered: the loader reads in large blocks, or a small file at once.
+        return open(self._local_path(source_file), "rb", buffering=0)
+
     def checksum(self, source_file: SourceFile) -> str:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""
-        digest = hashlib.sha256()
-        with open(self.path_of(source_file), "rb") as stream:
-            while block := stream.read(READ_BLOCK_BYTES):
-                digest.update(block)
-        return digest.hexdigest()
+        with self.open_stored(source_file) as stream:
+            return _sha256_of(stream)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every regular file under root, following symlinked files and folders once."""
-    seen: set[tuple[int, int]] = set()
-    for folder, dirnames, filenames in os.walk(root, followlinks=True):
-        stat = os.stat(folder)
-        if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop
-            dirnames.clear()
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        dirnames.sort()
-        for filename in sorted(filenames):
-            path = Path(folder) / filename
-            if path.is_file():
-                yield path
+def _sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while block := stream.read(READ_BLOCK_BYTES):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+class _HashingReader:
+    """A read-only stream that feeds every byte it hands out to a sha256."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int | None = -1) -> bytes:
+        block = self.raw.read(size)
+        self.digest.update(block)
+        return block
+
+    def hexdigest(self) -> str:
+        """The sha256 of the whole stored file: reads whatever was not read yet."""
+        while self.read(READ_BLOCK_BYTES):
+            pass
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def read_whole(source: FileSource, source_file: SourceFile) -> tuple[bytes, str]:
+    """A small file's decompressed bytes and the sha256 of its stored bytes, in one read."""
+    with source.open_stored(source_file) as stream:
+        stored = stream.read()
+    data = gzip.decompress(stored) if source_file.compressed else stored
+    return data, hashlib.sha256(stored).hexdigest()
+
+
+class HashedFile:
+    """A file open for one pass: `stream` gives the decompressed bytes, and
+    `checksum()`, once they are read, the sha256 of the stored bytes."""
+
+    def __init__(self, source: FileSource, source_file: SourceFile):
+        self._stored = _HashingReader(source.open_stored(source_file))
+        self.stream: BinaryIO
+        if source_file.compressed:
+            self.stream = gzip.GzipFile(fileobj=self._stored, mode="rb")  # type: ignore[assignment]
+        else:
+            self.stream = self._stored  # type: ignore[assignment]
+
+    def checksum(self) -> str:
+        return self._stored.hexdigest()
+
+    def __enter__(self) -> HashedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+        self._stored.close()
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """(path under root, stat) of every regular file under root, following symlinked
+    files and folders, each folder once (a symlink loop is not followed around)."""
+    top = os.stat(root)
+    seen = {(top.st_dev, top.st_ino)}
+    stack = [(str(root), "", top.st_dev)]
+    while stack:
+        folder, relative, device = stack.pop()
+        # scandir, not os.walk + Path.stat: one system call per file, and none per
+        # plain folder (its inode comes with the listing); a symlinked folder is
+        # stat-ed to learn what it points to.
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if entry.is_symlink():
+                        target = os.stat(entry.path)
+                        key = (target.st_dev, target.st_ino)
+                    else:
+                        key = (device, entry.inode())
+                    if key not in seen:
+                        seen.add(key)
+                        stack.append((entry.path, f"{relative}{entry.name}/", key[0]))
+                elif entry.is_file():
+                    yield f"{relative}{entry.name}", entry.stat()
 
 
 def _is_utf8(name: str) -> bool:

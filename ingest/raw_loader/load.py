@@ -2,53 +2,64 @@
 
 Guarantees, and where they come from:
 - Idempotent: a file whose checksum is already in raw.load_manifest is not read
-  again; a file whose checksum changed has its rows replaced.
+  again; a file whose checksum changed has its rows replaced. The manifest also
+  keeps each file's size and modification stamp: when both are as recorded the
+  file is not even hashed; when either differs the checksum decides.
 - All or nothing per batch: a batch's rows, rejects and manifest rows commit in
   one transaction, so a crash leaves no half-loaded file.
 - Nothing lost: every non-blank line becomes a row or a reject with a reason.
+- Each byte read once: a new file is hashed while it streams into COPY.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from raw_loader.files import FileSource, SourceFile
-from raw_loader.lines import JSONB_REFUSED, Chunk, Reject, classify, read_chunks
+from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
+from raw_loader.lines import QUOTE, Chunk, Reject, classify, document_chunk, read_chunks
 
 log = logging.getLogger("load_raw")
 
 # A batch is closed when it reaches either limit: many small song files share a
 # transaction (one commit per file is 20x slower), a big log file gets its own.
-BATCH_MAX_BYTES = 64 * 1024 * 1024
+# 16 MB keeps batches small enough to spread well over parallel workers.
+BATCH_MAX_BYTES = 16 * 1024 * 1024
 BATCH_MAX_FILES = 5000
+# Rows are handed to COPY in blocks of about this size: few, large writes.
+COPY_BLOCK_BYTES = 1024 * 1024
 
 # CSV with control characters as quote and delimiter: valid JSON never holds a raw
 # control character, so the payload needs no escaping (the cheapest COPY input).
-QUOTE = b"\x01"
 DELIMITER = b"\x02"
 FAST_COPY = (
     "copy {table} (source_file, line_number, payload) from stdin "
     "with (format csv, quote e'\\x01', delimiter e'\\x02')"
 )
 
+# Called with the number of bytes read so far of a file: progress inside big files.
+ReadCallback = Callable[[int], None]
+
 
 @dataclass
 class PlannedFile:
     file: SourceFile
-    checksum: str
+    # The checksum found when comparing with an earlier version; None for a new
+    # file (it is hashed while it loads). What lands is always the checksum of
+    # the bytes actually read.
+    checksum: str | None
     replaces: bool  # a different version of this file was loaded before
 
 
 @dataclass
 class FileResult:
     file: SourceFile
-    checksum: str
+    checksum: str = ""
     rows: int = 0
     rejects: int = 0
 
@@ -57,28 +68,63 @@ class FileResult:
 class Plan:
     to_load: list[PlannedFile]
     unchanged: list[SourceFile]
+    # Unchanged content under a new size/stamp: the manifest's stamp is updated.
+    restamped: list[SourceFile] = field(default_factory=list)
 
 
 def plan(conn: psycopg.Connection, source: FileSource, files: list[SourceFile]) -> Plan:
     """Compare the files with the manifest: what is new, changed or unchanged."""
-    loaded = dict(conn.execute("select source_file, checksum from raw.load_manifest").fetchall())
-    to_load: list[PlannedFile] = []
-    unchanged: list[SourceFile] = []
+    loaded = {
+        name: (checksum, size, mtime_ns)
+        for name, checksum, size, mtime_ns in conn.execute(
+            "select source_file, checksum, size_bytes, mtime_ns from raw.load_manifest"
+        )
+    }
+    result = Plan(to_load=[], unchanged=[])
     for file in files:
-        digest = source.checksum(file)
         previous = loaded.get(file.name)
-        if previous == digest:
-            unchanged.append(file)
+        if previous is None:
+            result.to_load.append(PlannedFile(file, None, replaces=False))
+            continue
+        checksum, size, mtime_ns = previous
+        if file.mtime_ns and (size, mtime_ns) == (file.size, file.mtime_ns):
+            result.unchanged.append(file)
+            continue
+        digest = source.checksum(file)
+        if digest == checksum:
+            result.unchanged.append(file)
+            result.restamped.append(file)
         else:
-            to_load.append(PlannedFile(file, digest, replaces=previous is not None))
-    return Plan(to_load, unchanged)
+            result.to_load.append(PlannedFile(file, digest, replaces=True))
+    return result
 
 
-def batches(planned: list[PlannedFile]) -> Iterator[list[PlannedFile]]:
+def restamp(conn: psycopg.Connection, files: list[SourceFile]) -> None:
+    """Record the new size and stamp of files whose content did not change."""
+    if not files:
+        return
+    conn.execute(
+        "update raw.load_manifest as m set size_bytes = f.size_bytes, mtime_ns = f.mtime_ns "
+        "from unnest(%s::text[], %s::bigint[], %s::bigint[]) as f (source_file, size_bytes, "
+        "mtime_ns) where m.source_file = f.source_file",
+        [[f.name for f in files], [f.size for f in files], [f.mtime_ns or None for f in files]],
+    )
+
+
+def batches(
+    planned: list[PlannedFile],
+    max_bytes: int = BATCH_MAX_BYTES,
+    max_files: int = BATCH_MAX_FILES,
+) -> Iterator[list[PlannedFile]]:
+    """Consecutive files of one kind, up to either limit (a bigger file goes alone)."""
     batch: list[PlannedFile] = []
     size = 0
     for item in planned:
-        if batch and (size + item.file.size > BATCH_MAX_BYTES or len(batch) >= BATCH_MAX_FILES):
+        if batch and (
+            size + item.file.size > max_bytes
+            or len(batch) >= max_files
+            or item.file.kind != batch[0].file.kind
+        ):
             yield batch
             batch, size = [], 0
         batch.append(item)
@@ -88,7 +134,10 @@ def batches(planned: list[PlannedFile]) -> Iterator[list[PlannedFile]]:
 
 
 def load_batch(
-    conn: psycopg.Connection, source: FileSource, batch: list[PlannedFile]
+    conn: psycopg.Connection,
+    source: FileSource,
+    batch: list[PlannedFile],
+    on_read: ReadCallback | None = None,
 ) -> list[FileResult]:
     """Load a batch of files of one kind in one transaction."""
     kind = batch[0].file.kind
@@ -100,7 +149,7 @@ def load_batch(
             _delete_files(conn, kind, replaced)
         try:
             with conn.transaction():  # a savepoint: the fast path may be refused
-                results, rejects = _copy_fast(conn, source, batch, table)
+                results, rejects = _copy_fast(conn, source, batch, table, on_read)
         except psycopg.errors.DataError as exc:
             log.info(
                 "PostgreSQL refused a line (%s); checking the batch line by line", _first_line(exc)
@@ -126,29 +175,92 @@ def _encode_field(value: bytes) -> bytes:
     return QUOTE + value.replace(QUOTE, QUOTE + QUOTE) + QUOTE
 
 
+def _copy_lines(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
+    """COPY input for rows of one file: name, line number, the line as the payload."""
+    return b"".join(
+        [b"%s%d\x02%s\n" % (name_field, number, _encode_field(line)) for number, line in rows]
+    )
+
+
+def _copy_clean_lines(name_field: bytes, first_line: int, lines: list[bytes]) -> bytes:
+    """The same for a clean chunk (see lines._is_clean): nothing to escape."""
+    return b"".join(
+        [
+            b"%s%d\x02\x01%s\x01\n" % (name_field, n, line)
+            for n, line in enumerate(lines, first_line)
+        ]
+    )
+
+
+class _BlockWriter:
+    """Gathers small pieces of COPY input and hands them over in large blocks."""
+
+    def __init__(self, copy: psycopg.Copy):
+        self.copy = copy
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if len(data) >= COPY_BLOCK_BYTES:
+            self.flush()
+            self.copy.write(data)
+            return
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= COPY_BLOCK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.copy.write(b"".join(self.parts))
+            self.parts, self.size = [], 0
+
+
+@dataclass
+class _Suspects:
+    """Lines of one file set apart for an exact judgement after the fast COPY."""
+
+    result: FileResult
+    lines: list[tuple[int, bytes]]
+
+
 def _copy_fast(
-    conn: psycopg.Connection, source: FileSource, batch: list[PlannedFile], table: sql.Composable
+    conn: psycopg.Connection,
+    source: FileSource,
+    batch: list[PlannedFile],
+    table: sql.Composable,
+    on_read: ReadCallback | None,
 ) -> tuple[list[FileResult], list[tuple[str, Reject]]]:
     """Stream every candidate row of the batch through one COPY."""
     results: list[FileResult] = []
     rejects: list[tuple[str, Reject]] = []
+    suspects: list[_Suspects] = []
     with conn.cursor() as cur, cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy:
+        writer = _BlockWriter(copy)
         for item in batch:
-            result = FileResult(item.file, item.checksum)
-            name = _encode_field(item.file.name.encode("utf-8")) + DELIMITER
-            for chunk in _chunks(source, item.file):
-                copy.write(
-                    b"".join(
-                        [
-                            name + b"%d" % number + DELIMITER + _encode_field(line) + b"\n"
-                            for number, line in chunk.rows
-                        ]
-                    )
-                )
-                result.rows += len(chunk.rows)
+            result = FileResult(item.file)
+            name_field = _encode_field(item.file.name.encode("utf-8")) + DELIMITER
+            file_suspects: list[tuple[int, bytes]] = []
+            for chunk in _read_file(source, item.file, result, on_read):
+                if chunk.clean_lines:
+                    writer.write(_copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines))
+                elif chunk.rows:
+                    writer.write(_copy_lines(name_field, chunk.rows))
+                result.rows += chunk.row_count
                 result.rejects += len(chunk.rejects)
                 rejects.extend((item.file.name, reject) for reject in chunk.rejects)
+                file_suspects.extend(chunk.suspects)
+            if file_suspects:
+                suspects.append(_Suspects(result, file_suspects))
             results.append(result)
+        writer.flush()
+    for judged in suspects:
+        landed, file_rejects = _land_careful(
+            conn, table, judged.result.file.name, [], judged.lines, last_line=None
+        )
+        judged.result.rows += landed
+        judged.result.rejects += len(file_rejects)
+        rejects.extend((judged.result.file.name, reject) for reject in file_rejects)
     return results, rejects
 
 
@@ -158,45 +270,106 @@ def _copy_careful(
     """The slow path: classify each line, and let PostgreSQL judge what Python accepts."""
     results: list[FileResult] = []
     rejects: list[tuple[str, Reject]] = []
-    conn.execute(
-        "create temporary table if not exists candidate_lines "
-        "(line_number integer, line text) on commit drop"
-    )
     for item in batch:
-        result = FileResult(item.file, item.checksum)
-        for chunk in _chunks(source, item.file):
-            file_rejects = list(chunk.rejects)
-            accepted: list[tuple[int, str]] = []
-            last_number = chunk.rows[-1][0] if chunk.rows else None
-            for number, line in chunk.rows:
-                reject = classify(
-                    number, line, may_be_truncated=chunk.ends_unterminated and number == last_number
-                )
-                if reject is None:
-                    accepted.append((number, line.decode("utf-8")))
-                else:
-                    file_rejects.append(reject)
-            refused = _land_judged_by_postgres(conn, table, item.file.name, accepted)
-            by_number = dict(chunk.rows)
-            file_rejects.extend(
-                Reject(number, by_number[number], JSONB_REFUSED, detail)
-                for number, detail in refused
+        result = FileResult(item.file)
+        for chunk in _read_file(source, item.file, result, None):
+            rows = chunk.numbered()
+            last = None
+            if chunk.ends_unterminated and (rows or chunk.suspects):
+                last = max(number for number, _ in rows + chunk.suspects)
+            landed, file_rejects = _land_careful(
+                conn, table, item.file.name, rows, chunk.suspects, last_line=last
             )
-            result.rows += len(accepted) - len(refused)
+            file_rejects = chunk.rejects + file_rejects
+            result.rows += landed
             result.rejects += len(file_rejects)
             rejects.extend((item.file.name, reject) for reject in file_rejects)
         results.append(result)
     return results, rejects
 
 
+def _read_file(
+    source: FileSource, file: SourceFile, result: FileResult, on_read: ReadCallback | None
+) -> Iterator[Chunk]:
+    """The chunks of one file, read once; sets result.checksum when it is read."""
+    if file.kind == "songs":  # one small document: read at once
+        data, result.checksum = read_whole(source, file)
+        yield document_chunk(data)
+        return
+    with HashedFile(source, file) as hashed:
+        read = 0
+        for chunk in read_chunks(hashed.stream, whole_document=False):
+            yield chunk
+            read += chunk.size
+            if on_read is not None:
+                on_read(read)
+        result.checksum = hashed.checksum()
+
+
+def _land_careful(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    name: str,
+    rows: list[tuple[int, bytes]],
+    suspects: list[tuple[int, bytes]],
+    *,
+    last_line: int | None,
+) -> tuple[int, list[Reject]]:
+    """Land the lines of one file that are jsonb objects; return (landed, rejects).
+
+    Python's json judges first. What it accepts is copied in one go (in a
+    savepoint); only if PostgreSQL refuses some of it, or for suspect lines, is
+    each line judged by PostgreSQL's own jsonb parser.
+    """
+    rejects: list[Reject] = []
+    plain: list[tuple[int, bytes]] = []
+    doubtful: list[tuple[int, bytes]] = []
+    for lines, accepted in ((rows, plain), (suspects, doubtful)):
+        for number, line in lines:
+            reject = classify(number, line, may_be_truncated=number == last_line)
+            if reject is None:
+                accepted.append((number, line))
+            else:
+                rejects.append(reject)
+    landed = 0
+    if plain:
+        name_field = _encode_field(name.encode("utf-8")) + DELIMITER
+        try:
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy,
+            ):
+                copy.write(_copy_lines(name_field, plain))
+            landed = len(plain)
+        except psycopg.errors.DataError:
+            doubtful = plain + doubtful
+    if doubtful:
+        refused = _land_judged_by_postgres(
+            conn, table, name, [(number, line.decode("utf-8")) for number, line in doubtful]
+        )
+        by_number = dict(doubtful)
+        rejects.extend(
+            Reject(number, by_number[number], "jsonb_refused", detail) for number, detail in refused
+        )
+    else:
+        refused = []
+    rejects.sort(key=lambda reject: reject.line_number)
+    return landed + len(doubtful) - len(refused), rejects
+
+
 def _land_judged_by_postgres(
     conn: psycopg.Connection, table: sql.Composable, name: str, accepted: list[tuple[int, str]]
 ) -> list[tuple[int, str]]:
     """Insert the lines jsonb accepts; return (line_number, why) for those it refuses."""
+    conn.execute(
+        "create temporary table if not exists candidate_lines "
+        "(line_number integer, line text) on commit drop"
+    )
     conn.execute("truncate candidate_lines")
     with conn.cursor() as cur:
         # psycopg's text COPY escapes every value, so any text is safe here; and
-        # this path only runs for a chunk the fast path could not land.
+        # this path only runs for lines the fast path could not land.
         with cur.copy("copy candidate_lines (line_number, line) from stdin") as copy:
             for number, text in accepted:
                 copy.write_row((number, text))
@@ -216,11 +389,6 @@ def _land_judged_by_postgres(
         ).fetchall()
         cur.execute("drop table judged")
     return refused
-
-
-def _chunks(source: FileSource, file: SourceFile) -> Iterable[Chunk]:
-    with source.open(file) as stream:
-        yield from read_chunks(stream, whole_document=file.kind == "songs")
 
 
 def _write_rejects(conn: psycopg.Connection, rejects: list[tuple[str, Reject]]) -> None:
@@ -244,12 +412,22 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None
     with (
         conn.cursor() as cur,
         cur.copy(
-            "copy raw.load_manifest (source_file, source_kind, checksum, size_bytes, row_count, "
-            "reject_count) from stdin"
+            "copy raw.load_manifest (source_file, source_kind, checksum, size_bytes, mtime_ns, "
+            "row_count, reject_count) from stdin"
         ) as copy,
     ):
         for r in results:
-            copy.write_row((r.file.name, r.file.kind, r.checksum, r.file.size, r.rows, r.rejects))
+            copy.write_row(
+                (
+                    r.file.name,
+                    r.file.kind,
+                    r.checksum,
+                    r.file.size,
+                    r.file.mtime_ns or None,
+                    r.rows,
+                    r.rejects,
+                )
+            )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -272,25 +450,37 @@ class Progress:
         self.started = time.monotonic()
         self.last = self.started
         self.rows_by_kind: dict[str, int] = {"songs": 0, "events": 0}
+        self.in_flight: dict[object, int] = {}  # bytes read of files not yet committed
 
-    def add(self, results: list[FileResult]) -> None:
+    def reading(self, worker: object, read: int) -> None:
+        """A worker has read this many bytes of the batch it is loading."""
+        self.in_flight[worker] = read
+        self._maybe_log()
+
+    def add(self, results: list[FileResult], worker: object = None) -> None:
+        self.in_flight.pop(worker, None)
         self.files += len(results)
         self.bytes += sum(r.file.size for r in results)
         self.rows += sum(r.rows for r in results)
         for r in results:
             self.rows_by_kind[r.file.kind] += r.rows
         self.rejects += sum(r.rejects for r in results)
+        self._maybe_log(done=self.files == self.total_files)
+
+    def _maybe_log(self, done: bool = False) -> None:
         now = time.monotonic()
-        if now - self.last >= self.every_seconds or self.files == self.total_files:
-            self.last = now
-            elapsed = max(now - self.started, 1e-9)
-            share = 100 * self.bytes / self.total_bytes if self.total_bytes else 100.0
-            log.info(
-                "%d/%d files (%.0f%%), %d rows, %d rejects, %.0f rows/s",
-                self.files,
-                self.total_files,
-                share,
-                self.rows,
-                self.rejects,
-                self.rows / elapsed,
-            )
+        if now - self.last < self.every_seconds and not done:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        read = self.bytes + sum(self.in_flight.values())
+        share = min(100.0, 100 * read / self.total_bytes) if self.total_bytes else 100.0
+        log.info(
+            "%d/%d files (%.0f%% read), %d rows committed, %d rejects, %.0f rows/s",
+            self.files,
+            self.total_files,
+            share,
+            self.rows,
+            self.rejects,
+            self.rows / elapsed,
+        )

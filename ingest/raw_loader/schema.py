@@ -12,6 +12,8 @@ import psycopg
 #   PostgreSQL itself refuses a line loaded twice.
 # - rejects keep the line as bytea: a line that is not valid UTF-8, or holds a
 #   NUL byte, cannot be stored as text, and nothing may be lost.
+# - raw.load_manifest.mtime_ns (with size_bytes) is the file's modification stamp
+#   when it was loaded: same size and stamp, the file is not read again.
 # - raw.jsonb_error() tells, per line, why jsonb refuses a text; it is only
 #   used on the slow path, for a chunk that COPY refused.
 DDL = """
@@ -56,6 +58,13 @@ create table if not exists raw.rejects (
     rejected_at timestamptz not null default now(),
     primary key (source_file, line_number)
 );
+
+-- Added after the first release: existing landing databases get them on the next load.
+-- mtime_ns with size_bytes lets a re-run skip an unchanged file without reading it.
+alter table raw.load_manifest add column if not exists mtime_ns bigint;
+-- The warehouse's incremental models select the rows landed since their last run.
+create index if not exists events_loaded_at_idx on raw.events (loaded_at);
+create index if not exists songs_loaded_at_idx on raw.songs (loaded_at);
 
 create or replace function raw.jsonb_error(candidate text) returns text
 language plpgsql immutable as $$

@@ -216,10 +216,11 @@ def test_help_explains_exit_codes(server_env):
 class FailingSource(LocalFileSource):
     """A real folder whose second file breaks while it is being read (a disk error)."""
 
-    def open(self, source_file: SourceFile):
+    def open_stored(self, source_file: SourceFile):
         if source_file.name.endswith("02-events.json"):
-            return _BreaksAfter(super().open(source_file).read(), after=10)
-        return super().open(source_file)
+            with super().open_stored(source_file) as stream:
+                return _BreaksAfter(stream.read(), after=10)
+        return super().open_stored(source_file)
 
 
 class _BreaksAfter(io.BytesIO):
@@ -237,7 +238,7 @@ def test_failure_mid_batch_leaves_nothing_half_loaded(db_env, tmp_path):
     feed = make_feed(tmp_path / "feed", days=3, per_day=4)
     source = FailingSource({"events": feed / "log_data"})
     files, _ = source.list_files()
-    planned = [PlannedFile(f, source.checksum(f), replaces=False) for f in files]
+    planned = [PlannedFile(f, None, replaces=False) for f in files]  # new: hashed as read
     with connect(db_env) as conn:
         conn.autocommit = True
         ensure_schema(conn)

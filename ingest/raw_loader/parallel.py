@@ -1,0 +1,210 @@
+"""Spread batches over worker processes, each with its own connection.
+
+The coordinator (load_raw.py) starts the workers first (they connect while it
+lists and plans), takes the load lock, and hands batches out through a shared
+queue, largest first, so each worker takes the next batch as
+soon as it is free. A worker loads a batch in one transaction (rows, rejects and
+manifest rows together, see load.load_batch) and reports the results back. No
+two workers ever hold the same file.
+
+Failure rules:
+- A worker that fails says why and exits; the coordinator then stops the other
+  workers (their batches under way roll back) and fails with that one line.
+- Workers die with the coordinator (Linux parent-death signal; elsewhere they
+  notice between batches), and each worker holds a shared advisory lock while
+  connected, so a later loader waits until no worker of an earlier one is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+from raw_loader.files import FileSource
+from raw_loader.load import FileResult, PlannedFile, load_batch
+
+# Held shared by every worker while connected, exclusively (for a moment) by a
+# coordinator before it starts: see drain_earlier_workers.
+WORKER_LOCK = "select hashtext('sparkify.load_raw.worker')"
+APPLICATION_NAME = "sparkify load_raw worker"
+
+
+class WorkerFailed(Exception):
+    """A worker could not load its batch: the message is one line for the user."""
+
+
+@dataclass
+class _Failure:
+    worker: int
+    kind: str  # 'unreachable', 'database', 'file' or 'bug'
+    message: str
+
+
+def drain_earlier_workers(conn: psycopg.Connection) -> None:
+    """Wait until no worker of an earlier (perhaps killed) loader is still connected."""
+    conn.execute(f"select pg_advisory_lock(({WORKER_LOCK}))")
+    conn.execute(f"select pg_advisory_unlock(({WORKER_LOCK}))")
+
+
+def batch_cost(batch: list[PlannedFile]) -> int:
+    """Rough work of a batch, in bytes: opening a file costs like reading 4 kB."""
+    return sum(item.file.size + 4096 for item in batch)
+
+
+class WorkerPool:
+    """`workers` processes, started early (they connect while the coordinator lists
+    and plans), that load the batches handed to `run`."""
+
+    def __init__(self, source: FileSource, workers: int):
+        # fork where there is one: a worker starts in milliseconds, not seconds of
+        # imports. The pool is made before the coordinator opens a connection, so
+        # no connection is shared with a child.
+        methods = multiprocessing.get_all_start_methods()
+        self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self.tasks = self.context.Queue()
+        self.reports = self.context.Queue()
+        self.processes = [
+            self.context.Process(
+                target=_worker,
+                args=(number, source, self.tasks, self.reports, os.getpid()),
+                name=f"load_raw worker {number}",
+                daemon=True,
+            )
+            for number in range(workers)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def run(
+        self,
+        work: list[list[PlannedFile]],
+        on_results: Callable[[int, list[FileResult]], None],
+        on_read: Callable[[int, int], None],
+    ) -> None:
+        """Load every batch, largest first; call on_results as batches commit."""
+        for batch in sorted(work, key=batch_cost, reverse=True):
+            self.tasks.put(batch)
+        for _ in self.processes:
+            self.tasks.put(None)
+        pending = len(work)
+        while pending:
+            try:
+                report = self.reports.get(timeout=0.5)
+            except queue.Empty:
+                _check_alive(self.processes, pending)
+                continue
+            if isinstance(report, _Failure):
+                raise WorkerFailed(_describe(report))
+            kind, number, payload = report
+            if kind == "read":
+                on_read(number, payload)
+            else:
+                pending -= 1
+                on_results(number, payload)
+        for process in self.processes:
+            process.join(timeout=30)
+
+    def close(self) -> None:
+        """Stop whatever still runs (its transaction under way rolls back)."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout=10)
+        self.tasks.cancel_join_thread()
+        self.reports.cancel_join_thread()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_alive(processes: list[multiprocessing.process.BaseProcess], pending: int) -> None:
+    for number, process in enumerate(processes):
+        if process.exitcode not in (None, 0):
+            raise WorkerFailed(f"worker {number} stopped with exit code {process.exitcode}")
+    if all(process.exitcode == 0 for process in processes):
+        raise WorkerFailed(f"the workers stopped with {pending} batches not loaded")
+
+
+def _describe(failure: _Failure) -> str:
+    what = {
+        "unreachable": "cannot reach PostgreSQL",
+        "database": "PostgreSQL refused the load",
+        "file": "cannot read a file",
+        "bug": "unexpected error",
+    }[failure.kind]
+    return f"worker {failure.worker}: {what}: {failure.message}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (no orphan keeps loading)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker(
+    number: int,
+    source: FileSource,
+    tasks: multiprocessing.Queue,
+    reports: multiprocessing.Queue,
+    parent: int,
+) -> None:
+    _die_with_parent(parent)
+    batch: list[PlannedFile] | None = None
+    try:
+        with psycopg.connect(autocommit=True, application_name=APPLICATION_NAME) as conn:
+            locked = False
+            while (batch := tasks.get()) is not None:
+                if os.getppid() != parent:
+                    return
+                if not locked:  # only now: the coordinator drained earlier workers
+                    conn.execute(f"select pg_advisory_lock_shared(({WORKER_LOCK}))")
+                    locked = True
+                results = load_batch(
+                    conn, source, batch, on_read=lambda read: reports.put(("read", number, read))
+                )
+                reports.put(("done", number, results))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the
+        os._exit(130)  # coordinator reports it; the batch under way rolled back
+    except psycopg.OperationalError as exc:
+        reports.put(_Failure(number, "unreachable", _one_line(exc)))
+    except psycopg.Error as exc:
+        reports.put(_Failure(number, "database", _with_file(batch, _one_line(exc))))
+    except OSError as exc:
+        reports.put(_Failure(number, "file", _one_line(exc)))
+    except Exception as exc:  # a bug: still one line, and the coordinator stops
+        reports.put(_Failure(number, "bug", f"{type(exc).__name__}: {_one_line(exc)}"))
+    else:
+        return
+    reports.close()
+    reports.join_thread()
+    os._exit(1)
+
+
+def _with_file(batch: list[PlannedFile] | None, message: str) -> str:
+    if not batch:
+        return message
+    first = batch[0].file.name
+    return f"{message} (batch of {len(batch)} files from {first})"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
