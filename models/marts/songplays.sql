@@ -31,8 +31,10 @@ events as (
         level,
         location,
         user_agent,
-        song_title,
-        artist_name,
+        song_title_as_logged,
+        artist_name_as_logged,
+        song_match_key,
+        artist_match_key,
         song_length,
         event_at,
         loaded_at,
@@ -47,6 +49,8 @@ songs as (
         artist_id,
         title,
         artist_name,
+        title_match_key,
+        artist_match_key,
         duration,
         loaded_at
     from {{ ref('stg_sparkify__songs') }}
@@ -115,16 +119,24 @@ plays as (
 
 {% endif %}
 
--- At most one song per play: the lowest song_id when the catalogue holds
--- several songs that match.
+-- At most one song per play. When the catalogue holds several songs that
+-- match, an exact match wins, then the closest duration, then the lowest
+-- song_id.
 song_matches as (
     select
         plays.event_id,
         songs.song_id,
         songs.artist_id,
+        case
+            when {{ song_match_is_exact('plays', 'songs') }} then 'exact'
+            else 'normalized'
+        end as song_match_rule,
         row_number() over (
             partition by plays.event_id
-            order by songs.song_id
+            order by
+                {{ song_match_is_exact('plays', 'songs') }} desc,
+                abs(plays.song_length - songs.duration) asc,
+                songs.song_id asc
         ) as match_rank
     from plays
     inner join songs
@@ -139,6 +151,7 @@ final as (
         plays.level,
         song_matches.song_id,
         song_matches.artist_id,
+        song_matches.song_match_rule,
         plays.session_id,
         plays.location,
         plays.user_agent,

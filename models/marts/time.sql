@@ -10,7 +10,7 @@ start_times as (
     from songplays
 ),
 
-final as (
+parts as (
     select
         start_time,
         cast(extract(hour from start_time) as integer) as hour,
@@ -18,8 +18,24 @@ final as (
         {{ iso_week('start_time') }} as week,
         cast(extract(month from start_time) as integer) as month,
         cast(extract(year from start_time) as integer) as year,
-        {{ iso_weekday('start_time') }} as weekday
+        {{ iso_weekday('start_time') }} as weekday,
+        {{ date_key('start_time') }} as date_key
     from start_times
+),
+
+final as (
+    select
+        start_time,
+        hour,
+        day,
+        week,
+        month,
+        year,
+        weekday,
+        {{ iso_weekday_name('weekday') }} as weekday_name,
+        weekday >= 6 as is_weekend,
+        date_key
+    from parts
 )
 
 select * from final

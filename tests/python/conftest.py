@@ -122,3 +122,51 @@ def write_lines(path: Path, lines: list[bytes], *, trailing_newline: bool = Fals
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
     path.write_bytes(data)
     return path
+
+
+# Every mart with its key, for whole-table equality checks.
+MART_KEYS = {
+    "songplays": "songplay_id",
+    "users": "user_id",
+    "songs": "song_id",
+    "artists": "artist_id",
+    "time": "start_time",
+    "users_history": "user_level_period_id",
+    "dates": "date_key",
+}
+
+
+def mart_counts(env: dict[str, str]) -> dict[str, int]:
+    with connect(env) as conn:
+        return {
+            mart: conn.execute(f'select count(*) from analytics."{mart}"').fetchone()[0]
+            for mart in MART_KEYS
+        }
+
+
+def mart_contents(env: dict[str, str]) -> dict[str, list[tuple]]:
+    """Every row of every mart, in key order, for equality checks."""
+    with connect(env) as conn:
+        contents = {}
+        for mart, key in MART_KEYS.items():
+            columns = [
+                row[0]
+                for row in conn.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'analytics' and table_name = %s "
+                    "and column_name not like '\\_%%' order by ordinal_position",
+                    [mart],
+                )
+            ]
+            select = ", ".join(f'"{c}"' for c in columns)
+            contents[mart] = conn.execute(
+                f'select {select} from analytics."{mart}" order by "{key}"'
+            ).fetchall()
+        return contents
+
+
+def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """dbt build, which must succeed."""
+    result = run_dbt(env, tmp_path, "build", *extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result

@@ -23,19 +23,51 @@ fields as (
         trim({{ json_text('payload', 'length') }}) as length_text,
         trim({{ json_text('payload', 'status') }}) as status_text,
         trim({{ json_text('payload', 'registration') }}) as registration_text,
-        nullif(trim({{ json_text('payload', 'firstName') }}), '') as first_name,
-        nullif(trim({{ json_text('payload', 'lastName') }}), '') as last_name,
+        nullif(trim({{ json_text('payload', 'firstName') }}), '')
+            as first_name_as_logged,
+        nullif(trim({{ json_text('payload', 'lastName') }}), '')
+            as last_name_as_logged,
         upper(nullif(trim({{ json_text('payload', 'gender') }}), '')) as gender,
         lower(nullif(trim({{ json_text('payload', 'level') }}), '')) as level,
-        nullif(trim({{ json_text('payload', 'location') }}), '') as location,
+        nullif(trim({{ json_text('payload', 'location') }}), '')
+            as location_as_logged,
         nullif(trim({{ json_text('payload', 'userAgent') }}), '')
             as user_agent_text,
         nullif(trim({{ json_text('payload', 'auth') }}), '') as auth,
         nullif(trim({{ json_text('payload', 'page') }}), '') as page,
         nullif(trim({{ json_text('payload', 'method') }}), '') as method,
-        nullif(trim({{ json_text('payload', 'song') }}), '') as song_title,
-        nullif(trim({{ json_text('payload', 'artist') }}), '') as artist_name
+        nullif(trim({{ json_text('payload', 'song') }}), '')
+            as song_title_as_logged,
+        nullif(trim({{ json_text('payload', 'artist') }}), '')
+            as artist_name_as_logged
     from source
+),
+
+-- The feed often encodes text as UTF-8 two times over ("DÃ\u0083Â©sir" for
+-- "Désir"), while the song files are clean: undo up to two levels, one per
+-- step, so that names read right and plays can match their songs.
+text_repaired_once as (
+    select
+        *,
+        {{ repair_mojibake('first_name_as_logged') }} as first_name_once,
+        {{ repair_mojibake('last_name_as_logged') }} as last_name_once,
+        {{ repair_mojibake('location_as_logged') }} as location_once,
+        {{ repair_mojibake('song_title_as_logged') }} as song_title_once,
+        {{ repair_mojibake('artist_name_as_logged') }} as artist_name_once
+    from fields
+    {{ optimization_fence() }}
+),
+
+text_repaired as (
+    select
+        *,
+        {{ repair_mojibake('first_name_once') }} as first_name,
+        {{ repair_mojibake('last_name_once') }} as last_name,
+        {{ repair_mojibake('location_once') }} as location,
+        {{ repair_mojibake('song_title_once') }} as song_title,
+        {{ repair_mojibake('artist_name_once') }} as artist_name
+    from text_repaired_once
+    {{ optimization_fence() }}
 ),
 
 numbers as (
@@ -47,8 +79,10 @@ numbers as (
         {{ safe_to_numeric('ts_text') }} as ts_number,
         {{ safe_to_numeric('length_text') }} as song_length,
         {{ safe_to_numeric('status_text') }} as status_number,
-        {{ safe_to_numeric('registration_text') }} as registration_number
-    from fields
+        {{ safe_to_numeric('registration_text') }} as registration_number,
+        {{ text_match_key('song_title') }} as song_match_key,
+        {{ text_match_key('artist_name') }} as artist_match_key
+    from text_repaired
     -- Parse each field once per row, however often its result is used.
     {{ optimization_fence() }}
 ),
@@ -116,6 +150,13 @@ flagged as (
         ) as has_valid_length,
         (status_text is null or status is not null) as has_valid_status,
         (
+            song_title is distinct from song_title_as_logged
+            or artist_name is distinct from artist_name_as_logged
+            or location is distinct from location_as_logged
+            or first_name is distinct from first_name_as_logged
+            or last_name is distinct from last_name_as_logged
+        ) as is_text_repaired,
+        (
             registration_text is null or registered_at is not null
         ) as has_valid_registration
     from keyed
@@ -151,9 +192,14 @@ final as (
         method,
         song_title,
         artist_name,
+        song_title_as_logged,
+        artist_name_as_logged,
+        song_match_key,
+        artist_match_key,
         song_length,
         status,
         is_song_play,
+        is_text_repaired,
         has_valid_ts,
         has_valid_session_id,
         has_valid_item_in_session,

@@ -41,7 +41,9 @@ numbers as (
         {{ safe_to_numeric('year_text') }} as year_number,
         {{ safe_to_numeric('latitude_text') }} as latitude_number,
         {{ safe_to_numeric('longitude_text') }} as longitude_number,
-        {{ safe_to_numeric('num_songs_text') }} as num_songs_number
+        {{ safe_to_numeric('num_songs_text') }} as num_songs_number,
+        {{ text_match_key('title') }} as title_match_key,
+        {{ text_match_key('artist_name') }} as artist_match_key
     from fields
     -- Parse each field once per row, however often its result is used.
     {{ optimization_fence() }}
@@ -110,6 +112,8 @@ final as (
         title,
         artist_name,
         artist_location,
+        title_match_key,
+        artist_match_key,
         duration,
         artist_latitude,
         artist_longitude,

@@ -1,0 +1,65 @@
+-- Where every song-play line of the feed went, day by day: kept as a play,
+-- counted once more as a redelivered copy, or left out for an invalid ts.
+-- A row whose parts do not add up means data was lost or doubled between
+-- staging and the fact table; a test fails the build on it.
+
+with
+
+events as (
+    select
+        event_id,
+        event_at,
+        has_valid_ts,
+        delivery_count
+    from {{ ref('stg_sparkify__events') }}
+    where is_song_play
+),
+
+songplays as (
+    select start_time
+    from {{ ref('songplays') }}
+),
+
+staged_by_day as (
+    select
+        cast(event_at as date) as event_date,
+        cast(sum(delivery_count) as integer) as song_play_lines,
+        cast(sum(delivery_count - 1) as integer) as redelivered_lines,
+        cast(count(*) filter (where not has_valid_ts) as integer)
+            as invalid_ts_events,
+        cast(count(*) filter (where has_valid_ts) as integer) as valid_events
+    from events
+    group by cast(event_at as date)
+),
+
+built_by_day as (
+    select
+        cast(start_time as date) as event_date,
+        cast(count(*) as integer) as songplays
+    from songplays
+    group by cast(start_time as date)
+),
+
+final as (
+    select
+        coalesce(staged_by_day.event_date, built_by_day.event_date)
+            as event_date,
+        coalesce(staged_by_day.song_play_lines, 0) as song_play_lines,
+        coalesce(staged_by_day.redelivered_lines, 0) as redelivered_lines,
+        coalesce(staged_by_day.invalid_ts_events, 0) as invalid_ts_events,
+        coalesce(staged_by_day.valid_events, 0) as valid_events,
+        coalesce(built_by_day.songplays, 0) as songplays,
+        (
+            coalesce(staged_by_day.valid_events, 0)
+            = coalesce(built_by_day.songplays, 0)
+            and coalesce(staged_by_day.song_play_lines, 0)
+            = coalesce(staged_by_day.redelivered_lines, 0)
+            + coalesce(staged_by_day.invalid_ts_events, 0)
+            + coalesce(built_by_day.songplays, 0)
+        ) as is_reconciled
+    from staged_by_day
+    full outer join built_by_day
+        on staged_by_day.event_date = built_by_day.event_date
+)
+
+select * from final

@@ -1,0 +1,233 @@
+"""Marts that stay right as data grows: matching against the generator's truth,
+incremental builds equal to full refreshes, user level history, reconciliation.
+
+Each test checks the warehouse against something independent of the models: the
+generator's record of what it wrote, or the raw JSON read with plain Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+from pathlib import Path
+
+from conftest import build, connect, generate_feed, mart_contents, run_loader
+
+NEAR_MISSES = ("case", "whitespace", "duration_rounding", "mojibake")
+
+
+def read_truth(feed: Path) -> dict[tuple[str, int], dict]:
+    with (feed / "_truth" / "songplays.csv").open(newline="") as handle:
+        rows = csv.DictReader(handle)
+        return {(row["source_file"], int(row["line_number"])): row for row in rows}
+
+
+def test_improved_matching_recovers_near_misses_and_never_matches_falsely(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "10", "--users", "40", "--songs", "150", "--seed", "7")
+    truth = read_truth(feed)
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    build(db_env, tmp_path)
+
+    with connect(db_env) as conn:
+        built = conn.execute(
+            "select events.source_file, events.line_number, plays.song_id, "
+            "plays.song_match_rule "
+            "from analytics.songplays as plays "
+            "join staging.stg_sparkify__events as events on events.event_id = plays.songplay_id"
+        ).fetchall()
+    assert len(built) == len(truth)
+
+    by_variant: dict[str, Counter] = defaultdict(Counter)
+    for source_file, line_number, song_id, rule in built:
+        play = truth[(source_file, line_number)]
+        if song_id is not None:
+            # No false match: a matched play always gets the song it really is.
+            assert song_id == play["song_id"], (play, song_id)
+        by_variant[play["variant"]][rule] += 1
+
+    for variant in NEAR_MISSES:
+        assert by_variant[variant][None] == 0, f"{variant} plays left unmatched"
+    assert set(by_variant["not_in_catalogue"]) == {None}
+    # The exact rule alone recovers the exact plays and the padded ones (staging trims).
+    assert by_variant["case"]["exact"] == by_variant["mojibake"]["exact"] == 0
+    assert by_variant["exact"]["normalized"] == 0
+    assert sum(by_variant[v]["exact"] for v in by_variant) == (
+        by_variant["exact"]["exact"] + by_variant["whitespace"]["exact"]
+    )
+    catalogue_plays = sum(sum(by_variant[v].values()) for v in ("exact", *NEAR_MISSES))
+    exact = sum(counts["exact"] for counts in by_variant.values())
+    improved = exact + sum(counts["normalized"] for counts in by_variant.values())
+    assert improved == catalogue_plays > exact
+    print(
+        f"generated: {len(truth)} plays, {catalogue_plays} of catalogue songs; "
+        f"exact rule {exact} ({exact / len(truth):.1%}), "
+        f"improved rule {improved} ({improved / len(truth):.1%})"
+    )
+
+
+def deliver(source: Path, target: Path, log_files: list[Path]) -> None:
+    """Copy the song files and the given day files into a delivery folder."""
+    if not (target / "song_data").exists():
+        shutil.copytree(source / "song_data", target / "song_data")
+    for path in log_files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, destination)
+
+
+def test_second_half_of_a_month_built_incrementally_equals_a_full_refresh(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "12", "--users", "30", "--songs", "80", "--events-per-day", "150")
+    days = sorted((feed / "log_data").rglob("*-events.json"))
+    delivery = tmp_path / "delivery"
+
+    deliver(feed, delivery, days[:6])
+    assert run_loader(db_env, "--data-dir", delivery).returncode == 0
+    build(db_env, tmp_path)
+    first_half = mart_contents(db_env)
+
+    deliver(feed, delivery, days[6:])
+    assert run_loader(db_env, "--data-dir", delivery).returncode == 0
+    incremental = build(db_env, tmp_path)
+    assert "incremental model" in incremental.stdout
+    both_halves = mart_contents(db_env)
+    assert len(both_halves["songplays"]) > len(first_half["songplays"]) > 0
+    # The first half's plays are untouched by the second build.
+    assert set(first_half["songplays"]) <= set(both_halves["songplays"])
+
+    # A corrected day file: one play moves to another song, the last line goes.
+    corrected = delivery / days[3].relative_to(feed)
+    lines = corrected.read_bytes().split(b"\n")
+    plays = [i for i, line in enumerate(lines) if b'"NextSong"' in line]
+    event = json.loads(lines[plays[0]])
+    other = json.loads(lines[plays[-1]])
+    event.update(song=other["song"], artist=other["artist"], length=other["length"])
+    lines[plays[0]] = json.dumps(event).encode()
+    corrected.write_bytes(b"\n".join(lines[:-1]))
+    reloaded = run_loader(db_env, "--data-dir", delivery)
+    assert "1 replaced" in reloaded.stdout, reloaded.stdout
+    build(db_env, tmp_path)
+    after_correction = mart_contents(db_env)
+    assert after_correction != both_halves
+
+    # And running again changes nothing; a full refresh builds the very same rows.
+    assert "loaded 0 files" in run_loader(db_env, "--data-dir", delivery).stdout
+    build(db_env, tmp_path)
+    assert mart_contents(db_env) == after_correction
+    build(db_env, tmp_path, "--full-refresh")
+    assert mart_contents(db_env) == after_correction
+
+
+def level_timelines(feed: Path) -> dict[str, list[str]]:
+    """Each user's levels in event order, read from the JSON with plain Python."""
+    events = [
+        json.loads(line)
+        for path in (feed / "log_data").rglob("*.json")
+        for line in path.read_bytes().split(b"\n")
+        if line.strip()
+    ]
+    timelines: dict[str, list[tuple]] = defaultdict(list)
+    for event in events:
+        if event["userId"] and event["level"]:
+            order = (event["ts"], event["sessionId"], event["itemInSession"])
+            timelines[str(event["userId"])].append((order, event["level"]))
+    return {user: [level for _, level in sorted(rows)] for user, rows in timelines.items()}
+
+
+def test_users_history_has_a_period_per_level_change_and_agrees_with_users(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "20", "--users", "40", "--songs", "60", "--events-per-day", "200")
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    build(db_env, tmp_path)
+
+    expected = {
+        user: [level for i, level in enumerate(levels) if i == 0 or levels[i - 1] != level]
+        for user, levels in level_timelines(feed).items()
+    }
+    assert any(len(periods) > 1 for periods in expected.values()), "no level changes generated"
+    with connect(db_env) as conn:
+        rows = conn.execute(
+            "select user_id, level, valid_from, valid_to, is_current "
+            "from analytics.users_history order by user_id, valid_from, valid_to nulls last"
+        ).fetchall()
+        users = dict(conn.execute("select user_id, level from analytics.users"))
+
+    history: dict[str, list[tuple]] = defaultdict(list)
+    for user_id, *period in rows:
+        history[user_id].append(tuple(period))
+    assert {user: [p[0] for p in periods] for user, periods in history.items()} == expected
+    for user, periods in history.items():
+        # Periods follow each other without gap or overlap; only the last is current.
+        for (_, _, valid_to, _), (_, valid_from, _, _) in pairwise(periods):
+            assert valid_to == valid_from
+        assert [p[3] for p in periods] == [False] * (len(periods) - 1) + [True]
+        assert periods[-1][2] is None
+        assert users[user] == periods[-1][0]
+
+
+def valid_ts(value) -> int | None:
+    """The rule staging documents: a whole number of epoch ms, as number or text."""
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    try:
+        datetime.fromtimestamp(int(number) / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return int(number)
+
+
+def test_every_valid_song_play_in_raw_is_in_songplays_once_day_by_day(db_env, tmp_path):
+    feed = tmp_path / "faulty"
+    generate_feed(
+        feed, "--days", "8", "--users", "20", "--songs", "40", "--events-per-day", "120", "--faults"
+    )
+    day = sorted((feed / "log_data").rglob("*-events.json"))[1]
+    shutil.copy(day, day.with_name("redelivered copy.json"))
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    build(db_env, tmp_path)
+
+    with connect(db_env) as conn:
+        payloads = [row[0] for row in conn.execute("select payload from raw.events")]
+        built_days = dict(
+            conn.execute(
+                "select cast(start_time as date), count(*) from analytics.songplays group by 1"
+            )
+        )
+        reconciliation = conn.execute(
+            "select event_date, song_play_lines, redelivered_lines, invalid_ts_events, "
+            "songplays, is_reconciled from audit.songplay_reconciliation"
+        ).fetchall()
+
+    # The oracle: NextSong lines in raw, keyed as the docs say, counted per day.
+    lines = [p for p in payloads if p.get("page") == "NextSong"]
+    valid: dict[tuple, int] = {}
+    invalid = set()
+    for payload in lines:
+        key = tuple(
+            str(payload.get(field)) for field in ("userId", "sessionId", "itemInSession", "ts")
+        )
+        ts = valid_ts(payload.get("ts"))
+        if ts is None:
+            invalid.add(key)
+        else:
+            valid[key] = ts
+    expected_days = Counter(datetime.fromtimestamp(ts / 1000, UTC).date() for ts in valid.values())
+    assert built_days == dict(expected_days)
+    assert sum(built_days.values()) == len(valid)
+
+    # The audit model accounts for every NextSong line: played, redelivered or invalid.
+    assert all(row[-1] for row in reconciliation), reconciliation
+    assert sum(row[1] for row in reconciliation) == len(lines)
+    assert sum(row[2] for row in reconciliation) == len(lines) - len(valid) - len(invalid) > 0
+    assert sum(row[3] for row in reconciliation) == len(invalid) > 0
+    assert {row[0]: row[4] for row in reconciliation if row[0]} == dict(expected_days)
