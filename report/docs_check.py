@@ -9,7 +9,9 @@ exposures, macros and every column the database holds), then any broken rule:
 - wording used in several places comes from a doc block, not copies;
 - every model and seed has a primary key (dbt infers it from constraints and tests),
   and it is tested: `unique` + `not_null` on a single column, or
-  `unique_combination_of_columns` + `not_null` on each column of a composite key;
+  `unique_combination_of_columns` + `not_null` on each column of a composite key
+  (a key column whose meta says `nullable_key: true` holds one null on purpose and
+  needs no `not_null`);
 - only staging models read sources, and no staging model reads another one;
 - no SQL names a relation itself: schema-qualified names (`raw.events`) and bare
   relation names outside `ref()`/`source()` are refused.
@@ -172,6 +174,17 @@ def _tests_by_node(manifest: dict) -> dict[str, list[dict]]:
     return tests
 
 
+def _nullable_key(node: dict, column: str) -> bool:
+    """A key column declared to hold a null on purpose (column meta
+    `nullable_key: true`, e.g. one row for the plays without a date): its
+    `unique` test still counts the null, but no not_null test is asked for."""
+    for name, info in node["columns"].items():
+        if name.lower() == column.lower():
+            meta = {**info.get("meta", {}), **info.get("config", {}).get("meta", {})}
+            return meta.get("nullable_key") is True
+    return False
+
+
 def primary_key_problems(manifest: dict) -> list[str]:
     """Models and seeds without a primary key, or whose key is not tested."""
     problems = []
@@ -209,6 +222,8 @@ def primary_key_problems(manifest: dict) -> list[str]:
         if not unique:
             problems.append(f"{node['name']}: primary key {key} has no uniqueness test")
         for column in key:
+            if _nullable_key(node, column):
+                continue
             if not tested("not_null", column):
                 problems.append(f"{node['name']}: primary key column {column} has no not_null test")
     return problems

@@ -18,20 +18,16 @@ time as (
     from {{ ref('time') }}
 ),
 
-weekdays as (
+dates as (
     select
-        weekday,
-        weekday_name
-    from (
-        values
-        (1, 'Monday'),
-        (2, 'Tuesday'),
-        (3, 'Wednesday'),
-        (4, 'Thursday'),
-        (5, 'Friday'),
-        (6, 'Saturday'),
-        (7, 'Sunday')
-    ) as iso_weekdays (weekday, weekday_name)
+        date_day,
+        weekday
+    from {{ ref('dates') }}
+),
+
+weekdays as (
+    select weekday
+    from (values (1), (2), (3), (4), (5), (6), (7)) as iso_weekdays (weekday)
 ),
 
 hours as (
@@ -46,10 +42,19 @@ hours as (
 cells as (
     select
         weekdays.weekday,
-        weekdays.weekday_name,
         hours.hour
     from weekdays
     cross join hours
+),
+
+-- How many of each weekday the data's date range holds (a month has four
+-- or five Mondays), to turn counts into a per-day rate.
+weekday_days as (
+    select
+        weekday,
+        count(*) as day_count
+    from dates
+    group by weekday
 ),
 
 cell_plays as (
@@ -66,11 +71,10 @@ cell_plays as (
     group by time.weekday, time.hour
 ),
 
-final as (
+counted as (
     select
         cells.weekday,
         cells.hour,
-        cells.weekday_name,
         cast(coalesce(cell_plays.play_count, 0) as integer) as play_count,
         cast(coalesce(cell_plays.free_play_count, 0) as integer)
             as free_play_count,
@@ -78,12 +82,30 @@ final as (
             as paid_play_count,
         cast(coalesce(cell_plays.listener_count, 0) as integer)
             as listener_count,
-        cells.weekday >= 6 as is_weekend
+        cast(coalesce(weekday_days.day_count, 0) as integer) as day_count
     from cells
     left join cell_plays
         on
             cells.weekday = cell_plays.weekday
             and cells.hour = cell_plays.hour
+    left join weekday_days
+        on cells.weekday = weekday_days.weekday
+),
+
+final as (
+    select
+        weekday,
+        hour,
+        {{ iso_weekday_name('weekday') }} as weekday_name,
+        play_count,
+        free_play_count,
+        paid_play_count,
+        listener_count,
+        day_count,
+        round(cast(play_count as numeric) / nullif(day_count, 0), 2)
+            as plays_per_day,
+        weekday >= 6 as is_weekend
+    from counted
 )
 
 select * from final
