@@ -220,7 +220,7 @@ def primary_key_problems(manifest: dict) -> list[str]:
             combination and combination <= set(key) for combination in combinations
         )
         if not unique:
-            problems.append(f"{node['name']}: primary key {key} has no uniqueness test")
+            problems.append(f"{node['name']}: primary key {sorted(key)} has no uniqueness test")
         for column in key:
             if _nullable_key(node, column):
                 continue
