@@ -134,8 +134,8 @@ def column_bars(
             x = left + i * slot + slot * 0.1 + (0 if stacked else s * bar_w)
             y = top + plot_h - base - bar_h
             body.append(
-                f'<rect class="mark" data-value="{value}" x="{x:.1f}" y="{y:.1f}" '
-                f'width="{bar_w:.1f}" height="{max(bar_h, 0.0):.1f}" '
+                f'<rect class="mark" data-series="{escape(name)}" data-value="{value}" '
+                f'x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{max(bar_h, 0.0):.1f}" '
                 f'fill="{PALETTE[s % len(PALETTE)]}">'
                 f"<title>{escape(category)} {escape(name)}: {escape(fmt(value))}</title></rect>"
             )
@@ -177,7 +177,8 @@ def lines(
             path.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
             pen_down = True
             marks.append(
-                f'<circle class="mark" data-value="{value}" cx="{x:.1f}" cy="{y:.1f}" r="2.5" '
+                f'<circle class="mark" data-series="{escape(name)}" data-value="{value}" '
+                f'cx="{x:.1f}" cy="{y:.1f}" r="2.5" '
                 f'fill="{color}"><title>{escape(categories[i])} {escape(name)}: '
                 f"{escape(fmt(value))}</title></circle>"
             )
