@@ -149,7 +149,7 @@ SECTIONS = (
                 "Plays on an average day of each weekday",
                 "rpt_plays_by_hour_weekday",
                 "select weekday, weekday_name, "
-                "sum(play_count) / nullif(max(day_count), 0) as plays_per_day "
+                "cast(sum(play_count) as numeric) / nullif(max(day_count), 0) as plays_per_day "
                 "from {relation} group by weekday, weekday_name order by weekday",
                 lambda rows: charts.column_bars(
                     "Plays per day by weekday",
@@ -370,7 +370,10 @@ def headline(conn: psycopg.Connection, schema: str) -> list[tuple[str, str]]:
         ("period", f"{first:%b %d} to {last:%b %d, %Y}" if first else "no data"),
         ("plays", f"{plays or 0:,}"),
         ("users", f"{users or 0:,}"),
-        ("paid users at the end", charts.percent(float(paid_share)) if paid_share else "none"),
+        (
+            "paid users at the end",
+            charts.percent(float(paid_share)) if paid_share is not None else "none",
+        ),
         ("sessions", f"{sessions:,}"),
         ("falling users", f"{falling:,}"),
     ]
