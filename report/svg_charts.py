@@ -13,7 +13,7 @@ from html import escape
 
 PALETTE = ("#3b6ea8", "#e0a458", "#7fb069", "#c95d63", "#8e7cc3", "#5bb1b5", "#a0a0a0")
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif"
-CHAR_WIDTH = 6.6  # a rough width of one 12px character, for laying out labels
+CHAR_WIDTH = 7.2  # a rough width of one 12px character, for laying out labels
 
 Number = float | int
 Format = Callable[[Number], str]
@@ -31,15 +31,24 @@ def percent(value: Number) -> str:
     return f"{100 * value:.0f}%"
 
 
-def _nice_max(value: Number) -> float:
-    """A round number at or above value, for the end of an axis."""
+def _nice_axis(value: Number, *, whole: bool = False) -> tuple[float, int]:
+    """The end of an axis at or above value, and its number of tick steps (3 to 5):
+    the tightest fit whose step is 1, 2, 2.5 or 5 times a power of ten, so every
+    tick is a round number (a whole one when `whole`, for counts)."""
     if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+        return 1.0, 4
+    fits = []
+    for ticks in (3, 4, 5):
+        rough = value / ticks
+        magnitude = 10 ** math.floor(math.log10(rough))
+        for multiple in (1, 2, 2.5, 5, 10):
+            step = multiple * magnitude
+            if whole and (step < 1 or step != int(step)):
+                continue
+            if step >= rough:
+                fits.append((step * ticks, ticks))
+                break
+    return min(fits)
 
 
 def _svg(width: float, height: float, label: str, body: list[str]) -> str:
@@ -83,7 +92,7 @@ def horizontal_bars(
 ) -> str:
     """One bar per (category, value), largest first as given, value printed at its end."""
     label_chars = min(38, max((len(name) for name, _ in rows), default=1))
-    left = 10 + label_chars * CHAR_WIDTH
+    left = 16 + label_chars * CHAR_WIDTH
     right = 60
     bar_height, gap, top = 18, 6, 8
     height = top + len(rows) * (bar_height + gap) + 4
@@ -122,10 +131,11 @@ def column_bars(
         sum(series[name][i] for name in names) if stacked else max(series[n][i] for n in names)
         for i in range(len(categories))
     ]
-    axis_max = _nice_max(max(totals, default=0))
+    axis = _nice_axis(max(totals, default=0), whole=fmt is integer)
+    axis_max = axis[0]
     slot = plot_w / max(len(categories), 1)
     bar_w = slot * 0.8 if stacked else slot * 0.8 / max(len(names), 1)
-    body = _axis(left, top, plot_w, plot_h, axis_max, fmt)
+    body = _axis(left, top, plot_w, plot_h, axis, fmt)
     for i, category in enumerate(categories):
         base = 0.0
         for s, name in enumerate(names):
@@ -163,9 +173,10 @@ def lines(
     left, right, top, bottom = 52, 10, 28, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if v is not None]
-    axis_max = axis_max or _nice_max(max(values, default=0))
+    axis = (axis_max, 4) if axis_max else _nice_axis(max(values, default=0))
+    axis_max = axis[0]
     step = plot_w / max(len(categories) - 1, 1)
-    body = _axis(left, top, plot_w, plot_h, axis_max, fmt)
+    body = _axis(left, top, plot_w, plot_h, axis, fmt)
     for s, (name, points) in enumerate(series.items()):
         color = PALETTE[s % len(PALETTE)]
         path, marks, pen_down = [], [], False
@@ -230,12 +241,18 @@ def heatmap(
 
 
 def _axis(
-    left: float, top: float, plot_w: float, plot_h: float, axis_max: float, fmt: Format
+    left: float,
+    top: float,
+    plot_w: float,
+    plot_h: float,
+    axis: tuple[float, int],
+    fmt: Format,
 ) -> list[str]:
+    axis_max, ticks = axis
     parts = []
-    for tick in range(5):
-        value = axis_max * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    for tick in range(ticks + 1):
+        value = axis_max * tick / ticks
+        y = top + plot_h - plot_h * tick / ticks
         parts.append(
             f'<line x1="{left:.1f}" x2="{left + plot_w:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#e3e3e3"/>'
