@@ -1,5 +1,5 @@
 # The Sparkify warehouse. Two commands on a fresh machine:
-#   make run    sample data -> raw load -> dbt build -> docs -> mart counts
+#   make run    sample data -> raw load -> dbt build -> docs -> report -> mart counts
 #   make test   every test: pytest, dbt build with all data and unit tests, lint
 #
 # With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
@@ -14,6 +14,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= data/sample
+DOCS_PORT ?= 8080
+REPORT ?= reports/index.html
 
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
@@ -21,10 +23,10 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt
 # Runs a command with the PG* variables pointing at the chosen server.
 WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
 
-.PHONY: help venv data load build docs counts run test pytest dbt-test lint bench stop status clean
+.PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint bench stop status clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements
 
@@ -46,18 +48,29 @@ load: data ## raw-load data/sample into PostgreSQL
 build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit tests
 	$(WITH_PG) $(BIN)/dbt build
 
-docs: venv .dbt/profiles.yml ## generate the static dbt docs site (target/static_index.html)
+docs-build: venv .dbt/profiles.yml ## build the dbt docs site (target/) and print its documentation coverage
 	$(WITH_PG) $(BIN)/dbt docs generate --static
-	@echo "docs: open target/static_index.html in a browser"
+	$(BIN)/python report/docs_check.py --target-path target
+	@echo "docs: target/static_index.html (one file), or 'make docs' to serve target/"
+
+docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (DOCS_PORT; Ctrl-C stops)
+	@echo "docs: serving http://127.0.0.1:$(DOCS_PORT)/ (lineage: the button at the bottom right)"
+	$(BIN)/dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
+
+report: venv ## write the static HTML report of the report models to reports/index.html
+	$(WITH_PG) $(BIN)/python report/build_report.py --out $(REPORT)
+
+browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
+	$(BIN)/python report/headless_chromium.py install
 
 counts: venv ## print the row count of each mart
 	$(WITH_PG) $(BIN)/python ingest/mart_counts.py
 
-run: load build docs counts ## the whole job: sample -> load -> dbt build -> docs -> counts
+run: load build docs-build report counts ## the whole job: sample -> load -> dbt build -> docs -> report -> counts
 
 test: lint pytest dbt-test ## every test (what CI runs)
 
-pytest: venv .dbt/profiles.yml ## the Python tests, against a real PostgreSQL
+pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
 
 dbt-test: load .dbt/profiles.yml ## dbt build on the sample: models, data tests, unit tests
@@ -80,4 +93,4 @@ status: ## is the embedded PostgreSQL running?
 	@$(BIN)/python ingest/embedded_pg.py status
 
 clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
-	rm -rf data target logs .dbt .pgdata
+	rm -rf data target logs .dbt .pgdata reports

@@ -19,6 +19,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# The analysts' side (docs site, report) shares one built warehouse per session.
+pytest_plugins = ["analyst_site"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UDACITY_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "udacity-sample"
 VENV_BIN = Path(sys.executable).parent

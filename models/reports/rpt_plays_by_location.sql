@@ -1,0 +1,73 @@
+-- Where do people listen? Plays by the listener's location as the feed
+-- reports it ("Chicago-Naperville-Elgin, IL-IN-WI"), split into the city
+-- part and the principal state, with the state's Census region.
+with
+
+songplays as (
+    select
+        user_id,
+        location
+    from {{ ref('songplays') }}
+),
+
+us_states as (
+    select
+        state_code,
+        state_name,
+        division,
+        region
+    from {{ ref('us_states') }}
+),
+
+all_plays as (
+    select count(*) as play_count
+    from songplays
+),
+
+location_plays as (
+    select
+        location,
+        count(*) as play_count,
+        count(distinct user_id) as listener_count
+    from songplays
+    group by location
+),
+
+-- The text after the last comma lists the area's states, principal first.
+parsed as (
+    select
+        *,
+        case
+            when location like '%,%'
+                then trim(regexp_replace(location, ',[^,]*$', ''))
+            else nullif(trim(location), '')
+        end as city,
+        case
+            when location like '%,%'
+                then upper(trim(regexp_replace(location, '^.*,', '')))
+        end as state_codes
+    from location_plays
+),
+
+final as (
+    select
+        {{ surrogate_key(['parsed.location']) }} as location_id,
+        parsed.location,
+        parsed.city,
+        nullif(split_part(parsed.state_codes, '-', 1), '') as state_code,
+        us_states.state_name,
+        us_states.division,
+        us_states.region,
+        cast(parsed.play_count as integer) as play_count,
+        cast(parsed.listener_count as integer) as listener_count,
+        round(
+            cast(parsed.play_count as numeric) / all_plays.play_count, 4
+        ) as play_share,
+        coalesce(parsed.state_codes like '%-%', false) as is_multi_state
+    from parsed
+    cross join all_plays
+    left join us_states
+        on split_part(parsed.state_codes, '-', 1) = us_states.state_code
+)
+
+select * from final

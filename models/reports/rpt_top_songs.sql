@@ -1,0 +1,65 @@
+-- Which songs are played most? Every catalogue song with at least one
+-- play, ranked by plays. Plays that match no catalogue song have no song to
+-- count; they stay in the denominator of play_share.
+with
+
+songplays as (
+    select
+        song_id,
+        user_id
+    from {{ ref('songplays') }}
+),
+
+songs as (
+    select
+        song_id,
+        artist_id,
+        title
+    from {{ ref('songs') }}
+),
+
+artists as (
+    select
+        artist_id,
+        name
+    from {{ ref('artists') }}
+),
+
+all_plays as (
+    select count(*) as play_count
+    from songplays
+),
+
+song_plays as (
+    select
+        song_id,
+        count(*) as play_count,
+        count(distinct user_id) as listener_count
+    from songplays
+    where song_id is not null
+    group by song_id
+),
+
+final as (
+    select
+        song_plays.song_id,
+        songs.artist_id,
+        songs.title,
+        artists.name as artist_name,
+        cast(song_plays.play_count as integer) as play_count,
+        cast(song_plays.listener_count as integer) as listener_count,
+        cast(
+            rank() over (order by song_plays.play_count desc) as integer
+        ) as play_rank,
+        round(
+            cast(song_plays.play_count as numeric) / all_plays.play_count, 4
+        ) as play_share
+    from song_plays
+    cross join all_plays
+    inner join songs
+        on song_plays.song_id = songs.song_id
+    left join artists
+        on songs.artist_id = artists.artist_id
+)
+
+select * from final
