@@ -121,6 +121,8 @@ def start(
         wheel = _import_wheel()
         log.info("starting embedded PostgreSQL in %s", pgdata)
         pgdata.mkdir(parents=True, exist_ok=True)
+        # The wheel caches one handle per folder; after a stop it is stale.
+        wheel.PostgresServer._instances.pop(pgdata.resolve(), None)
         try:
             # cleanup_mode=None: the server outlives this process, so later
             # commands reuse it; 'make stop' ends it.
