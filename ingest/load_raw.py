@@ -13,9 +13,11 @@ PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -51,6 +53,18 @@ log = logging.getLogger("load_raw")
 
 class UsageError(Exception):
     """Bad arguments: said in one line, exit code 2."""
+
+
+class ConnectionLost(Exception):
+    """The server went away after the load began: said in one line, exit code 1."""
+
+
+@contextlib.contextmanager
+def _said_if_lost() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise ConnectionLost(_one_line(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +121,10 @@ def run(roots: dict[str, Path]) -> dict[str, float]:
     files, skipped = source.list_files()
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)
-    with psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn:
+    with (
+        psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn,
+        _said_if_lost(),
+    ):
         ensure_schema(conn)
         _take_load_lock(conn)
         load_plan = plan(conn, source, files)
@@ -175,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConnectionLost as exc:
+        print(
+            f"load_raw: lost the connection to PostgreSQL mid-load ({exc}); "
+            "the batch under way was rolled back: re-run to finish",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
     except psycopg.OperationalError as exc:
         print(f"load_raw: cannot reach PostgreSQL: {_one_line(exc)}", file=sys.stderr)
         print(
