@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from raw_loader.files import LocalFileSource
+from raw_loader.files import LocalFileSource, UnreadableFile
 from raw_loader.load import Progress, batches, load_batch, plan
 from raw_loader.schema import ensure_schema
 
@@ -43,7 +43,8 @@ examples:
 exit codes:
   0    every file was loaded or was already loaded (rejected lines are not an error:
        they are in raw.rejects, counted in the summary)
-  1    the database could not be reached, or refused the load
+  1    the database could not be reached, or refused the load, or a file could not be
+       read (a corrupt .json.gz): fix or move it and re-run
   2    usage error: a folder that does not exist, or no data folder at all
   130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
 """
@@ -192,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnreadableFile as exc:
+        print(
+            f"load_raw: cannot read {exc}; nothing of its batch was loaded: "
+            "fix or move the file, then re-run",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
     except ConnectionLost as exc:
         print(
             f"load_raw: lost the connection to PostgreSQL mid-load ({exc}); "

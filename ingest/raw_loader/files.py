@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+log = logging.getLogger("load_raw")
 
 # Read in large blocks: fewer syscalls, and memory stays bounded by the block size.
 READ_BLOCK_BYTES = 8 * 1024 * 1024
@@ -47,6 +51,33 @@ class FileSource(Protocol):
     def checksum(self, source_file: SourceFile) -> str:
         """A fingerprint of the file as stored: it changes when the content does."""
         ...
+
+
+class UnreadableFile(OSError):
+    """A file that cannot be read as what its name says, e.g. a corrupt .json.gz."""
+
+
+class _NamedErrors:
+    """A decompressing stream whose read errors name the file they come from."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._stream = stream
+        self._name = name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{self._name}: {exc}") from exc
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> _NamedErrors:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def is_data_file(name: str) -> bool:
@@ -91,7 +122,7 @@ class LocalFileSource:
     def open(self, source_file: SourceFile) -> BinaryIO:
         path = self.path_of(source_file)
         if source_file.compressed:
-            return gzip.open(path, "rb")  # type: ignore[return-value]
+            return _NamedErrors(gzip.open(path, "rb"), source_file.name)  # type: ignore[return-value]
         return open(path, "rb")
 
     def checksum(self, source_file: SourceFile) -> str:
@@ -104,7 +135,13 @@ class LocalFileSource:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Every regular file under root, following symlinked files and folders once."""
+    """Every regular file under root, following symlinked files and folders once.
+
+    A link that leads out of root, or nowhere, is not followed and is named in the
+    log: what is read is decided by the feed's folder, not by a link planted in it
+    (a link to ~/.pgpass would otherwise land its bytes in raw.rejects).
+    """
+    real_root = root.resolve()
     seen: set[tuple[int, int]] = set()
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
         stat = os.stat(folder)
@@ -112,11 +149,22 @@ def _walk(root: Path) -> Iterator[Path]:
             dirnames.clear()
             continue
         seen.add((stat.st_dev, stat.st_ino))
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if _inside(Path(folder) / d, real_root))
         for filename in sorted(filenames):
             path = Path(folder) / filename
+            if not _inside(path, real_root):
+                continue
             if path.is_file():
                 yield path
+            elif path.is_symlink():
+                log.warning("skipped %s: a broken link", path)
+
+
+def _inside(path: Path, real_root: Path) -> bool:
+    if not path.is_symlink() or path.resolve().is_relative_to(real_root):
+        return True
+    log.warning("skipped %s: a link to %s, outside the feed's folder", path, path.resolve())
+    return False
 
 
 def _is_utf8(name: str) -> bool:
