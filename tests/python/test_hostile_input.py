@@ -169,6 +169,9 @@ def build_feed(root: Path, outside: Path) -> Path:
         path.write_bytes(data)
     for name in NOT_DATA:
         (logs / name).write_bytes(b"not data\n")
+    # A name that is not UTF-8 cannot be stored as text: skipped, named with U+FFFD.
+    with open(os.fsencode(logs) + b"/latin-1-\xe9.json", "wb") as stream:
+        stream.write(numbered(99) + b"\n")
     # A day file delivered a second time under another name.
     day = logs / "2018/11/2018-11-01-events.json"
     shutil.copy(day, day.with_name("2018-11-01-events (1).json"))
@@ -279,7 +282,10 @@ def test_counts_reconcile(loaded):
     readable = {
         path.relative_to(logs).as_posix(): path
         for path in logs.rglob("*")
-        if path.is_file() and not path.is_symlink() and "links" not in path.parts
+        if path.is_file()
+        and not path.is_symlink()
+        and "links" not in path.parts
+        and "latin-1-" not in path.name
     }
     readable["links/same-day.json"] = logs / "2018/11/2018-11-01-events.json"
     expected = {
@@ -342,6 +348,8 @@ def test_non_data_files_and_links_are_named_not_loaded(loaded):
     env, _, result, _ = loaded
     for name in NOT_DATA:
         assert f"log_data/{name}" in result.stderr, name
+    assert "log_data/latin-1-\ufffd.json" in result.stderr
+    assert f"{len(NOT_DATA) + 1} skipped as not data" in result.stdout
     assert "outside the feed's folder" in result.stderr
     assert "dangling.json: a broken link" in result.stderr
     with connect(env) as conn:
