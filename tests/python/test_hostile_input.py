@@ -17,28 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import connect, run_dbt, run_loader
+from test_load_raw import EVENT as OK_EVENT
 
 EV = "events"  # the line lands in raw.events
-OK_EVENT = {
-    "artist": "Des'ree",
-    "auth": "Logged In",
-    "firstName": "Kaylee",
-    "gender": "F",
-    "itemInSession": 1,
-    "lastName": "Summers",
-    "length": 246.30812,
-    "level": "free",
-    "location": "Phoenix-Mesa-Scottsdale, AZ",
-    "method": "PUT",
-    "page": "NextSong",
-    "registration": 1540344794796.0,
-    "sessionId": 139,
-    "song": "You Gotta Be",
-    "status": 200,
-    "ts": 1541106106796,
-    "userAgent": '"Mozilla/5.0 (Windows NT 6.1; WOW64)"',
-    "userId": "8",
-}
 INJECTION = "x'); drop table raw.events; -- \"; select 1; $$ \\ E'\\x00'"
 
 
