@@ -95,7 +95,7 @@ pg15: ## make sure PostgreSQL 15 is in PG15_BIN (as root: apt-get install postgr
 	@if [ -x "$(PG15_BIN)/postgres" ]; then exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing postgresql-15 with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade postgresql-15; \
 	  test -x "$(PG15_BIN)/postgres" || { echo "postgresql-15 is installed, but not in $(PG15_BIN)" >&2; exit 1; }; \
 	else \
 	  echo "no PostgreSQL 15 in $(PG15_BIN): install postgresql-15 (Debian/Ubuntu: sudo apt-get install postgresql-15)," >&2; \
