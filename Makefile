@@ -22,11 +22,14 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)/.dbt
 # Runs a command with the PG* variables pointing at the chosen server.
 WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
+# The second PostgreSQL that make test also runs the suite on (Debian's postgresql-15).
+PG15_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint bench stop status clean
+.PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
+	bench roles pg15 test-pg15 test-pg15-if-present stop status clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements
 
@@ -68,7 +71,7 @@ counts: venv ## print the row count of each mart
 
 run: load build docs-build report counts ## the whole job: sample -> load -> dbt build -> docs -> report -> counts
 
-test: lint pytest dbt-test ## every test (what CI runs)
+test: lint pytest dbt-test test-pg15-if-present ## every test (what CI runs), on PostgreSQL 18 and 15
 
 pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
@@ -86,8 +89,41 @@ BENCH_ARGS ?=
 bench: venv ## ingest benchmark: loader vs per-row vs PostgreSQL itself, and dbt (1M events)
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
-stop: ## stop the embedded PostgreSQL
+roles: venv ## create the loader, transformer and analyst roles (ingest/setup_roles.py)
+	$(WITH_PG) $(BIN)/python ingest/setup_roles.py
+
+# The PostgreSQL 15 pass: the same pytest suite and dbt build, on a cluster in .pgdata15/.
+test-pg15: pg15 ## pytest and dbt build again, on PostgreSQL 15 from PG15_BIN
+	@echo "== the same tests on PostgreSQL 15 ($(PG15_BIN)), cluster in .pgdata15/"
+	SPARKIFY_PG_BIN=$(PG15_BIN) $(MAKE) --no-print-directory pytest dbt-test
+
+# In make test: run it where PostgreSQL 15 is installed (and in CI, install it);
+# elsewhere say clearly that it did not run. Never against a PGHOST server.
+test-pg15-if-present:
+	@if [ -n "$${PGHOST:-}" ]; then \
+	  echo "make test: PGHOST is set, so the PostgreSQL 15 pass (embedded clusters only) is not run"; \
+	elif [ -x "$(PG15_BIN)/postgres" ] || [ -n "$${CI:-}" ]; then \
+	  $(MAKE) --no-print-directory test-pg15; \
+	else \
+	  echo "make test: NOT run on PostgreSQL 15: no server in $(PG15_BIN)."; \
+	  echo "           'make test-pg15' installs Debian's postgresql-15 (as root) and runs it."; \
+	fi
+
+pg15: ## make sure PostgreSQL 15 is in PG15_BIN (as root: apt-get install postgresql-15)
+	@if [ -x "$(PG15_BIN)/postgres" ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing postgresql-15 with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade postgresql-15; \
+	  test -x "$(PG15_BIN)/postgres" || { echo "postgresql-15 is installed, but not in $(PG15_BIN)" >&2; exit 1; }; \
+	else \
+	  echo "no PostgreSQL 15 in $(PG15_BIN): install postgresql-15 (Debian/Ubuntu: sudo apt-get install postgresql-15)," >&2; \
+	  echo "or set PG15_BIN to the bin folder of a PostgreSQL 15" >&2; exit 1; \
+	fi
+
+stop: ## stop the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
 	@$(BIN)/python ingest/embedded_pg.py stop
+	@if [ -f .pgdata15/PG_VERSION ]; then \
+	  SPARKIFY_PG_BIN=$(PG15_BIN) $(BIN)/python ingest/embedded_pg.py stop; fi
 
 status: ## is the embedded PostgreSQL running?
 	@$(BIN)/python ingest/embedded_pg.py status

@@ -23,11 +23,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 
-from raw_loader.files import LocalFileSource
+from raw_loader.files import LocalFileSource, UnreadableFile
 from raw_loader.load import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FILES,
@@ -59,8 +60,8 @@ exit codes:
   0    every file was loaded or was already loaded (rejected lines are not an error:
        they are in raw.rejects, counted in the summary)
   1    the database could not be reached or refused the load, a file could not be
-       read, or a worker failed (the other workers are stopped; what they had
-       committed stays, re-run to finish)
+       read (a corrupt .json.gz: fix or move it), or a worker failed (the other
+       workers are stopped; what they had committed stays, re-run to finish)
   2    usage error: a folder that does not exist, or no data folder at all
   130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
 """
@@ -70,6 +71,18 @@ log = logging.getLogger("load_raw")
 
 class UsageError(Exception):
     """Bad arguments: said in one line, exit code 2."""
+
+
+class ConnectionLost(Exception):
+    """The server went away after the load began: said in one line, exit code 1."""
+
+
+@contextlib.contextmanager
+def _said_if_lost() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise ConnectionLost(_one_line(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +192,10 @@ def _run(
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)
     listed = time.monotonic()
-    with psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn:
+    with (
+        psycopg.connect(autocommit=True, application_name="sparkify load_raw") as conn,
+        _said_if_lost(),
+    ):
         ensure_schema(conn)
         _take_load_lock(conn)
         drain_earlier_workers(conn)
@@ -280,6 +296,20 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnreadableFile as exc:
+        print(
+            f"load_raw: cannot read {exc}; nothing of its batch was loaded: "
+            "fix or move the file, then re-run",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
+    except ConnectionLost as exc:
+        print(
+            f"load_raw: lost the connection to PostgreSQL mid-load ({exc}); "
+            "the batch under way was rolled back: re-run to finish",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
     except psycopg.OperationalError as exc:
         print(f"load_raw: cannot reach PostgreSQL: {_one_line(exc)}", file=sys.stderr)
         print(

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+log = logging.getLogger("load_raw")
 
 # Read in large blocks: fewer syscalls, and memory stays bounded by the block size.
 READ_BLOCK_BYTES = 8 * 1024 * 1024
@@ -59,6 +63,33 @@ class FileSource(Protocol):
     def checksum(self, source_file: SourceFile) -> str:
         """A fingerprint of the file as stored: it changes when the content does."""
         ...
+
+
+class UnreadableFile(OSError):
+    """A file that cannot be read as what its name says, e.g. a corrupt .json.gz."""
+
+
+class _NamedErrors:
+    """A decompressing stream whose read errors name the file they come from."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._stream = stream
+        self._name = name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"{self._name}: {exc}") from exc
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> _NamedErrors:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def is_data_file(name: str) -> bool:
@@ -107,7 +138,7 @@ class LocalFileSource:
     def open(self, source_file: SourceFile) -> BinaryIO:
         path = self._local_path(source_file)
         if source_file.compressed:
-            return gzip.open(path, "rb")  # type: ignore[return-value]
+            return _NamedErrors(gzip.open(path, "rb"), source_file.name)  # type: ignore[return-value]
         return open(path, "rb")
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
@@ -153,7 +184,12 @@ def read_whole(source: FileSource, source_file: SourceFile) -> tuple[bytes, str]
     """A small file's decompressed bytes and the sha256 of its stored bytes, in one read."""
     with source.open_stored(source_file) as stream:
         stored = stream.read()
-    data = gzip.decompress(stored) if source_file.compressed else stored
+    if not source_file.compressed:
+        return stored, hashlib.sha256(stored).hexdigest()
+    try:
+        data = gzip.decompress(stored)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableFile(f"{source_file.name}: {exc}") from exc
     return data, hashlib.sha256(stored).hexdigest()
 
 
@@ -165,7 +201,10 @@ class HashedFile:
         self._stored = _HashingReader(source.open_stored(source_file))
         self.stream: BinaryIO
         if source_file.compressed:
-            self.stream = gzip.GzipFile(fileobj=self._stored, mode="rb")  # type: ignore[assignment]
+            self.stream = _NamedErrors(  # type: ignore[assignment]
+                gzip.GzipFile(fileobj=self._stored, mode="rb"),  # type: ignore[arg-type]
+                source_file.name,
+            )
         else:
             self.stream = self._stored  # type: ignore[assignment]
 
@@ -182,7 +221,13 @@ class HashedFile:
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """(path under root, stat) of every regular file under root, following symlinked
-    files and folders, each folder once (a symlink loop is not followed around)."""
+    files and folders, each folder once (a symlink loop is not followed around).
+
+    A link that leads out of root, or nowhere, is not followed and is named in the
+    log: what is read is decided by the feed's folder, not by a link planted in it
+    (a link to ~/.pgpass would otherwise land its bytes in raw.rejects).
+    """
+    real_root = root.resolve()
     top = os.stat(root)
     seen = {(top.st_dev, top.st_ino)}
     stack = [(str(root), "", top.st_dev)]
@@ -193,6 +238,8 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
         # stat-ed to learn what it points to.
         with os.scandir(folder) as entries:
             for entry in entries:
+                if entry.is_symlink() and not _inside(entry.path, real_root):
+                    continue
                 if entry.is_dir():
                     if entry.is_symlink():
                         target = os.stat(entry.path)
@@ -204,6 +251,17 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                         stack.append((entry.path, f"{relative}{entry.name}/", key[0]))
                 elif entry.is_file():
                     yield f"{relative}{entry.name}", entry.stat()
+                elif entry.is_symlink():
+                    log.warning("skipped %s: a broken link", entry.path)
+
+
+def _inside(path: str, real_root: Path) -> bool:
+    """False (and said) for a link whose target is outside the feed's folder."""
+    target = Path(path).resolve()
+    if not target.exists() or target.is_relative_to(real_root):
+        return True
+    log.warning("skipped %s: a link to %s, outside the feed's folder", path, target)
+    return False
 
 
 def _is_utf8(name: str) -> bool:

@@ -17,7 +17,15 @@ import psycopg
 # - raw.jsonb_error() tells, per line, why jsonb refuses a text; it is only
 #   used on the slow path, for a chunk that COPY refused.
 DDL = """
-create schema if not exists raw;
+-- Not CREATE SCHEMA IF NOT EXISTS: that needs CREATE on the database even when
+-- the schema exists, and a loader role (ingest/setup_roles.py) owns raw only.
+do $$
+begin
+    if to_regnamespace('raw') is null then
+        create schema raw;
+    end if;
+end
+$$;
 
 create table if not exists raw.load_manifest (
     source_file text primary key,

@@ -1,0 +1,381 @@
+"""Faults against a real PostgreSQL: nothing lost, nothing doubled, old marts kept.
+
+Every fault is made to happen at a known point rather than after a guessed
+delay: a test connection holds an uncommitted row with the key of the last log
+file's first line, so the loader's COPY waits on it mid-load (earlier files
+already written in its transaction, or committed by earlier batches). The test
+waits until PostgreSQL shows the loader blocked by that connection, then strikes.
+
+The loader runs in a session of its own and is killed by process group, so a
+loader that spawns worker processes (one coordinator, several workers) dies
+whole, as it would under `kill -9 -PGID` or an OOM kill of the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO_ROOT, connect, generate_feed, run_dbt, run_loader
+
+FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
+MARTS = ("songplays", "users", "songs", "artists", "time")
+WAIT_SECONDS = 300  # generous: a deadline for a state to be reached, never a timing assertion
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_SECONDS):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def expected_lines(feed: Path) -> set[tuple[str, int]]:
+    """(source_file, line_number) of every non-blank line of every log file."""
+    return {
+        (f"log_data/{path.relative_to(feed / 'log_data').as_posix()}", number)
+        for path in (feed / "log_data").rglob("*.json")
+        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1)
+        if line.strip()
+    }
+
+
+def landed_lines(env: dict[str, str]) -> list[tuple[str, int]]:
+    with connect(env) as conn:
+        return conn.execute(
+            "select source_file, line_number from raw.events "
+            "union all select source_file, line_number from raw.rejects"
+        ).fetchall()
+
+
+def assert_exactly_once(env: dict[str, str], feed: Path) -> None:
+    landed = landed_lines(env)
+    assert len(landed) == len(set(landed)), "a line landed twice"
+    assert set(landed) == expected_lines(feed)
+    with connect(env) as conn:
+        songs = conn.execute("select count(*) from raw.songs").fetchone()[0]
+    assert songs == len(list((feed / "song_data").rglob("*.json")))
+
+
+def assert_nothing_half_loaded(env: dict[str, str]) -> None:
+    """Every file is either absent or complete: rows and rejects match its manifest row."""
+    with connect(env) as conn:
+        mismatched = conn.execute(
+            """
+            with landed as (
+                select source_file, count(*) as n from raw.events group by 1
+                union all select source_file, count(*) from raw.songs group by 1
+            ),
+            rejected as (select source_file, count(*) as n from raw.rejects group by 1),
+            files as (
+                select source_file from landed union select source_file from rejected
+            )
+            select files.source_file, m.row_count, m.reject_count, l.n, r.n
+            from files
+            left join raw.load_manifest as m using (source_file)
+            left join (select source_file, sum(n) as n from landed group by 1) as l
+                using (source_file)
+            left join rejected as r using (source_file)
+            where m.source_file is null
+                or m.row_count <> coalesce(l.n, 0)
+                or m.reject_count <> coalesce(r.n, 0)
+            """
+        ).fetchall()
+    assert mismatched == []
+
+
+def last_log_file(feed: Path) -> str:
+    return max(name for name, _ in expected_lines(feed))
+
+
+def manifest_files(env: dict[str, str]) -> set[str]:
+    with connect(env) as conn:
+        return {r[0] for r in conn.execute("select source_file from raw.load_manifest")}
+
+
+class Blocker:
+    """A connection holding an uncommitted row that the loader will also insert."""
+
+    def __init__(self, env: dict[str, str], source_file: str):
+        self.env = env
+        self.conn = connect(env)
+        self.pid = self.conn.info.backend_pid
+        self.conn.execute(
+            "insert into raw.events (source_file, line_number, payload) values (%s, 1, '{}')",
+            [source_file],
+        )
+
+    def blocked_pids(self) -> list[int]:
+        """Backends of other sessions that wait for this one."""
+        with connect(self.env) as conn:
+            return [
+                pid
+                for (pid,) in conn.execute(
+                    "select pid from pg_stat_activity where %s = any(pg_blocking_pids(pid))",
+                    [self.pid],
+                )
+            ]
+
+    def release(self) -> None:
+        if not self.conn.closed:
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()
+
+
+@pytest.fixture
+def blocker_factory() -> Iterator[Callable[[dict[str, str], str], Blocker]]:
+    made: list[Blocker] = []
+
+    def make(env: dict[str, str], source_file: str) -> Blocker:
+        blocker = Blocker(env, source_file)
+        made.append(blocker)
+        return blocker
+
+    yield make
+    for blocker in made:
+        with contextlib.suppress(psycopg.Error):  # its server may have been stopped
+            blocker.release()
+
+
+def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
+    """The loader in a session (and process group) of its own, as a scheduler would run it."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr.open("w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def prepared_feed(env: dict[str, str], tmp_path: Path) -> Path:
+    """A generated feed, and the raw schema already created (by a loader run on nothing)."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, *FEED)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    created = run_loader(env, "--log-data", empty)
+    assert created.returncode == 0, created.stderr
+    return feed
+
+
+def other_backends_gone(env: dict[str, str]) -> bool:
+    with connect(env) as conn:
+        return not conn.execute(
+            "select 1 from pg_stat_activity where datname = current_database() "
+            "and pid <> pg_backend_pid() and backend_type = 'client backend'"
+        ).fetchone()
+
+
+def test_kill_9_mid_load_then_rerun_loads_every_line_once(db_env, tmp_path, blocker_factory):
+    feed = prepared_feed(db_env, tmp_path)
+    blocker = blocker_factory(db_env, last_log_file(feed))
+    loader = start_loader(db_env, tmp_path / "loader.err", "--data-dir", feed)
+    wait_until(blocker.blocked_pids, "the loader to block on the held row")
+    # Mid-load: some files committed (the song batch, or other workers' files) ...
+    wait_until(lambda: manifest_files(db_env), "a first batch to commit")
+    kill_group(loader)
+    blocker.release()
+    wait_until(lambda: other_backends_gone(db_env), "the killed loader's session to end")
+
+    assert_nothing_half_loaded(db_env)
+    # ... and the blocked one not.
+    assert last_log_file(feed) not in manifest_files(db_env)
+
+    rerun = run_loader(db_env, "--data-dir", feed)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_exactly_once(db_env, feed)
+    assert_nothing_half_loaded(db_env)
+
+
+@pytest.fixture
+def private_server(tmp_path) -> Iterator[tuple[dict[str, str], Path]]:
+    """A server of this test's own, safe to stop: same binaries as the suite's server."""
+    import embedded_pg
+
+    pgdata = tmp_path / "pg"
+    env = {**os.environ, **embedded_pg.start(pgdata=pgdata)}
+    env.pop("PGPASSWORD", None)
+    yield env, pgdata
+    embedded_pg.stop(pgdata, mode="immediate")
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_postgres_stopped_mid_load(private_server, tmp_path, blocker_factory, mode):
+    """fast: an administrator's stop; immediate: like a crash (recovery at the next start)."""
+    import embedded_pg
+
+    env, pgdata = private_server
+    feed = prepared_feed(env, tmp_path)
+    blocker = blocker_factory(env, last_log_file(feed))
+    loader = start_loader(env, tmp_path / "loader.err", "--data-dir", feed)
+    wait_until(blocker.blocked_pids, "the loader to block on the held row")
+
+    assert embedded_pg.stop(pgdata, mode=mode)
+    out, _ = loader.communicate(timeout=WAIT_SECONDS)
+    stderr = (tmp_path / "loader.err").read_text()
+    assert loader.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "PostgreSQL" in line]
+    assert len(errors) == 1, stderr
+    assert stderr.strip().splitlines()[-1] == errors[0]  # the last word, in one line
+    assert "re-run" in errors[0], stderr
+    assert out == ""  # no summary: the load did not finish
+
+    embedded_pg.start(pgdata=pgdata)
+    assert_nothing_half_loaded(env)
+    rerun = run_loader(env, "--data-dir", feed)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_exactly_once(env, feed)
+
+
+def event_rows(summary: str) -> int:
+    found = re.search(r"(\d+) event rows", summary)
+    assert found, summary
+    return int(found.group(1))
+
+
+def test_second_loader_waits_and_says_so(db_env, tmp_path, blocker_factory):
+    feed = prepared_feed(db_env, tmp_path)
+    blocker = blocker_factory(db_env, last_log_file(feed))
+    first = start_loader(db_env, tmp_path / "first.err", "--data-dir", feed)
+    wait_until(blocker.blocked_pids, "the first loader to block on the held row")
+    second = start_loader(db_env, tmp_path / "second.err", "--data-dir", feed)
+    said = wait_until(
+        lambda: re.search(
+            r"another load.*(wait|skip)", (tmp_path / "second.err").read_text(), re.I
+        ),
+        "the second loader to say it waits for the first",
+    )
+    assert said
+    blocker.release()
+    first_out, _ = first.communicate(timeout=WAIT_SECONDS)
+    second_out, _ = second.communicate(timeout=WAIT_SECONDS)
+    assert first.returncode == 0, (tmp_path / "first.err").read_text()
+    assert second.returncode == 0, (tmp_path / "second.err").read_text()
+    assert event_rows(first_out) + event_rows(second_out) == len(expected_lines(feed))
+    assert_exactly_once(db_env, feed)
+
+
+def test_two_loaders_started_together_load_each_line_once(db_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, *FEED)
+    loaders = [
+        start_loader(db_env, tmp_path / f"loader{n}.err", "--data-dir", feed) for n in range(2)
+    ]
+    outputs = [loader.communicate(timeout=WAIT_SECONDS)[0] for loader in loaders]
+    assert [loader.returncode for loader in loaders] == [0, 0]
+    assert sum(event_rows(out) for out in outputs) == len(expected_lines(feed))
+    assert_exactly_once(db_env, feed)
+
+
+def mart_fingerprints(env: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Each mart's row count and a hash of all its rows: readable, and whole or not."""
+    with connect(env) as conn:
+        return {
+            mart: conn.execute(
+                f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                f"from analytics.{mart} as t"
+            ).fetchone()
+            for mart in MARTS
+        }
+
+
+def start_dbt_build(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
+    profiles = tmp_path / "dbt-profiles"
+    profiles.mkdir(exist_ok=True)
+    (profiles / "profiles.yml").write_bytes((REPO_ROOT / "profiles.yml.example").read_bytes())
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "build",
+            "--project-dir",
+            str(REPO_ROOT),
+            "--target-path",
+            str(tmp_path / "dbt-target"),
+            "--log-path",
+            str(tmp_path / "dbt-logs"),
+        ],
+        env={**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+
+
+def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
+    """An analyst's long query holds a mart: the build fails on it (lock timeout), or
+    is killed while it waits. Each mart stays readable and is the old or the new
+    version, never a mix; the mart that failed is exactly the old one."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, *FEED)
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    first = run_dbt(db_env, tmp_path, "build")
+    assert first.returncode == 0, first.stdout[-4000:]
+    old = mart_fingerprints(db_env)
+
+    later = tmp_path / "later"
+    generate_feed(later, *FEED, "--start-date", "2018-11-20")
+    assert run_loader(db_env, "--log-data", later / "log_data").returncode == 0
+
+    reader = connect(db_env)
+    reader.execute("lock table analytics.users in access share mode")
+    try:
+        failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=5s"}, tmp_path, "build")
+        assert failed.returncode != 0
+        assert "lock timeout" in failed.stdout
+        after_failure = mart_fingerprints(db_env)
+        assert after_failure["users"] == old["users"]
+
+        killed = start_dbt_build(db_env, tmp_path)
+        wait_until(
+            lambda: reader.info.backend_pid in _all_blockers(db_env),
+            "the build to wait for the analyst's lock",
+        )
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=60)
+    finally:
+        reader.rollback()
+        reader.close()
+    wait_until(lambda: other_backends_gone(db_env), "the killed build's session to end")
+    after_kill = mart_fingerprints(db_env)
+    assert after_kill["users"] == old["users"]
+
+    final = run_dbt(db_env, tmp_path, "build")
+    assert final.returncode == 0, final.stdout[-4000:]
+    new = mart_fingerprints(db_env)
+    assert new["songplays"][0] > old["songplays"][0]
+    for mart in MARTS:
+        assert after_failure[mart] in (old[mart], new[mart]), mart
+        assert after_kill[mart] in (old[mart], new[mart]), mart
+
+
+def _all_blockers(env: dict[str, str]) -> set[int]:
+    with connect(env) as conn:
+        return {
+            pid
+            for (pids,) in conn.execute("select pg_blocking_pids(pid) from pg_stat_activity")
+            for pid in pids
+        }
