@@ -96,6 +96,7 @@ final as (
         is_song_play,
         is_text_repaired,
         has_valid_ts,
+        has_valid_user_id,
         has_valid_session_id,
         has_valid_item_in_session,
         has_valid_length,

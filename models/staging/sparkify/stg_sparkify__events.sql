@@ -130,7 +130,7 @@ typed as (
                 {{ to_integer_or_null('user_id_number', 'bigint') }}
                 as {{ text_type() }}
             ),
-            nullif(user_id_text, '')
+            nullif({{ id_or_null('user_id_text') }}, '')
         ) as user_id,
         {{ to_integer_or_null('session_id_number') }} as session_id,
         {{ to_integer_or_null('item_number') }} as item_in_session,
@@ -182,6 +182,8 @@ flagged as (
             length_text is null or song_length is not null
         ) as has_valid_length,
         (status_text is null or status is not null) as has_valid_status,
+        (user_id_text is null or user_id is not null or user_id_text = '')
+            as has_valid_user_id,
         (
             song_title is distinct from song_title_as_logged
             or artist_name is distinct from artist_name_as_logged
@@ -223,6 +225,7 @@ final as (
         is_song_play,
         is_text_repaired,
         has_valid_ts,
+        has_valid_user_id,
         has_valid_session_id,
         has_valid_item_in_session,
         has_valid_length,
