@@ -68,11 +68,28 @@ create table if not exists raw.rejects (
 );
 
 -- Added after the first release: existing landing databases get them on the next load.
--- mtime_ns with size_bytes lets a re-run skip an unchanged file without reading it.
-alter table raw.load_manifest add column if not exists mtime_ns bigint;
--- The warehouse's incremental models select the rows landed since their last run.
-create index if not exists events_loaded_at_idx on raw.events (loaded_at);
-create index if not exists songs_loaded_at_idx on raw.songs (loaded_at);
+-- Checked in the catalog first: ALTER TABLE ... IF NOT EXISTS and CREATE INDEX IF NOT
+-- EXISTS lock the table before they look, so every load would wait behind (and block)
+-- any open transaction on it, a dbt build's included.
+do $upgrade$
+begin
+    -- mtime_ns with size_bytes lets a re-run skip an unchanged file without reading it.
+    if not exists (
+        select 1 from pg_attribute
+        where attrelid = 'raw.load_manifest'::regclass
+          and attname = 'mtime_ns' and not attisdropped
+    ) then
+        alter table raw.load_manifest add column mtime_ns bigint;
+    end if;
+    -- The warehouse's incremental models select the rows landed since their last run.
+    if to_regclass('raw.events_loaded_at_idx') is null then
+        create index events_loaded_at_idx on raw.events (loaded_at);
+    end if;
+    if to_regclass('raw.songs_loaded_at_idx') is null then
+        create index songs_loaded_at_idx on raw.songs (loaded_at);
+    end if;
+end
+$upgrade$;
 
 create or replace function raw.jsonb_error(candidate text) returns text
 language plpgsql immutable as $$
