@@ -2,7 +2,7 @@
 
   loader       writes raw only: owns schema raw and its tables (ingest/load_raw.py)
   transformer  reads raw; owns and builds staging and analytics (dbt build)
-  analyst      reads analytics only
+  analyst      reads analytics and reports only
 
 Run it once per database, as a superuser or a role with CREATEROLE that owns the
 database (with the embedded server: `make roles`). It is idempotent: run it again
@@ -43,7 +43,19 @@ EXIT_USAGE = 2
 
 # Plain lowercase identifiers only: the same names go into dbt's grants config.
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-SCHEMA_OWNERS = {"raw": "loader", "staging": "transformer", "analytics": "transformer"}
+# Every schema dbt builds belongs to the transformer: staging (with the intermediate
+# models), analytics (the marts), reports (the analysts' rpt_ tables), audit
+# (reconciliation) and reference (seeds).
+SCHEMA_OWNERS = {
+    "raw": "loader",
+    "staging": "transformer",
+    "analytics": "transformer",
+    "reports": "transformer",
+    "audit": "transformer",
+    "reference": "transformer",
+}
+# What the analyst reads: the marts and the reports built on them.
+ANALYST_SCHEMAS = ("analytics", "reports")
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,10 @@ def setup(conn: psycopg.Connection, roles: list[Role]) -> None:
             ).format(loader, transformer)
         )
         # analytics: the analyst reads the marts. dbt re-grants each mart on every build.
-        ex(sql.SQL("grant usage on schema analytics to {}").format(analyst))
-        ex(sql.SQL("grant select on all tables in schema analytics to {}").format(analyst))
+        for schema in ANALYST_SCHEMAS:
+            ident = sql.Identifier(schema)
+            ex(sql.SQL("grant usage on schema {} to {}").format(ident, analyst))
+            ex(sql.SQL("grant select on all tables in schema {} to {}").format(ident, analyst))
 
 
 def _ensure_role(conn: psycopg.Connection, role: Role) -> None:

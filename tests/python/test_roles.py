@@ -90,11 +90,14 @@ def test_each_role_does_its_job_and_nothing_more(roles, tmp_path):
             m: conn.execute(f"select count(*) from analytics.{m}").fetchone()[0] for m in MARTS
         }
     assert all(counts.values()), counts
+    # The reports are the analysts' too.
+    assert allowed(analyst, "select count(*) from reports.rpt_top_songs")
 
     # And nothing more.
     assert refused(analyst, "select * from raw.events limit 1")
     assert refused(analyst, "select * from raw.rejects limit 1")
     assert refused(analyst, "select * from staging.stg_sparkify__events limit 1")
+    assert refused(analyst, "select * from audit.songplay_reconciliation limit 1")
     assert refused(analyst, "insert into analytics.time (start_time) values (now())")
     assert refused(analyst, "delete from analytics.users")
     assert refused(analyst, "create table analytics.mine (x int)")
@@ -125,8 +128,8 @@ def test_each_role_does_its_job_and_nothing_more(roles, tmp_path):
             "and has_table_privilege(r.rolname, c.oid, "
             "'select, insert, update, delete, truncate, references, trigger')",
             [
-                [names["analyst"], names["analyst"], names["loader"], names["loader"]],
-                ["raw", "staging", "staging", "analytics"],
+                [names["analyst"]] * 3 + [names["loader"]] * 4,
+                ["raw", "staging", "audit", "staging", "analytics", "reports", "audit"],
             ],
         ).fetchall()
     assert leaks == []
