@@ -67,11 +67,7 @@ watermark as (
 -- play matched. A song row landed after it was not there at the last
 -- build, or matched nothing then (builds never overlap loads).
 song_watermark as (
-    select
-        coalesce(
-            max(song_loaded_at), cast('1900-01-01' as timestamp)
-        ) as rebuild_since
-    from {{ this }}
+    select {{ incremental_watermark('song_loaded_at') }} as rebuild_since
 ),
 
 -- Song rows landed since then may match plays built before them.

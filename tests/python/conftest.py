@@ -40,6 +40,16 @@ def server_env() -> dict[str, str]:
 @pytest.fixture
 def db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """An environment whose PGDATABASE is a new, empty database, dropped after the test."""
+    yield from _throwaway_database(server_env)
+
+
+@pytest.fixture
+def other_db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A second empty database on the same server, for side-by-side loads."""
+    yield from _throwaway_database(server_env)
+
+
+def _throwaway_database(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     name = f"sparkify_pytest_{uuid.uuid4().hex[:12]}"
     admin = _admin_conninfo(server_env)
     with psycopg.connect(admin, autocommit=True) as conn:

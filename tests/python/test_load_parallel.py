@@ -12,37 +12,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from conftest import REPO_ROOT, _admin_conninfo, connect, generate_feed, run_loader, write_lines
+from conftest import REPO_ROOT, connect, generate_feed, run_loader, write_lines
 from raw_loader.schema import ensure_schema
 from test_load_raw import event_line, make_feed
 
 # Small batches so that even a small feed is spread over several workers.
 PARALLEL = ("--workers", "3", "--batch-files", "3", "--batch-mb", "1")
 SINGLE = ("--workers", "1")
-
-
-@pytest.fixture
-def other_db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A second empty database on the same server, for side-by-side loads."""
-    name = f"sparkify_pytest_{uuid.uuid4().hex[:12]}"
-    admin = _admin_conninfo(server_env)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield {**server_env, "PGDATABASE": name}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(scope="module")
