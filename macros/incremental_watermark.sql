@@ -1,21 +1,45 @@
 {#- For an incremental model: the newest load time already built into it
-    (`max(column)` of this), less var('incremental_lookback_hours'); null
-    older than any load when the model is empty. Rows landed after it are the new work.
+    (`max(column)` of this), less var('incremental_lookback_hours'); older
+    than any load when the model is empty. Rows landed after it are the new
+    work.
 
     The lookback is 0 by default because builds and loads never overlap:
     every incremental model first waits for the loader's lock
     (wait_for_loads), and the loader stamps all rows of a transaction with
-    its start time. Raise the var only if something else writes raw. -#}
+    its start time. Raise the var only if something else writes raw.
+
+    The value is computed once, by the pre-hook record_watermark (after the
+    lock), and read here from a transaction-local setting: PostgreSQL's
+    planner sees through a setting (it evaluates current_setting while
+    planning), so `loaded_at > watermark` uses the index on loaded_at; with a
+    subquery it would guess a third of the table and read all of it. A unit
+    test runs no hooks: it gets the subquery. -#}
 {% macro incremental_watermark(column) -%}
+    {%- if model.resource_type == 'unit_test' -%}
+        {{ current_watermark(column) }}
+    {%- else -%}
+        cast(
+            current_setting('{{ watermark_setting(column) }}')
+            as timestamp with time zone
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The watermark as a subquery on this, evaluated where it stands. -#}
+{% macro current_watermark(column) -%}
     {%- set lookback_hours = var('incremental_lookback_hours') | int -%}
     (
         select
             coalesce(
                 {{ subtract_hours('max(' ~ column ~ ')', lookback_hours) }},
-                cast('1900-01-01' as timestamp)
+                cast('1900-01-01' as timestamp with time zone)
             )
         from {{ this }}
     )
+{%- endmacro %}
+
+{% macro watermark_setting(column) -%}
+    sparkify.watermark_{{ column }}
 {%- endmacro %}
 
 {#- A pre-hook for incremental models: waits until no load_raw.py is

@@ -405,15 +405,22 @@ def _write_rejects(conn: psycopg.Connection, rejects: list[tuple[str, Reject]]) 
 
 
 def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None:
-    conn.execute(
-        "delete from raw.load_manifest where source_file = any(%s)",
-        [[result.file.name for result in results]],
+    names = [result.file.name for result in results]
+    # A replaced file keeps the time it was first loaded; a new one was first
+    # loaded now (the transaction's start, like loaded_at's default).
+    first_loaded = dict(
+        conn.execute(
+            "delete from raw.load_manifest where source_file = any(%s) "
+            "returning source_file, coalesce(first_loaded_at, loaded_at)",
+            [names],
+        ).fetchall()
     )
+    (now,) = conn.execute("select now()").fetchone()
     with (
         conn.cursor() as cur,
         cur.copy(
             "copy raw.load_manifest (source_file, source_kind, checksum, size_bytes, mtime_ns, "
-            "row_count, reject_count) from stdin"
+            "row_count, reject_count, first_loaded_at) from stdin"
         ) as copy,
     ):
         for r in results:
@@ -426,6 +433,7 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None
                     r.file.mtime_ns or None,
                     r.rows,
                     r.rejects,
+                    first_loaded.get(r.file.name, now),
                 )
             )
 

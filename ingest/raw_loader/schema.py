@@ -14,6 +14,9 @@ import psycopg
 #   NUL byte, cannot be stored as text, and nothing may be lost.
 # - raw.load_manifest.mtime_ns (with size_bytes) is the file's modification stamp
 #   when it was loaded: same size and stamp, the file is not read again.
+# - raw.load_manifest.first_loaded_at is when the file was first loaded; it is
+#   older than loaded_at once the file was replaced. Incremental dbt models read
+#   it: a replaced file can take rows away, an appended one cannot.
 # - raw.jsonb_error() tells, per line, why jsonb refuses a text; it is only
 #   used on the slow path, for a chunk that COPY refused.
 DDL = """
@@ -80,6 +83,15 @@ begin
           and attname = 'mtime_ns' and not attisdropped
     ) then
         alter table raw.load_manifest add column mtime_ns bigint;
+    end if;
+    -- first_loaded_at: older than loaded_at once the file was replaced (null in
+    -- manifests written before: then it is read as loaded_at).
+    if not exists (
+        select 1 from pg_attribute
+        where attrelid = 'raw.load_manifest'::regclass
+          and attname = 'first_loaded_at' and not attisdropped
+    ) then
+        alter table raw.load_manifest add column first_loaded_at timestamptz;
     end if;
     -- The warehouse's incremental models select the rows landed since their last run.
     if to_regclass('raw.events_loaded_at_idx') is null then

@@ -9,14 +9,10 @@
             {'columns': ['last_loaded_at']},
             {'columns': ['user_id']},
         ],
-        pre_hook="{{ wait_for_loads() }}",
-        post_hook=[
-            "{{ delete_vanished_rows(
-                this,
-                'event_id',
-                ref('stg_sparkify__events'),
-                'event_id',
-            ) }}",
+        pre_hook=[
+            "{{ wait_for_loads() }}",
+            "{{ record_watermark('last_loaded_at') }}",
+            "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
         ],
     )
 }}
@@ -24,8 +20,10 @@
 -- One row per event: a line delivered twice (the same day file under
 -- another name, or the same line twice) is one event, identified by
 -- event_id. An incremental build recomputes only the events that have a line
--- landed since the last build; a post-hook deletes the events left without
--- any line (their file was replaced without them).
+-- landed since the last build. A replaced file can take lines away, and so
+-- change which copy is kept or leave an event without any line: when a file
+-- was replaced since the last build, a pre-hook empties the table and every
+-- event is computed again.
 
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false

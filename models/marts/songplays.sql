@@ -4,18 +4,29 @@
         unique_key='songplay_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        pre_hook="{{ wait_for_loads() }}",
-        post_hook=[
-            "{{ delete_vanished_rows(
-                this,
-                'songplay_id',
+        indexes=[
+            {'columns': ['first_loaded_at']},
+        ],
+        pre_hook=[
+            "{{ wait_for_loads() }}",
+            "{{ record_watermark('first_loaded_at') }}",
+            "{{ rebuild_all_if_rows_vanish(
+                'first_loaded_at',
                 ref('int_events_deduplicated'),
                 'event_id',
-                'upstream_rows.is_song_play and upstream_rows.has_valid_ts',
+                'songplay_id',
+                'is_song_play and has_valid_ts',
             ) }}",
+            "{{ set_watermark('song_loaded_at') }}",
         ],
     )
 }}
+
+-- Incremental: the plays of the events landed since the last build, and the
+-- plays that a changed song file may match differently. Rows never vanish
+-- in an incremental build: when a play could (a file was replaced, or an
+-- event was delivered again as something else than a play), a pre-hook
+-- empties the table and every play is built again.
 
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
@@ -107,6 +118,12 @@ plays_to_rebuild as (
             songs.song_id is null
             or songs.loaded_at != built_plays.song_loaded_at
         )
+        -- Only a replaced song file changes or removes a song row: without
+        -- one, the scan of every built play is skipped.
+        and {{ files_replaced_since(
+            '(select song_watermark.rebuild_since from song_watermark)',
+            'songs',
+        ) }}
 ),
 
 plays as (

@@ -1,75 +1,43 @@
+-- One row per user: the profile of their latest event and the level of
+-- their latest event that states one, as chosen (incrementally) by
+-- int_users_latest_events. A join of a few thousand rows by key: cheap to
+-- rebuild in full on every build.
 with
+
+latest_events as (
+    select
+        user_id,
+        profile_event_id,
+        level_event_id
+    from {{ ref('int_users_latest_events') }}
+),
 
 events as (
     select
         event_id,
-        user_id,
-        session_id,
-        item_in_session,
         first_name,
         last_name,
         gender,
         level,
         event_at
     from {{ ref('int_events_deduplicated') }}
-    where user_id is not null
-),
-
--- Each user's events, latest first: by time, then the later session and
--- item, then the lowest event_id. users_history reads the same order.
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by user_id
-            order by
-                event_at desc nulls last,
-                session_id desc nulls last,
-                item_in_session desc nulls last,
-                event_id asc
-        ) as recency_rank,
-        -- The level is the latest one an event placed in time states, so
-        -- that it always equals users_history's current period.
-        row_number() over (
-            partition by user_id
-            order by
-                (level is not null and event_at is not null) desc,
-                event_at desc nulls last,
-                session_id desc nulls last,
-                item_in_session desc nulls last,
-                event_id asc
-        ) as level_recency_rank
-    from events
-),
-
-profiles as (
-    select
-        user_id,
-        first_name,
-        last_name,
-        gender
-    from ranked
-    where recency_rank = 1
-),
-
-levels as (
-    select
-        user_id,
-        level
-    from ranked
-    where level_recency_rank = 1 and level is not null and event_at is not null
 ),
 
 final as (
     select
-        profiles.user_id,
+        latest_events.user_id,
         profiles.first_name,
         profiles.last_name,
         profiles.gender,
         levels.level
-    from profiles
-    left join levels
-        on profiles.user_id = levels.user_id
+    from latest_events
+    inner join events as profiles
+        on latest_events.profile_event_id = profiles.event_id
+    left join events as levels
+        on
+            latest_events.level_event_id = levels.event_id
+            and levels.level is not null
+            and levels.event_at is not null
 )
 
 select * from final

@@ -11,6 +11,7 @@
         ],
         pre_hook=[
             "{{ wait_for_loads() }}",
+            "{{ record_watermark('loaded_at') }}",
             "{{ delete_replaced_lines(
                 source('sparkify', 'events'),
                 source('sparkify', 'load_manifest'),

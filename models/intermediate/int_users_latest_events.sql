@@ -1,0 +1,143 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='user_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['user_id'], 'unique': true},
+        ],
+        pre_hook=[
+            "{{ wait_for_loads() }}",
+            "{{ record_watermark('last_loaded_at') }}",
+            "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
+        ],
+    )
+}}
+
+-- Per user, which event the users mart takes the profile from (the latest)
+-- and which the level from (the latest placed in time that states one).
+-- Incremental: an event already seen can only lose to a newer one, so a
+-- build ranks each affected user's new events against the two events chosen
+-- before, not the user's whole history. A replaced file can change or remove
+-- a chosen event: then a pre-hook empties the table and every user is ranked
+-- again.
+
+-- The CTEs inside the is_incremental() blocks sit at the top level.
+-- sqlfluff:indentation:template_blocks_indent:false
+
+{%- set event_columns -%}
+    event_id,
+    user_id,
+    session_id,
+    item_in_session,
+    level,
+    event_at,
+    last_loaded_at
+{%- endset %}
+
+with
+
+{% if is_incremental() %}
+
+-- int_events_deduplicated is read by key here, not through one shared CTE:
+-- PostgreSQL would materialize a shared CTE, i.e. read every event.
+new_events as (
+    select {{ event_columns }}
+    from {{ ref('int_events_deduplicated') }}
+    where
+        user_id is not null
+        and last_loaded_at > {{ incremental_watermark('last_loaded_at') }}
+),
+
+affected_users as (
+    select
+        user_id,
+        profile_event_id,
+        level_event_id
+    from {{ this }}
+    where user_id in (select new_events.user_id from new_events)
+),
+
+-- The events chosen before for the users with new events.
+candidates as (
+    select * from new_events
+
+    union
+
+    select
+        events.event_id,
+        events.user_id,
+        events.session_id,
+        events.item_in_session,
+        events.level,
+        events.event_at,
+        events.last_loaded_at
+    from affected_users
+    inner join {{ ref('int_events_deduplicated') }} as events
+        on affected_users.profile_event_id = events.event_id
+
+    union
+
+    select
+        events.event_id,
+        events.user_id,
+        events.session_id,
+        events.item_in_session,
+        events.level,
+        events.event_at,
+        events.last_loaded_at
+    from affected_users
+    inner join {{ ref('int_events_deduplicated') }} as events
+        on affected_users.level_event_id = events.event_id
+),
+
+{% else %}
+
+candidates as (
+    select {{ event_columns }}
+    from {{ ref('int_events_deduplicated') }}
+    where user_id is not null
+),
+
+{% endif %}
+
+-- Latest first: by time, then the later session and item, then the lowest
+-- event_id; users_history reads the same order.
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by user_id
+            order by
+                event_at desc nulls last,
+                session_id desc nulls last,
+                item_in_session desc nulls last,
+                event_id asc
+        ) as recency_rank,
+        -- The level comes from the latest event placed in time that states
+        -- one, so that it always equals users_history's current period.
+        row_number() over (
+            partition by user_id
+            order by
+                (level is not null and event_at is not null) desc,
+                event_at desc nulls last,
+                session_id desc nulls last,
+                item_in_session desc nulls last,
+                event_id asc
+        ) as level_recency_rank
+    from candidates
+),
+
+final as (
+    select
+        user_id,
+        max(case when recency_rank = 1 then event_id end) as profile_event_id,
+        max(case when level_recency_rank = 1 then event_id end)
+            as level_event_id,
+        max(last_loaded_at) as last_loaded_at
+    from ranked
+    group by user_id
+)
+
+select * from final
