@@ -15,7 +15,7 @@
     subquery it would guess a third of the table and read all of it. A unit
     test runs no hooks: it gets the subquery. -#}
 {% macro incremental_watermark(column) -%}
-    {%- if model.resource_type == 'unit_test' -%}
+    {%- if model is defined and model.resource_type == 'unit_test' -%}
         {{ current_watermark(column) }}
     {%- else -%}
         cast(
