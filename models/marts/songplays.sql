@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['first_loaded_at']},
+            {'columns': ['user_id', 'session_id']},
         ],
         pre_hook=[
             "{{ wait_for_loads() }}",
@@ -31,9 +32,8 @@
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
 
-with
-
-events as (
+{#- The valid plays among the deduplicated events. -#}
+{%- set valid_plays -%}
     select
         event_id,
         user_id,
@@ -51,7 +51,9 @@ events as (
         last_loaded_at
     from {{ ref('int_events_deduplicated') }}
     where is_song_play and has_valid_ts
-),
+{%- endset %}
+
+with
 
 songs as (
     select
@@ -68,43 +70,26 @@ songs as (
 
 {% if is_incremental() %}
 
--- The newest event landing already built (see incremental_watermark);
--- older than any load when the table is empty.
-watermark as (
-    select {{ incremental_watermark('first_loaded_at') }} as rebuild_since
-),
-
--- The song files have their own watermark: the newest song row a built
--- play matched. A song row landed after it was not there at the last
--- build, or matched nothing then (builds never overlap loads).
-song_watermark as (
-    select {{ incremental_watermark('song_loaded_at') }} as rebuild_since
-),
-
--- Song rows landed since then may match plays built before them.
-recent_songs as (
-    select songs.*
-    from songs
-    cross join song_watermark
-    where songs.loaded_at > song_watermark.rebuild_since
-),
-
 -- The plays to build again, each set found by a join, not a per-row test:
--- events with a line landed since then (new events, redeliveries, files
--- the loader replaced), plays that a recent song row matches (late song
--- files), and plays whose matched song row changed or vanished.
+-- events with a line landed since the newest event landing already built
+-- (new events, redeliveries, files the loader replaced), plays that a song
+-- row landed since the newest song row a built play matched may match
+-- (late song files), and plays whose matched song row changed or vanished.
+-- int_events_deduplicated is read by key each time, not through one shared
+-- CTE: PostgreSQL would materialize a shared CTE, i.e. read every event.
 plays_to_rebuild as (
     select events.event_id
-    from events
-    cross join watermark
-    where events.last_loaded_at > watermark.rebuild_since
+    from ({{ valid_plays }}) as events
+    where events.last_loaded_at > {{ incremental_watermark('first_loaded_at') }}
 
     union
 
     select events.event_id
-    from events
-    inner join recent_songs
+    from ({{ valid_plays }}) as events
+    inner join songs as recent_songs
         on {{ song_match('events', 'recent_songs') }}
+    where
+        recent_songs.loaded_at > {{ incremental_watermark('song_loaded_at') }}
 
     union
 
@@ -121,22 +106,23 @@ plays_to_rebuild as (
         -- Only a replaced song file changes or removes a song row: without
         -- one, the scan of every built play is skipped.
         and {{ files_replaced_since(
-            '(select song_watermark.rebuild_since from song_watermark)',
-            'songs',
+            incremental_watermark('song_loaded_at'), 'songs'
         ) }}
 ),
 
 plays as (
     select events.*
-    from events
-    inner join plays_to_rebuild
-        on events.event_id = plays_to_rebuild.event_id
+    from ({{ valid_plays }}) as events
+    where
+        events.event_id in (
+            select plays_to_rebuild.event_id from plays_to_rebuild
+        )
 ),
 
 {% else %}
 
 plays as (
-    select * from events
+    select * from ({{ valid_plays }}) as events
 ),
 
 {% endif %}

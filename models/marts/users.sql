@@ -1,7 +1,8 @@
 -- One row per user: the profile of their latest event and the level of
 -- their latest event that states one, as chosen (incrementally) by
--- int_users_latest_events. A join of a few thousand rows by key: cheap to
--- rebuild in full on every build.
+-- int_users_latest_events. Two lookups by key per user: cheap to rebuild in
+-- full on every build. (int_events_deduplicated is joined twice rather than
+-- through one CTE, which PostgreSQL would materialize, reading every event.)
 with
 
 latest_events as (
@@ -12,17 +13,6 @@ latest_events as (
     from {{ ref('int_users_latest_events') }}
 ),
 
-events as (
-    select
-        event_id,
-        first_name,
-        last_name,
-        gender,
-        level,
-        event_at
-    from {{ ref('int_events_deduplicated') }}
-),
-
 final as (
     select
         latest_events.user_id,
@@ -31,9 +21,9 @@ final as (
         profiles.gender,
         levels.level
     from latest_events
-    inner join events as profiles
+    inner join {{ ref('int_events_deduplicated') }} as profiles
         on latest_events.profile_event_id = profiles.event_id
-    left join events as levels
+    left join {{ ref('int_events_deduplicated') }} as levels
         on
             latest_events.level_event_id = levels.event_id
             and levels.level is not null

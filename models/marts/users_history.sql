@@ -65,15 +65,24 @@ current_periods as (
 ),
 
 -- Users read again in full: new users, and users with a new event that is
--- not after the last one built.
-reread_users as (
-    select distinct new_events.user_id
+-- not after the last one built. (One row per user before the join: the
+-- planner cannot know how many events are new, and may loop over them.)
+first_new_events as (
+    select
+        new_events.user_id,
+        min(new_events.event_at) as first_event_at
     from new_events
+    group by new_events.user_id
+),
+
+reread_users as (
+    select first_new_events.user_id
+    from first_new_events
     left join current_periods
-        on new_events.user_id = current_periods.user_id
+        on first_new_events.user_id = current_periods.user_id
     where
         current_periods.user_id is null
-        or new_events.event_at <= current_periods.last_event_at
+        or first_new_events.first_event_at <= current_periods.last_event_at
 ),
 
 timeline as (

@@ -9,12 +9,25 @@ songplays as (
     from {{ ref('songplays') }}
 ),
 
+-- One row per listener and user agent first: the families below are then
+-- worked out for a few thousand rows, not for every play, and the
+-- listeners are counted without a sort per family.
+agent_plays as (
+    select
+        user_id,
+        user_agent,
+        count(*) as play_count
+    from songplays
+    group by user_id, user_agent
+),
+
 -- The first rule that matches wins, so the order matters: Chromium and
 -- Edge agents also say Chrome and Safari, Chrome agents also say Safari,
 -- iOS agents say "like Mac OS X", Android agents say Linux.
 families as (
     select
         user_id,
+        play_count,
         case
             when user_agent is null then 'Unknown'
             when user_agent like '%Edge/%' then 'Edge'
@@ -42,19 +55,19 @@ families as (
             when user_agent like '%X11%' then 'Linux'
             else 'Other'
         end as os_family
-    from songplays
+    from agent_plays
 ),
 
 all_plays as (
-    select count(*) as play_count
-    from songplays
+    select sum(play_count) as play_count
+    from agent_plays
 ),
 
 family_plays as (
     select
         browser_family,
         os_family,
-        count(*) as play_count,
+        sum(play_count) as play_count,
         count(distinct user_id) as listener_count
     from families
     group by browser_family, os_family
