@@ -3,15 +3,14 @@
 
 with
 
-songplays as (
-    select start_time
-    from {{ ref('songplays') }}
-),
-
+-- The first and last play, each read from the index on start_time (one CTE
+-- used twice would be materialized: every play read).
 calendar_days as (
     {{ date_series(
-        "(select coalesce(min(start_time), current_date) from songplays)",
-        "(select coalesce(max(start_time), current_date) from songplays)",
+        "(select coalesce(min(start_time), current_date) from "
+            ~ ref('songplays') ~ ")",
+        "(select coalesce(max(start_time), current_date) from "
+            ~ ref('songplays') ~ ")",
     ) }}
 ),
 

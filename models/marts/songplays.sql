@@ -7,6 +7,7 @@
         indexes=[
             {'columns': ['first_loaded_at']},
             {'columns': ['user_id', 'session_id']},
+            {'columns': ['start_time']},
         ],
         pre_hook=[
             "{{ wait_for_loads() }}",
