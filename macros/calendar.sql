@@ -47,3 +47,16 @@
         as integer
     )
 {%- endmacro %}
+
+{#- The day after a date expression, as a date. -#}
+{% macro next_day(date_expression) -%}
+    {{ return(adapter.dispatch('next_day', 'sparkify')(date_expression)) }}
+{%- endmacro %}
+
+{% macro default__next_day(date_expression) -%}
+    cast({{ dbt.dateadd('day', 1, date_expression) }} as date)
+{%- endmacro %}
+
+{% macro postgres__next_day(date_expression) -%}
+    ({{ date_expression }} + 1)
+{%- endmacro %}

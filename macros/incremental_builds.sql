@@ -155,3 +155,35 @@
         delete from {{ this }} where {{ built_in_full_this_run(model_name) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- A pre-hook for audit.songplay_reconciliation: deletes the rows of the
+    days (and the invalid-ts row, whose date is null) that the song plays
+    int_events_deduplicated built in this run fall on; the build then
+    appends them counted again. After load_build_watermark. -#}
+{% macro delete_touched_days() -%}
+    {%- if not is_incremental() -%}
+        select 1
+    {%- else -%}
+        delete from {{ this }} as counted
+        where
+            counted.event_date in (
+                select cast(plays.event_at as date)
+                from {{ ref('int_events_deduplicated') }} as plays
+                where
+                    plays.is_song_play
+                    and {{ built_this_run(
+                        'int_events_deduplicated', 'plays.last_loaded_at'
+                    ) }}
+            )
+            or counted.event_date is null and exists (
+                select 1
+                from {{ ref('int_events_deduplicated') }} as plays
+                where
+                    plays.is_song_play
+                    and plays.event_at is null
+                    and {{ built_this_run(
+                        'int_events_deduplicated', 'plays.last_loaded_at'
+                    ) }}
+            )
+    {%- endif -%}
+{%- endmacro %}

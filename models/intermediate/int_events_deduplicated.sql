@@ -8,6 +8,7 @@
             {'columns': ['event_id'], 'unique': true},
             {'columns': ['last_loaded_at']},
             {'columns': ['user_id']},
+            {'columns': ['event_at']},
         ],
         pre_hook=[
             "{{ wait_for_loads() }}",

@@ -19,17 +19,28 @@ us_states as (
     from {{ ref('us_states') }}
 ),
 
-all_plays as (
-    select count(*) as play_count
+-- One row per location and listener first (a hash aggregate), so listeners
+-- are counted without a sort per location.
+listener_plays as (
+    select
+        location,
+        user_id,
+        count(*) as play_count
     from songplays
+    group by location, user_id
+),
+
+all_plays as (
+    select sum(play_count) as play_count
+    from listener_plays
 ),
 
 location_plays as (
     select
         location,
-        count(*) as play_count,
-        count(distinct user_id) as listener_count
-    from songplays
+        sum(play_count) as play_count,
+        count(user_id) as listener_count
+    from listener_plays
     group by location
 ),
 

@@ -25,17 +25,28 @@ artists as (
     from {{ ref('artists') }}
 ),
 
-all_plays as (
-    select count(*) as play_count
+-- One row per song and listener first (a hash aggregate), so listeners
+-- are counted without a sort per song.
+listener_plays as (
+    select
+        song_id,
+        user_id,
+        count(*) as play_count
     from songplays
+    group by song_id, user_id
+),
+
+all_plays as (
+    select sum(play_count) as play_count
+    from listener_plays
 ),
 
 song_plays as (
     select
         song_id,
-        count(*) as play_count,
-        count(distinct user_id) as listener_count
-    from songplays
+        sum(play_count) as play_count,
+        count(user_id) as listener_count
+    from listener_plays
     where song_id is not null
     group by song_id
 ),
