@@ -8,7 +8,8 @@ last word. Only a chunk that PostgreSQL refuses is looked at line by line
 
 Speed: most chunks of a feed are clean (every line an ASCII or UTF-8 `{...}`, no
 CR, no blank line). That is checked for a whole chunk at once with C-speed byte
-counts, and such a chunk is split without a Python test per line. Lines that
+counts, and such a chunk is split without a Python test per line (and goes to
+COPY as it is, unquoted). Lines that
 look fine but hold an escape jsonb is known to refuse (`\\u0000`, a surrogate)
 are set apart as suspects, so one such line does not send a whole batch down
 the slow path.
@@ -29,8 +30,11 @@ CHUNK_BYTES = 4 * 1024 * 1024
 # Escapes that JSON allows and jsonb refuses: \u0000, and \uD800-\uDFFF (a
 # surrogate; a valid pair is accepted too, but is rare and judged exactly).
 SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
-# The fast COPY format's quote character: a line holding it takes the slow path.
+# The fast COPY format's quote and delimiter bytes (see load.FAST_COPY). A clean
+# chunk's lines go to COPY unquoted, so they must hold neither, nor a CR (CSV
+# ends a row at a CR too); JSON allows none of them outside whitespace.
 QUOTE = b"\x01"
+DELIMITER = b"\x02"
 
 # The reasons a line can be rejected; raw.rejects checks the same list.
 TRUNCATED = "truncated"
@@ -140,8 +144,8 @@ def document_chunk(data: bytes) -> Chunk:
 
 def _is_clean(complete: bytes, count: int) -> bool:
     """Whether every one of the `count` lines of `complete` (which ends with a
-    newline) is a candidate as it is: starts with '{', ends with '}' (so no CR, no
-    blank line), valid UTF-8, no quote byte, no suspect escape."""
+    newline) is a candidate as it is: starts with '{', ends with '}' (so no
+    blank line), valid UTF-8, no quote or delimiter byte, no CR, no suspect escape."""
     # Cheapest tests first. The count: each newline but the last between '}' and
     # '{', and no other: no blank line, no CR, no whitespace around a line. One
     # regex pass for suspects is cheaper than a substring search per escape (a
@@ -150,6 +154,8 @@ def _is_clean(complete: bytes, count: int) -> bool:
         complete[:1] == b"{"
         and complete[-2:] == b"}\n"
         and QUOTE not in complete
+        and DELIMITER not in complete
+        and b"\r" not in complete
         and _is_utf8(complete)
         and complete.count(b"}\n{") == count - 1
         and SUSPECT.search(complete) is None
