@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 BOM = b"\xef\xbb\xbf"
-# Memory per open file is a few times this (the block, its lines, the COPY
-# buffer); 4 MB keeps a worker well under 100 MB and COPY writes large.
-CHUNK_BYTES = 4 * 1024 * 1024
+# Memory per open file is a few times this (the block, its lines, its COPY input,
+# and the blocks queued for sending, see sender.py); 1 MB keeps a worker well
+# under 100 MB, and COPY writes still large.
+CHUNK_BYTES = 1024 * 1024
 # Escapes that JSON allows and jsonb refuses: \u0000, and \uD800-\uDFFF (a
 # surrogate; a valid pair is accepted too, but is rare and judged exactly).
 SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")

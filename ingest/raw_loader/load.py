@@ -32,6 +32,7 @@ from raw_loader.lines import (
     document_chunk,
     read_chunks,
 )
+from raw_loader.sender import QueuedWriter
 
 log = logging.getLogger("load_raw")
 
@@ -250,7 +251,10 @@ def _copy_fast(
     results: list[FileResult] = []
     rejects: list[tuple[str, Reject]] = []
     suspects: list[_Suspects] = []
-    with conn.cursor() as cur, cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL(FAST_COPY).format(table=table), writer=QueuedWriter(cur)) as copy,
+    ):
         writer = _BlockWriter(copy)
         for item in batch:
             result = FileResult(item.file)
