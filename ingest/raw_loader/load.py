@@ -14,8 +14,9 @@ Guarantees, and where they come from:
 from __future__ import annotations
 
 import logging
+import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 
@@ -23,15 +24,7 @@ import psycopg
 from psycopg import sql
 
 from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
-from raw_loader.lines import (
-    DELIMITER,
-    QUOTE,
-    Chunk,
-    Reject,
-    classify,
-    document_chunk,
-    read_chunks,
-)
+from raw_loader.lines import Chunk, Reject, classify, document_chunk, read_chunks
 from raw_loader.sender import QueuedWriter
 
 log = logging.getLogger("load_raw")
@@ -44,14 +37,16 @@ BATCH_MAX_FILES = 5000
 # Rows are handed to COPY in blocks of about this size: few, large writes.
 COPY_BLOCK_BYTES = 1024 * 1024
 
-# CSV with control characters as quote and delimiter: valid JSON never holds a raw
-# control character, so a clean line goes as it is, unquoted (the cheapest COPY
-# input); other lines are quoted. The payload comes first and the line number
-# last, so a clean chunk's rows are three pieces each: line, name, number.
-FAST_COPY = (
-    "copy {table} (payload, source_file, line_number) from stdin "
-    "with (format csv, quote e'\\x01', delimiter e'\\x02')"
-)
+# Binary COPY: each field is its length, then its bytes. A line goes as it is,
+# whatever bytes it holds (nothing to escape), and the server does not scan the
+# rows for delimiters and quotes: about 10% less server CPU than CSV. A row is
+# its field count, then the payload (jsonb's binary input: a version byte, then
+# the text), the file's name and the line number.
+FAST_COPY = "copy {table} (payload, source_file, line_number) from stdin with (format binary)"
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
+COPY_TRAILER = b"\xff\xff"
+_ROW_START = struct.Struct("!hiB").pack  # 3 fields; the payload's length; jsonb version 1
+_INT4 = struct.Struct("!i").pack
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -182,30 +177,27 @@ def _delete_files(conn: psycopg.Connection, kind: str, names: list[str]) -> None
         )
 
 
-def _encode_field(value: bytes) -> bytes:
-    return QUOTE + value.replace(QUOTE, QUOTE + QUOTE) + QUOTE
-
-
 def _name_field(name: str) -> bytes:
-    """What follows the payload in every row of a file: its name between delimiters."""
-    return DELIMITER + _encode_field(name.encode("utf-8")) + DELIMITER
+    """What follows the payload in every row of a file: the name field, then the
+    line number's length."""
+    encoded = name.encode("utf-8")
+    return _INT4(len(encoded)) + encoded + _INT4(4)
 
 
-def _copy_lines(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
-    """COPY input for rows of one file: the line (quoted) as the payload, name, number."""
+def _copy_rows(name_field: bytes, numbers: Sequence[int], lines: Sequence[bytes]) -> bytes:
+    """COPY input for lines of one file, with their line numbers.
+
+    Joined from four pieces a row (start, line, name, number) by C-level
+    iterators: no Python code runs per line.
+    """
+    starts = map(_ROW_START, repeat(3), map((1).__add__, map(len, lines)), repeat(1))
     return b"".join(
-        [b"%s%s%d\n" % (_encode_field(line), name_field, number) for number, line in rows]
+        chain.from_iterable(zip(starts, lines, repeat(name_field), map(_INT4, numbers)))
     )
 
 
-def _copy_clean_lines(name_field: bytes, first_line: int, lines: list[bytes]) -> bytes:
-    """The same for a clean chunk (see lines._is_clean): lines as they are, unquoted.
-
-    Joined from (line, name, number) pieces by C-level iterators: no Python code
-    runs per line.
-    """
-    numbers = map(b"%d\n".__mod__, range(first_line, first_line + len(lines)))
-    return b"".join(chain.from_iterable(zip(lines, repeat(name_field), numbers)))
+def _copy_numbered(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
+    return _copy_rows(name_field, [number for number, _ in rows], [line for _, line in rows])
 
 
 class _BlockWriter:
@@ -256,15 +248,17 @@ def _copy_fast(
         cur.copy(sql.SQL(FAST_COPY).format(table=table), writer=QueuedWriter(cur)) as copy,
     ):
         writer = _BlockWriter(copy)
+        writer.write(COPY_HEADER)
         for item in batch:
             result = FileResult(item.file)
             name_field = _name_field(item.file.name)
             file_suspects: list[tuple[int, bytes]] = []
             for chunk in _read_file(source, item.file, result, on_read):
                 if chunk.clean_lines:
-                    writer.write(_copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines))
+                    first, lines = chunk.first_line, chunk.clean_lines
+                    writer.write(_copy_rows(name_field, range(first, first + len(lines)), lines))
                 elif chunk.rows:
-                    writer.write(_copy_lines(name_field, chunk.rows))
+                    writer.write(_copy_numbered(name_field, chunk.rows))
                 result.rows += chunk.row_count
                 result.rejects += len(chunk.rejects)
                 rejects.extend((item.file.name, reject) for reject in chunk.rejects)
@@ -272,6 +266,7 @@ def _copy_fast(
             if file_suspects:
                 suspects.append(_Suspects(result, file_suspects))
             results.append(result)
+        writer.write(COPY_TRAILER)
         writer.flush()
     for judged in suspects:
         landed, file_rejects = _land_careful(
@@ -359,7 +354,7 @@ def _land_careful(
                 conn.cursor() as cur,
                 cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy,
             ):
-                copy.write(_copy_lines(name_field, plain))
+                copy.write(COPY_HEADER + _copy_numbered(name_field, plain) + COPY_TRAILER)
             landed = len(plain)
         except psycopg.errors.DataError:
             doubtful = plain + doubtful
