@@ -39,7 +39,7 @@ COPY_BLOCK_BYTES = 1024 * 1024
 
 # Binary COPY: each field is its length, then its bytes. A line goes as it is,
 # whatever bytes it holds (nothing to escape), and the server does not scan the
-# rows for delimiters and quotes: about 10% less server CPU than CSV. A row is
+# rows for delimiters and quotes: 5-10% less backend CPU than CSV. A row is
 # its field count, then the payload (jsonb's binary input: a version byte, then
 # the text), the file's name and the line number.
 FAST_COPY = "copy {table} (payload, source_file, line_number) from stdin with (format binary)"
