@@ -14,15 +14,18 @@ Guarantees, and where they come from:
 from __future__ import annotations
 
 import logging
+import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 
 import psycopg
 from psycopg import sql
 
 from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
-from raw_loader.lines import QUOTE, Chunk, Reject, classify, document_chunk, read_chunks
+from raw_loader.lines import Chunk, Reject, classify, document_chunk, read_chunks
+from raw_loader.sender import QueuedWriter
 
 log = logging.getLogger("load_raw")
 
@@ -34,13 +37,16 @@ BATCH_MAX_FILES = 5000
 # Rows are handed to COPY in blocks of about this size: few, large writes.
 COPY_BLOCK_BYTES = 1024 * 1024
 
-# CSV with control characters as quote and delimiter: valid JSON never holds a raw
-# control character, so the payload needs no escaping (the cheapest COPY input).
-DELIMITER = b"\x02"
-FAST_COPY = (
-    "copy {table} (source_file, line_number, payload) from stdin "
-    "with (format csv, quote e'\\x01', delimiter e'\\x02')"
-)
+# Binary COPY: each field is its length, then its bytes. A line goes as it is,
+# whatever bytes it holds (nothing to escape), and the server does not scan the
+# rows for delimiters and quotes: 5-10% less backend CPU than CSV. A row is
+# its field count, then the payload (jsonb's binary input: a version byte, then
+# the text), the file's name and the line number.
+FAST_COPY = "copy {table} (payload, source_file, line_number) from stdin with (format binary)"
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
+COPY_TRAILER = b"\xff\xff"
+_ROW_START = struct.Struct("!hiB").pack  # 3 fields; the payload's length; jsonb version 1
+_INT4 = struct.Struct("!i").pack
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -171,25 +177,27 @@ def _delete_files(conn: psycopg.Connection, kind: str, names: list[str]) -> None
         )
 
 
-def _encode_field(value: bytes) -> bytes:
-    return QUOTE + value.replace(QUOTE, QUOTE + QUOTE) + QUOTE
+def _name_field(name: str) -> bytes:
+    """What follows the payload in every row of a file: the name field, then the
+    line number's length."""
+    encoded = name.encode("utf-8")
+    return _INT4(len(encoded)) + encoded + _INT4(4)
 
 
-def _copy_lines(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
-    """COPY input for rows of one file: name, line number, the line as the payload."""
+def _copy_rows(name_field: bytes, numbers: Sequence[int], lines: Sequence[bytes]) -> bytes:
+    """COPY input for lines of one file, with their line numbers.
+
+    Joined from four pieces a row (start, line, name, number) by C-level
+    iterators: no Python code runs per line.
+    """
+    starts = map(_ROW_START, repeat(3), map((1).__add__, map(len, lines)), repeat(1))
     return b"".join(
-        [b"%s%d\x02%s\n" % (name_field, number, _encode_field(line)) for number, line in rows]
+        chain.from_iterable(zip(starts, lines, repeat(name_field), map(_INT4, numbers)))
     )
 
 
-def _copy_clean_lines(name_field: bytes, first_line: int, lines: list[bytes]) -> bytes:
-    """The same for a clean chunk (see lines._is_clean): nothing to escape."""
-    return b"".join(
-        [
-            b"%s%d\x02\x01%s\x01\n" % (name_field, n, line)
-            for n, line in enumerate(lines, first_line)
-        ]
-    )
+def _copy_numbered(name_field: bytes, rows: list[tuple[int, bytes]]) -> bytes:
+    return _copy_rows(name_field, [number for number, _ in rows], [line for _, line in rows])
 
 
 class _BlockWriter:
@@ -235,17 +243,22 @@ def _copy_fast(
     results: list[FileResult] = []
     rejects: list[tuple[str, Reject]] = []
     suspects: list[_Suspects] = []
-    with conn.cursor() as cur, cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL(FAST_COPY).format(table=table), writer=QueuedWriter(cur)) as copy,
+    ):
         writer = _BlockWriter(copy)
+        writer.write(COPY_HEADER)
         for item in batch:
             result = FileResult(item.file)
-            name_field = _encode_field(item.file.name.encode("utf-8")) + DELIMITER
+            name_field = _name_field(item.file.name)
             file_suspects: list[tuple[int, bytes]] = []
             for chunk in _read_file(source, item.file, result, on_read):
                 if chunk.clean_lines:
-                    writer.write(_copy_clean_lines(name_field, chunk.first_line, chunk.clean_lines))
+                    first, lines = chunk.first_line, chunk.clean_lines
+                    writer.write(_copy_rows(name_field, range(first, first + len(lines)), lines))
                 elif chunk.rows:
-                    writer.write(_copy_lines(name_field, chunk.rows))
+                    writer.write(_copy_numbered(name_field, chunk.rows))
                 result.rows += chunk.row_count
                 result.rejects += len(chunk.rejects)
                 rejects.extend((item.file.name, reject) for reject in chunk.rejects)
@@ -253,6 +266,7 @@ def _copy_fast(
             if file_suspects:
                 suspects.append(_Suspects(result, file_suspects))
             results.append(result)
+        writer.write(COPY_TRAILER)
         writer.flush()
     for judged in suspects:
         landed, file_rejects = _land_careful(
@@ -333,14 +347,14 @@ def _land_careful(
                 rejects.append(reject)
     landed = 0
     if plain:
-        name_field = _encode_field(name.encode("utf-8")) + DELIMITER
+        name_field = _name_field(name)
         try:
             with (
                 conn.transaction(),
                 conn.cursor() as cur,
                 cur.copy(sql.SQL(FAST_COPY).format(table=table)) as copy,
             ):
-                copy.write(_copy_lines(name_field, plain))
+                copy.write(COPY_HEADER + _copy_numbered(name_field, plain) + COPY_TRAILER)
             landed = len(plain)
         except psycopg.errors.DataError:
             doubtful = plain + doubtful

@@ -71,6 +71,18 @@ CASES: dict[str, tuple[bytes, list[str]]] = {
         b"\xef\xbb\xbf" + b"\r\n".join(numbered(n) for n in range(40, 43)) + b"\r\n",
         [EV, EV, EV],
     ),
+    "control-bytes.json": (  # the fast COPY's quote and delimiter bytes, a CR inside
+        b"\n".join(
+            [
+                numbered(46).replace(b'{"', b'{\r"', 1),  # CR as JSON whitespace: valid
+                numbered(47).replace(b"Kaylee", b"Kay\x01lee"),  # raw control bytes in a
+                numbered(48).replace(b"Kaylee", b"Kay\x02lee"),  # string: not JSON
+                numbered(49) + b"\x02log_data/forged.json\x021",  # a row forged in CSV
+            ]
+        )
+        + b"\n",
+        [EV, "not_json", "not_json", "not_json"],
+    ),
     "bom-mid-file.json": (  # two files concatenated, the second with its BOM
         numbered(44) + b"\n\xef\xbb\xbf" + numbered(45) + b"\n",
         [EV, "not_json"],
