@@ -14,6 +14,7 @@
             "{{ load_build_watermark('int_events_deduplicated') }}",
             "{{ delete_touched_days() }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 

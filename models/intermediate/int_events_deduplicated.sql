@@ -15,6 +15,7 @@
             "{{ record_watermark('last_loaded_at') }}",
             "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 

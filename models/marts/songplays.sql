@@ -21,6 +21,7 @@
             ) }}",
             "{{ set_watermark('song_loaded_at') }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
@@ -71,29 +72,15 @@ songs as (
 
 {% if is_incremental() %}
 
--- The plays to build again, each set found by a join, not a per-row test:
--- events with a line landed since the newest event landing already built
--- (new events, redeliveries, files the loader replaced), plays that a song
--- row landed since the newest song row a built play matched may match
--- (late song files), and plays whose matched song row changed or vanished.
--- int_events_deduplicated is read by key each time, not through one shared
--- CTE: PostgreSQL would materialize a shared CTE, i.e. read every event.
-plays_to_rebuild as (
-    select events.event_id
-    from ({{ valid_plays }}) as events
-    where events.last_loaded_at > {{ incremental_watermark('first_loaded_at') }}
-
-    union
-
-    select events.event_id
-    from ({{ valid_plays }}) as events
-    inner join songs as recent_songs
-        on {{ song_match('events', 'recent_songs') }}
-    where
-        recent_songs.loaded_at > {{ incremental_watermark('song_loaded_at') }}
-
-    union
-
+-- The plays to build again, each set found by an index or a join, not a
+-- per-row test: events with a line landed since the newest event landing
+-- already built (new events, redeliveries), plays that a song row landed
+-- since the newest song row a built play matched may match (late song
+-- files), and, when a song file was replaced, plays whose matched song row
+-- changed or vanished. Three reads of int_events_deduplicated, each by
+-- key, not one shared CTE: PostgreSQL would materialize a shared CTE, i.e.
+-- read every event.
+replaced_song_plays as (
     select built_plays.songplay_id as event_id
     from {{ this }} as built_plays
     left join songs
@@ -114,10 +101,23 @@ plays_to_rebuild as (
 plays as (
     select events.*
     from ({{ valid_plays }}) as events
+    where events.last_loaded_at > {{ incremental_watermark('first_loaded_at') }}
+
+    union
+
+    select events.*
+    from ({{ valid_plays }}) as events
+    inner join songs as recent_songs
+        on {{ song_match('events', 'recent_songs') }}
     where
-        events.event_id in (
-            select plays_to_rebuild.event_id from plays_to_rebuild
-        )
+        recent_songs.loaded_at > {{ incremental_watermark('song_loaded_at') }}
+
+    union
+
+    select events.*
+    from ({{ valid_plays }}) as events
+    inner join replaced_song_plays
+        on events.event_id = replaced_song_plays.event_id
 ),
 
 {% else %}

@@ -9,6 +9,7 @@
             "{{ rebuild_all_with('songplays') }}",
             "{{ load_build_watermark('songplays') }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 

@@ -12,6 +12,7 @@
             "{{ rebuild_all_with('songplays') }}",
             "{{ load_build_watermark('songplays') }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
@@ -71,14 +72,15 @@ songplays as (
 
 {% endif %}
 
--- The level the session started at (a user may upgrade mid-session).
-ordered as (
+-- The level the session started at (a user may upgrade mid-session), on
+-- every play of the session: one pass, no join back.
+with_first_level as (
     select
         *,
-        row_number() over (
+        first_value(level) over (
             partition by user_id, session_id
             order by start_time, songplay_id
-        ) as play_number
+        ) as first_level
     from songplays
 ),
 
@@ -86,6 +88,7 @@ session_plays as (
     select
         user_id,
         session_id,
+        min(first_level) as level,
         count(*) as play_count,
         -- From the first play's start to the last play's start.
         round(
@@ -97,25 +100,20 @@ session_plays as (
         ) as session_minutes,
         min(start_time) as first_play_at,
         max(start_time) as last_play_at
-    from songplays
+    from with_first_level
     group by user_id, session_id
 ),
 
 final as (
     select
-        session_plays.user_id,
-        session_plays.session_id,
-        ordered.level,
-        cast(session_plays.play_count as integer) as play_count,
-        session_plays.session_minutes,
-        session_plays.first_play_at,
-        session_plays.last_play_at
+        user_id,
+        session_id,
+        level,
+        cast(play_count as integer) as play_count,
+        session_minutes,
+        first_play_at,
+        last_play_at
     from session_plays
-    inner join ordered
-        on
-            session_plays.user_id = ordered.user_id
-            and session_plays.session_id = ordered.session_id
-            and ordered.play_number = 1
 )
 
 select * from final

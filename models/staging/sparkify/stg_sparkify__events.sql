@@ -17,6 +17,7 @@
                 source('sparkify', 'load_manifest'),
             ) }}",
         ],
+        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
