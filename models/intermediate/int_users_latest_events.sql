@@ -60,9 +60,11 @@ affected_users as (
     where user_id in (select new_events.user_id from new_events)
 ),
 
--- The events chosen before for the users with new events.
+-- The new events, and the two events chosen before for the users with new
+-- events (each joined by its own key, so each is an index lookup).
 candidates as (
     select * from new_events
+    {% for chosen in ['profile_event_id', 'level_event_id'] %}
 
     union
 
@@ -76,21 +78,8 @@ candidates as (
         events.last_loaded_at
     from affected_users
     inner join {{ ref('int_events_deduplicated') }} as events
-        on affected_users.profile_event_id = events.event_id
-
-    union
-
-    select
-        events.event_id,
-        events.user_id,
-        events.session_id,
-        events.item_in_session,
-        events.level,
-        events.event_at,
-        events.last_loaded_at
-    from affected_users
-    inner join {{ ref('int_events_deduplicated') }} as events
-        on affected_users.level_event_id = events.event_id
+        on affected_users.{{ chosen }} = events.event_id
+    {% endfor %}
 ),
 
 {% else %}
