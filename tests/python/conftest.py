@@ -105,23 +105,32 @@ def generate_feed(out: Path, *options: str) -> None:
     assert generated.returncode == 0, generated.stderr
 
 
-def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run dbt with the example profile copied unchanged, and its own target folder."""
+def dbt_invocation(
+    env: dict[str, str], tmp_path: Path, *args: str
+) -> tuple[list[str], dict[str, str]]:
+    """The dbt command and environment: the example profile copied unchanged, and a
+    target and log folder of the test's own."""
     profiles = tmp_path / "dbt-profiles"
     profiles.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "profiles.yml.example", profiles / "profiles.yml")
-    dbt_env = {**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
+    command = [
+        str(VENV_BIN / "dbt"),
+        *args,
+        "--project-dir",
+        str(REPO_ROOT),
+        "--target-path",
+        str(tmp_path / "dbt-target"),
+        "--log-path",
+        str(tmp_path / "dbt-logs"),
+    ]
+    return command, {**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
+
+
+def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run dbt (see dbt_invocation) and wait for it."""
+    command, dbt_env = dbt_invocation(env, tmp_path, *args)
     return subprocess.run(
-        [
-            str(VENV_BIN / "dbt"),
-            *args,
-            "--project-dir",
-            str(REPO_ROOT),
-            "--target-path",
-            str(tmp_path / "dbt-target"),
-            "--log-path",
-            str(tmp_path / "dbt-logs"),
-        ],
+        command,
         env=dbt_env,
         capture_output=True,
         text=True,

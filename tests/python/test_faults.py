@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO_ROOT, connect, generate_feed, run_dbt, run_loader
+from conftest import REPO_ROOT, connect, dbt_invocation, generate_feed, run_dbt, run_loader
 
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
 MARTS = ("songplays", "users", "songs", "artists", "time")
@@ -303,21 +303,10 @@ def mart_fingerprints(env: dict[str, str]) -> dict[str, tuple[int, str]]:
 
 
 def start_dbt_build(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
-    profiles = tmp_path / "dbt-profiles"
-    profiles.mkdir(exist_ok=True)
-    (profiles / "profiles.yml").write_bytes((REPO_ROOT / "profiles.yml.example").read_bytes())
+    command, dbt_env = dbt_invocation(env, tmp_path, "build")
     return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "build",
-            "--project-dir",
-            str(REPO_ROOT),
-            "--target-path",
-            str(tmp_path / "dbt-target"),
-            "--log-path",
-            str(tmp_path / "dbt-logs"),
-        ],
-        env={**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"},
+        command,
+        env=dbt_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=REPO_ROOT,
