@@ -8,7 +8,10 @@ a re-run loads only new or changed files, and a changed file replaces its rows.
 
 Files are loaded in batches, one transaction each (a batch's rows, rejects and
 manifest rows commit together), by --workers processes at once, each with its
-own connection and its own files. Many small song files share a batch; a big
+own connection and its own files. Each batch is one load: raw.loads gets a row
+(its load id and counts) in the same transaction, and every row, reject and
+manifest entry it writes carries that load_id, so a reader that sees a load in
+raw.loads sees all of its rows. Many small song files share a batch; a big
 log file is streamed in blocks, so memory stays flat whatever its size.
 
 The connection comes from the standard libpq variables (PGHOST, PGPORT, PGUSER,
@@ -58,12 +61,16 @@ examples:
 
 exit codes:
   0    every file was loaded or was already loaded (rejected lines are not an error:
-       they are in raw.rejects, counted in the summary)
+       they are in raw.rejects, counted in the summary); the summary says how
+       many loads (rows in raw.loads) this run committed, and their load ids
   1    the database could not be reached or refused the load, a file could not be
        read (a corrupt .json.gz: fix or move it), or a worker failed (the other
        workers are stopped; what they had committed stays, re-run to finish)
   2    usage error: a folder that does not exist, or no data folder at all
   130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
+
+On any failure, the batches already committed stay, each a complete load in
+raw.loads; a batch under way leaves no rows and no raw.loads row.
 """
 
 log = logging.getLogger("load_raw")
@@ -252,6 +259,9 @@ def _run(
         "event_rows": progress.rows_by_kind["events"],
         "song_rows": progress.rows_by_kind["songs"],
         "rejects": progress.rejects,
+        "loads": len(progress.load_ids),
+        "first_load_id": min(progress.load_ids, default=0),
+        "last_load_id": max(progress.load_ids, default=0),
         "workers": workers,
         "batches": len(work),
         "seconds": finished - started,
@@ -262,7 +272,11 @@ def _run(
 
 
 def _take_load_lock(conn: psycopg.Connection) -> None:
-    """One load at a time per database: a second loader waits, and says so."""
+    """One loader at a time per database: a second loader waits, and says so.
+
+    Only loaders take this lock. Readers (dbt) do not wait for it and need not:
+    a load's rows become visible in the same commit as its raw.loads row.
+    """
     key = "select hashtext('sparkify.load_raw')"
     got = conn.execute(f"select pg_try_advisory_lock(({key}))").fetchone()[0]
     if not got:
@@ -271,11 +285,20 @@ def _take_load_lock(conn: psycopg.Connection) -> None:
 
 
 def summary_line(stats: dict[str, float]) -> str:
+    loads = stats["loads"]
+    ids = (
+        ""
+        if not loads
+        else f", load id {stats['first_load_id']}"
+        if loads == 1
+        else f", load ids {stats['first_load_id']}-{stats['last_load_id']}"
+    )
     return (
         f"loaded {stats['files_loaded']} files ({stats['files_replaced']} replaced), "
         f"{stats['files_unchanged']} unchanged, {stats['files_skipped']} skipped as not data; "
         f"{stats['event_rows']} event rows, {stats['song_rows']} song rows, "
-        f"{stats['rejects']} rejects, in {stats['seconds']:.1f} s "
+        f"{stats['rejects']} rejects; {loads} load{'s' if loads != 1 else ''}{ids}; "
+        f"in {stats['seconds']:.1f} s "
         f"(listing {stats['seconds_listing']:.1f} s, planning {stats['seconds_planning']:.1f} s, "
         f"loading {stats['seconds_loading']:.1f} s with {stats['workers']} "
         f"worker{'s' if stats['workers'] != 1 else ''})"

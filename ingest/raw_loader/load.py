@@ -7,6 +7,10 @@ Guarantees, and where they come from:
   file is not even hashed; when either differs the checksum decides.
 - All or nothing per batch: a batch's rows, rejects and manifest rows commit in
   one transaction, so a crash leaves no half-loaded file.
+- One batch is one load: it takes a load id when it starts, stamps every row,
+  reject and manifest row it writes with it, and writes its raw.loads row (its
+  counts) in the same transaction. A load id in raw.loads means its rows are
+  all there; a batch that fails leaves no raw.loads row and no rows.
 - Nothing lost: every non-blank line becomes a row or a reject with a reason.
 - Each byte read once: a new file is hashed while it streams into COPY.
 """
@@ -41,12 +45,17 @@ COPY_BLOCK_BYTES = 1024 * 1024
 # whatever bytes it holds (nothing to escape), and the server does not scan the
 # rows for delimiters and quotes: 5-10% less backend CPU than CSV. A row is
 # its field count, then the payload (jsonb's binary input: a version byte, then
-# the text), the file's name and the line number.
-FAST_COPY = "copy {table} (payload, source_file, line_number) from stdin with (format binary)"
+# the text), the load id (int8), the file's name and the line number. The load
+# id and the name are the same for every line of a file: sent as one piece.
+FAST_COPY = (
+    "copy {table} (payload, load_id, source_file, line_number) from stdin with (format binary)"
+)
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
 COPY_TRAILER = b"\xff\xff"
-_ROW_START = struct.Struct("!hiB").pack  # 3 fields; the payload's length; jsonb version 1
+_ROW_START = struct.Struct("!hiB").pack  # 4 fields; the payload's length; jsonb version 1
+_FIELD_COUNT = 4
 _INT4 = struct.Struct("!i").pack
+_INT8_FIELD = struct.Struct("!iq").pack  # length 8, then the value
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -68,6 +77,8 @@ class FileResult:
     checksum: str = ""
     rows: int = 0
     rejects: int = 0
+    load_id: int = 0  # the load (batch transaction) that landed this version
+    replaces: bool = False  # it replaced a different, earlier version
 
 
 @dataclass
@@ -145,25 +156,58 @@ def load_batch(
     batch: list[PlannedFile],
     on_read: ReadCallback | None = None,
 ) -> list[FileResult]:
-    """Load a batch of files of one kind in one transaction."""
+    """Load a batch of files of one kind in one transaction: one load."""
     kind = batch[0].file.kind
     table = sql.Identifier("raw", kind)
     with conn.transaction():
+        (load_id,) = conn.execute(
+            "select nextval(pg_get_serial_sequence('raw.loads', 'load_id'))"
+        ).fetchone()
         replaced = [item.file.name for item in batch if item.replaces]
         if replaced:
             # The manifest rows are replaced by _write_manifest below.
             _delete_files(conn, kind, replaced)
         try:
             with conn.transaction():  # a savepoint: the fast path may be refused
-                results, rejects = _copy_fast(conn, source, batch, table, on_read)
+                results, rejects = _copy_fast(conn, source, batch, table, load_id, on_read)
         except psycopg.errors.DataError as exc:
             log.info(
                 "PostgreSQL refused a line (%s); checking the batch line by line", _first_line(exc)
             )
-            results, rejects = _copy_careful(conn, source, batch, table)
-        _write_rejects(conn, rejects)
-        _write_manifest(conn, results)
+            results, rejects = _copy_careful(conn, source, batch, table, load_id)
+        for item, result in zip(batch, results, strict=True):
+            result.load_id, result.replaces = load_id, item.replaces
+        _write_rejects(conn, rejects, load_id)
+        _write_manifest(conn, results, load_id)
+        _write_load(conn, kind, results, load_id)
+    log.debug(
+        "load %d: %d %s files, %d rows, %d rejects",
+        load_id,
+        len(results),
+        kind,
+        sum(r.rows for r in results),
+        sum(r.rejects for r in results),
+    )
     return results
+
+
+def _write_load(
+    conn: psycopg.Connection, kind: str, results: list[FileResult], load_id: int
+) -> None:
+    """The load's raw.loads row, in the batch's transaction: one commit makes the
+    rows and their load visible together."""
+    conn.execute(
+        "insert into raw.loads (load_id, source_kind, file_count, row_count, reject_count, "
+        "replaced_file_count) values (%s, %s, %s, %s, %s, %s)",
+        [
+            load_id,
+            kind,
+            len(results),
+            sum(r.rows for r in results),
+            sum(r.rejects for r in results),
+            sum(r.replaces for r in results),
+        ],
+    )
 
 
 def _delete_files(conn: psycopg.Connection, kind: str, names: list[str]) -> None:
@@ -177,20 +221,20 @@ def _delete_files(conn: psycopg.Connection, kind: str, names: list[str]) -> None
         )
 
 
-def _name_field(name: str) -> bytes:
-    """What follows the payload in every row of a file: the name field, then the
-    line number's length."""
+def _name_field(name: str, load_id: int) -> bytes:
+    """What follows the payload in every row of a file: the load id field, the
+    name field, then the line number's length."""
     encoded = name.encode("utf-8")
-    return _INT4(len(encoded)) + encoded + _INT4(4)
+    return _INT8_FIELD(8, load_id) + _INT4(len(encoded)) + encoded + _INT4(4)
 
 
 def _copy_rows(name_field: bytes, numbers: Sequence[int], lines: Sequence[bytes]) -> bytes:
     """COPY input for lines of one file, with their line numbers.
 
-    Joined from four pieces a row (start, line, name, number) by C-level
-    iterators: no Python code runs per line.
+    Joined from four pieces a row (start, line, load id and name, number) by
+    C-level iterators: no Python code runs per line.
     """
-    starts = map(_ROW_START, repeat(3), map((1).__add__, map(len, lines)), repeat(1))
+    starts = map(_ROW_START, repeat(_FIELD_COUNT), map((1).__add__, map(len, lines)), repeat(1))
     return b"".join(
         chain.from_iterable(zip(starts, lines, repeat(name_field), map(_INT4, numbers)))
     )
@@ -237,6 +281,7 @@ def _copy_fast(
     source: FileSource,
     batch: list[PlannedFile],
     table: sql.Composable,
+    load_id: int,
     on_read: ReadCallback | None,
 ) -> tuple[list[FileResult], list[tuple[str, Reject]]]:
     """Stream every candidate row of the batch through one COPY."""
@@ -251,7 +296,7 @@ def _copy_fast(
         writer.write(COPY_HEADER)
         for item in batch:
             result = FileResult(item.file)
-            name_field = _name_field(item.file.name)
+            name_field = _name_field(item.file.name, load_id)
             file_suspects: list[tuple[int, bytes]] = []
             for chunk in _read_file(source, item.file, result, on_read):
                 if chunk.clean_lines:
@@ -270,7 +315,7 @@ def _copy_fast(
         writer.flush()
     for judged in suspects:
         landed, file_rejects = _land_careful(
-            conn, table, judged.result.file.name, [], judged.lines, last_line=None
+            conn, table, judged.result.file.name, load_id, [], judged.lines, last_line=None
         )
         judged.result.rows += landed
         judged.result.rejects += len(file_rejects)
@@ -279,7 +324,11 @@ def _copy_fast(
 
 
 def _copy_careful(
-    conn: psycopg.Connection, source: FileSource, batch: list[PlannedFile], table: sql.Composable
+    conn: psycopg.Connection,
+    source: FileSource,
+    batch: list[PlannedFile],
+    table: sql.Composable,
+    load_id: int,
 ) -> tuple[list[FileResult], list[tuple[str, Reject]]]:
     """The slow path: classify each line, and let PostgreSQL judge what Python accepts."""
     results: list[FileResult] = []
@@ -292,7 +341,7 @@ def _copy_careful(
             if chunk.ends_unterminated and (rows or chunk.suspects):
                 last = max(number for number, _ in rows + chunk.suspects)
             landed, file_rejects = _land_careful(
-                conn, table, item.file.name, rows, chunk.suspects, last_line=last
+                conn, table, item.file.name, load_id, rows, chunk.suspects, last_line=last
             )
             file_rejects = chunk.rejects + file_rejects
             result.rows += landed
@@ -324,6 +373,7 @@ def _land_careful(
     conn: psycopg.Connection,
     table: sql.Composable,
     name: str,
+    load_id: int,
     rows: list[tuple[int, bytes]],
     suspects: list[tuple[int, bytes]],
     *,
@@ -347,7 +397,7 @@ def _land_careful(
                 rejects.append(reject)
     landed = 0
     if plain:
-        name_field = _name_field(name)
+        name_field = _name_field(name, load_id)
         try:
             with (
                 conn.transaction(),
@@ -360,7 +410,11 @@ def _land_careful(
             doubtful = plain + doubtful
     if doubtful:
         refused = _land_judged_by_postgres(
-            conn, table, name, [(number, line.decode("utf-8")) for number, line in doubtful]
+            conn,
+            table,
+            name,
+            load_id,
+            [(number, line.decode("utf-8")) for number, line in doubtful],
         )
         by_number = dict(doubtful)
         rejects.extend(
@@ -373,7 +427,11 @@ def _land_careful(
 
 
 def _land_judged_by_postgres(
-    conn: psycopg.Connection, table: sql.Composable, name: str, accepted: list[tuple[int, str]]
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    name: str,
+    load_id: int,
+    accepted: list[tuple[int, str]],
 ) -> list[tuple[int, str]]:
     """Insert the lines jsonb accepts; return (line_number, why) for those it refuses."""
     conn.execute(
@@ -393,10 +451,10 @@ def _land_judged_by_postgres(
         )
         cur.execute(
             sql.SQL(
-                "insert into {table} (source_file, line_number, payload) "
-                "select %s, line_number, line::jsonb from judged where error is null"
+                "insert into {table} (source_file, line_number, payload, load_id) "
+                "select %s, line_number, line::jsonb, %s from judged where error is null"
             ).format(table=table),
-            [name],
+            [name, load_id],
         )
         refused = cur.execute(
             "select line_number, error from judged where error is not null order by line_number"
@@ -405,20 +463,26 @@ def _land_judged_by_postgres(
     return refused
 
 
-def _write_rejects(conn: psycopg.Connection, rejects: list[tuple[str, Reject]]) -> None:
+def _write_rejects(
+    conn: psycopg.Connection, rejects: list[tuple[str, Reject]], load_id: int
+) -> None:
     if not rejects:
         return
     with (
         conn.cursor() as cur,
         cur.copy(
-            "copy raw.rejects (source_file, line_number, line, reason, detail) from stdin"
+            "copy raw.rejects (source_file, line_number, line, reason, detail, load_id) "
+            "from stdin with (format binary)"
         ) as copy,
     ):
+        copy.set_types(["text", "int4", "bytea", "text", "text", "int8"])
         for name, reject in rejects:
-            copy.write_row((name, reject.line_number, reject.line, reject.reason, reject.detail))
+            copy.write_row(
+                (name, reject.line_number, reject.line, reject.reason, reject.detail, load_id)
+            )
 
 
-def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None:
+def _write_manifest(conn: psycopg.Connection, results: list[FileResult], load_id: int) -> None:
     names = [result.file.name for result in results]
     # A replaced file keeps the time it was first loaded; a new one was first
     # loaded now (the transaction's start, like loaded_at's default).
@@ -434,7 +498,7 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None
         conn.cursor() as cur,
         cur.copy(
             "copy raw.load_manifest (source_file, source_kind, checksum, size_bytes, mtime_ns, "
-            "row_count, reject_count, first_loaded_at) from stdin"
+            "row_count, reject_count, first_loaded_at, load_id) from stdin"
         ) as copy,
     ):
         for r in results:
@@ -448,6 +512,7 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult]) -> None
                     r.rows,
                     r.rejects,
                     first_loaded.get(r.file.name, now),
+                    load_id,
                 )
             )
 
@@ -472,6 +537,7 @@ class Progress:
         self.started = time.monotonic()
         self.last = self.started
         self.rows_by_kind: dict[str, int] = {"songs": 0, "events": 0}
+        self.load_ids: set[int] = set()  # the loads committed so far
         self.in_flight: dict[object, int] = {}  # bytes read of files not yet committed
 
     def reading(self, worker: object, read: int) -> None:
@@ -487,6 +553,7 @@ class Progress:
         for r in results:
             self.rows_by_kind[r.file.kind] += r.rows
         self.rejects += sum(r.rejects for r in results)
+        self.load_ids.update(r.load_id for r in results)
         self._maybe_log(done=self.files == self.total_files)
 
     def _maybe_log(self, done: bool = False) -> None:
@@ -498,10 +565,11 @@ class Progress:
         read = self.bytes + sum(self.in_flight.values())
         share = min(100.0, 100 * read / self.total_bytes) if self.total_bytes else 100.0
         log.info(
-            "%d/%d files (%.0f%% read), %d rows committed, %d rejects, %.0f rows/s",
+            "%d/%d files (%.0f%% read), %d loads and %d rows committed, %d rejects, %.0f rows/s",
             self.files,
             self.total_files,
             share,
+            len(self.load_ids),
             self.rows,
             self.rejects,
             self.rows / elapsed,

@@ -139,6 +139,78 @@ def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
     )
 
 
+def load_accounts(env: dict[str, str]) -> dict[int, tuple[tuple, tuple]]:
+    """Per load id: (what raw.loads says, what the raw tables hold now), each as
+    (source_kind, file_count, replaced_file_count, row_count, reject_count). A load
+    whose file was later replaced holds less now than it says it landed."""
+    with connect(env) as conn:
+        rows = conn.execute(
+            """
+            with held as (
+                select load_id, count(*) as n from raw.events group by 1
+                union all
+                select load_id, count(*) from raw.songs group by 1
+            ),
+            rejected as (select load_id, count(*) as n from raw.rejects group by 1),
+            files as (
+                select load_id, count(*) as n, min(source_kind) as kind,
+                    count(*) filter (where first_loaded_at < loaded_at) as replaced
+                from raw.load_manifest group by 1
+            ),
+            ids as (
+                select load_id from raw.loads
+                union select load_id from held
+                union select load_id from rejected
+                union select load_id from files
+            )
+            select
+                ids.load_id,
+                loads.source_kind, loads.file_count, loads.replaced_file_count,
+                loads.row_count, loads.reject_count,
+                files.kind, coalesce(files.n, 0), coalesce(files.replaced, 0),
+                coalesce((select sum(n) from held where held.load_id = ids.load_id), 0),
+                coalesce(rejected.n, 0)
+            from ids
+            left join raw.loads as loads on loads.load_id = ids.load_id
+            left join files on files.load_id = ids.load_id
+            left join rejected on rejected.load_id = ids.load_id
+            order by 1
+            """
+        ).fetchall()
+    return {row[0]: (tuple(row[1:6]), tuple(row[6:11])) for row in rows}
+
+
+def assert_loads_match(env: dict[str, str], *, superseded: tuple[int, ...] = ()) -> None:
+    """The loads contract: every load id on a raw row, reject or manifest entry is
+    in raw.loads; every file's rows and rejects carry its manifest entry's load id;
+    and each load's counts are what the raw tables hold for it. A load in
+    `superseded` had files replaced by a later load: it may hold less than it
+    landed, never more."""
+    accounts = load_accounts(env)
+    for load_id, (said, held) in accounts.items():
+        assert said[1] is not None, f"load {load_id} is on raw rows but not in raw.loads"
+        if load_id in superseded:
+            assert all(h <= s for h, s in zip(held[1:], said[1:], strict=True)), (load_id, said)
+        elif load_id == 0:  # rows landed before load ids: no kind, nothing replaced
+            assert said == (None, held[1], 0, held[3], held[4]), (said, held)
+        else:
+            assert said == held, f"load {load_id}: raw.loads says {said}, raw holds {held}"
+    with connect(env) as conn:
+        astray = conn.execute(
+            """
+            select source_file, rows.load_id, m.load_id
+            from (
+                select source_file, load_id from raw.events
+                union select source_file, load_id from raw.songs
+                union select source_file, load_id from raw.rejects
+            ) as rows
+            left join raw.load_manifest as m using (source_file)
+            where m.load_id is distinct from rows.load_id
+            """
+        ).fetchall()
+    assert astray == [], "rows whose load is not their file's manifest load"
+
+
 def write_lines(path: Path, lines: list[bytes], *, trailing_newline: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")

@@ -26,7 +26,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO_ROOT, connect, dbt_invocation, generate_feed, run_dbt, run_loader
+from conftest import (
+    REPO_ROOT,
+    assert_loads_match,
+    connect,
+    dbt_invocation,
+    generate_feed,
+    run_dbt,
+    run_loader,
+)
 
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
 MARTS = ("songplays", "users", "songs", "artists", "time")
@@ -114,7 +122,8 @@ class Blocker:
         self.conn = connect(env)
         self.pid = self.conn.info.backend_pid
         self.conn.execute(
-            "insert into raw.events (source_file, line_number, payload) values (%s, 1, '{}')",
+            "insert into raw.events (source_file, line_number, payload, load_id) "
+            "values (%s, 1, '{}', 0)",
             [source_file],
         )
 
@@ -200,13 +209,16 @@ def test_kill_9_mid_load_then_rerun_loads_every_line_once(db_env, tmp_path, bloc
     wait_until(lambda: other_backends_gone(db_env), "the killed loader's session to end")
 
     assert_nothing_half_loaded(db_env)
-    # ... and the blocked one not.
+    # ... and the blocked one not: every load in raw.loads is whole, and the
+    # killed batch left no raw.loads row.
     assert last_log_file(feed) not in manifest_files(db_env)
+    assert_loads_match(db_env)
 
     rerun = run_loader(db_env, "--data-dir", feed)
     assert rerun.returncode == 0, rerun.stderr
     assert_exactly_once(db_env, feed)
     assert_nothing_half_loaded(db_env)
+    assert_loads_match(db_env)
 
 
 @pytest.fixture
@@ -245,9 +257,11 @@ def test_postgres_stopped_mid_load(private_server, tmp_path, blocker_factory, mo
 
     embedded_pg.start(pgdata=pgdata)
     assert_nothing_half_loaded(env)
+    assert_loads_match(env)
     rerun = run_loader(env, "--data-dir", feed)
     assert rerun.returncode == 0, rerun.stderr
     assert_exactly_once(env, feed)
+    assert_loads_match(env)
 
 
 def event_rows(summary: str) -> int:

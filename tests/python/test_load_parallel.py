@@ -17,7 +17,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO_ROOT, connect, generate_feed, run_loader, write_lines
+from conftest import (
+    REPO_ROOT,
+    assert_loads_match,
+    connect,
+    generate_feed,
+    run_loader,
+    write_lines,
+)
 from raw_loader.schema import ensure_schema
 from test_load_raw import event_line, make_feed
 
@@ -89,9 +96,18 @@ def test_parallel_load_lands_exactly_what_one_worker_lands(faulty_feed, db_env, 
     # The feed is not trivial: both kinds of file, and rejects of several reasons.
     assert len(got["events"]) > 500 and len(got["songs"]) == 40
     assert len({reason for _, _, _, reason, _ in got["rejects"]}) >= 4
-    # The summary line is the same too (the time aside).
-    assert single.stdout.split(" in ")[0] == parallel.stdout.split(" in ")[0]
+    # The summary line is the same too (the loads, other batch sizes, and the time aside).
+    assert counts_said(single.stdout) == counts_said(parallel.stdout)
+    with connect(other_db_env) as conn:
+        loads = conn.execute("select count(*) from raw.loads").fetchone()[0]
+    assert loads > 2 and f"{loads} loads, load ids 1-{loads};" in parallel.stdout
     manifest_agrees_with_tables(other_db_env)
+    assert_loads_match(db_env)
+    assert_loads_match(other_db_env)
+
+
+def counts_said(summary: str) -> str:
+    return summary.split("; ")[1]
 
 
 def test_parallel_rerun_is_a_no_op_and_replaces_changed_files(tmp_path, db_env, other_db_env):

@@ -113,6 +113,8 @@ def test_each_role_does_its_job_and_nothing_more(roles, tmp_path):
     assert refused(loader, "create table public.mine (x int)")
 
     assert allowed(transformer, "select count(*) from raw.events")
+    assert allowed(transformer, "select count(*) from raw.loads")
+    assert refused(transformer, "select nextval(pg_get_serial_sequence('raw.loads', 'load_id'))")
     assert refused(transformer, "insert into raw.events select * from raw.events limit 1")
     assert refused(transformer, "delete from raw.load_manifest")
     assert refused(transformer, "truncate raw.events")
@@ -167,6 +169,8 @@ def test_roles_set_up_after_a_superuser_run(roles, tmp_path):
             ).fetchall()
         )
     assert owners["raw.events"] == names["loader"]
+    # raw.loads too, with its identity sequence: the loader takes load ids from it.
+    assert owners["raw.loads"] == names["loader"]
     assert owners["analytics.users"] == names["transformer"]
 
     loader, transformer, analyst = (as_role(env, names[job]) for job in JOBS)
