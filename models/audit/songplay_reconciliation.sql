@@ -6,82 +6,17 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ rebuild_all_with('int_events_deduplicated') }}",
-            "{{ load_build_watermark('int_events_deduplicated') }}",
-            "{{ delete_touched_days() }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
+        meta={
+            'incremental_policy': 'event_days',
+            'partition_by': 'event_date',
+        },
     )
 }}
 
--- Incremental, by day: a build counts again the days (and the invalid-ts
--- row) of the song plays int_events_deduplicated built in this run; a
--- pre-hook first deletes those days' rows. (By hand rather than with a
--- unique_key: the invalid-ts row's date is null, which a key cannot match.)
--- When int_events_deduplicated was built in full, a pre-hook empties the
--- table and every day is counted again.
-
--- The CTEs inside the is_incremental() block sit at the top level.
--- sqlfluff:indentation:template_blocks_indent:false
+-- Incremental by day: a build counts again the days of the new loads'
+-- events (and the row of events with no valid ts).
 
 with
-
-{% if is_incremental() %}
-
-touched_days as (
-    select distinct cast(event_at as date) as event_date
-    from {{ ref('int_events_deduplicated') }}
-    where
-        is_song_play
-        and {{ built_this_run('int_events_deduplicated', 'last_loaded_at') }}
-),
-
--- Each touched day's plays by a range on event_at (its index), not by
--- casting every event's time to a date.
-events as (
-    select
-        plays.event_id,
-        plays.event_at,
-        plays.has_valid_ts,
-        plays.delivery_count
-    from touched_days
-    inner join {{ ref('int_events_deduplicated') }} as plays
-        on
-            touched_days.event_date <= plays.event_at
-            and {{ next_day('touched_days.event_date') }} > plays.event_at
-    where plays.is_song_play
-
-    union all
-
-    select
-        plays.event_id,
-        plays.event_at,
-        plays.has_valid_ts,
-        plays.delivery_count
-    from {{ ref('int_events_deduplicated') }} as plays
-    where
-        plays.is_song_play
-        and plays.event_at is null
-        and exists (
-            select 1 from touched_days
-            where touched_days.event_date is null
-        )
-),
-
-songplays as (
-    select plays.start_time
-    from touched_days
-    inner join {{ ref('songplays') }} as plays
-        on
-            touched_days.event_date <= plays.start_time
-            and {{ next_day('touched_days.event_date') }} > plays.start_time
-),
-
-{% else %}
 
 events as (
     select
@@ -90,15 +25,20 @@ events as (
         has_valid_ts,
         delivery_count
     from {{ ref('int_events_deduplicated') }}
-    where is_song_play
+    where
+        is_song_play
+        {% if is_incremental() %}
+            and {{ touched('event_at') }}
+        {% endif %}
 ),
 
 songplays as (
     select start_time
     from {{ ref('songplays') }}
+    {% if is_incremental() %}
+        where {{ touched('start_time') }}
+    {% endif %}
 ),
-
-{% endif %}
 
 staged_by_day as (
     select

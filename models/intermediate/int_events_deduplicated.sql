@@ -1,59 +1,29 @@
 {{
     config(
         materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        meta={'incremental_policy': 'events'},
         indexes=[
             {'columns': ['event_id'], 'unique': true},
-            {'columns': ['last_loaded_at']},
             {'columns': ['user_id']},
             {'columns': ['event_at']},
         ],
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ record_watermark('last_loaded_at') }}",
-            "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
 -- One row per event: a line delivered twice (the same day file under
 -- another name, or the same line twice) is one event, identified by
--- event_id. An incremental build recomputes only the events that have a line
--- landed since the last build. A replaced file can take lines away, and so
--- change which copy is kept or leave an event without any line: when a file
--- was replaced since the last build, a pre-hook empties the table and every
--- event is computed again.
-
--- The CTEs inside the is_incremental() blocks sit at the top level.
--- sqlfluff:indentation:template_blocks_indent:false
+-- event_id. Incremental by event: a build recomputes the events that the
+-- new loads' lines belong to, from all of their lines.
 
 with
 
-{% if is_incremental() %}
-
-changed_events as (
-    select distinct landed.event_id
-    from {{ ref('stg_sparkify__events') }} as landed
-    where landed.loaded_at > {{ incremental_watermark('last_loaded_at') }}
-),
-
 event_lines as (
-    select landed.*
-    from {{ ref('stg_sparkify__events') }} as landed
-    inner join changed_events
-        on landed.event_id = changed_events.event_id
+    select *
+    from {{ ref('stg_sparkify__events') }}
+    {% if is_incremental() %}
+        where {{ touched('event_id') }}
+    {% endif %}
 ),
-
-{% else %}
-
-event_lines as (
-    select * from {{ ref('stg_sparkify__events') }}
-),
-
-{% endif %}
 
 deliveries as (
     select

@@ -1,28 +1,19 @@
 {{
     config(
         materialized='incremental',
-        unique_key='user_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        meta={'incremental_policy': 'users'},
         indexes=[
             {'columns': ['user_id'], 'unique': true},
         ],
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ record_watermark('last_loaded_at') }}",
-            "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
 -- Per user, which event the users mart takes the profile from (the latest)
 -- and which the level from (the latest placed in time that states one).
--- Incremental: an event already seen can only lose to a newer one, so a
--- build ranks each affected user's new events against the two events chosen
--- before, not the user's whole history. A replaced file can change or remove
--- a chosen event: then a pre-hook empties the table and every user is ranked
--- again.
+-- Incremental by user: an event already seen can only lose to a newer one,
+-- so a build ranks each affected user's new events against the two events
+-- chosen before, not the user's whole history. An event delivered again
+-- may have changed, so its user's events all compete again.
 
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
@@ -33,8 +24,7 @@
     session_id,
     item_in_session,
     level,
-    event_at,
-    last_loaded_at
+    event_at
 {%- endset %}
 
 with
@@ -44,11 +34,11 @@ with
 -- int_events_deduplicated is read by key here, not through one shared CTE:
 -- PostgreSQL would materialize a shared CTE, i.e. read every event.
 new_events as (
-    select {{ event_columns }}
+    select
+        {{ event_columns }},
+        delivery_count
     from {{ ref('int_events_deduplicated') }}
-    where
-        user_id is not null
-        and last_loaded_at > {{ incremental_watermark('last_loaded_at') }}
+    where user_id is not null and {{ touched('event_id', 'events') }}
 ),
 
 affected_users as (
@@ -60,10 +50,11 @@ affected_users as (
     where user_id in (select new_events.user_id from new_events)
 ),
 
--- The new events, and the two events chosen before for the users with new
--- events (each joined by its own key, so each is an index lookup).
+-- The new events, the two events chosen before for the users with new
+-- events (each joined by its own key, so each is an index lookup), and all
+-- events of a user with an event delivered again.
 candidates as (
-    select * from new_events
+    select {{ event_columns }} from new_events
     {% for chosen in ['profile_event_id', 'level_event_id'] %}
 
     union
@@ -74,12 +65,28 @@ candidates as (
         events.session_id,
         events.item_in_session,
         events.level,
-        events.event_at,
-        events.last_loaded_at
+        events.event_at
     from affected_users
     inner join {{ ref('int_events_deduplicated') }} as events
         on affected_users.{{ chosen }} = events.event_id
     {% endfor %}
+
+    union
+
+    select
+        events.event_id,
+        events.user_id,
+        events.session_id,
+        events.item_in_session,
+        events.level,
+        events.event_at
+    from {{ ref('int_events_deduplicated') }} as events
+    where
+        events.user_id in (
+            select new_events.user_id
+            from new_events
+            where new_events.delivery_count > 1
+        )
 ),
 
 {% else %}
@@ -124,8 +131,7 @@ final as (
         user_id,
         max(case when recency_rank = 1 then event_id end) as profile_event_id,
         max(case when level_recency_rank = 1 then event_id end)
-            as level_event_id,
-        max(last_loaded_at) as last_loaded_at
+            as level_event_id
     from ranked
     group by user_id
 )

@@ -1,41 +1,36 @@
 {{
     config(
         materialized='incremental',
-        unique_key='songplay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        meta={
+            'incremental_policy': 'event_days',
+            'partition_by': 'start_time',
+        },
         indexes=[
-            {'columns': ['first_loaded_at']},
             {'columns': ['user_id', 'session_id']},
             {'columns': ['start_time']},
         ],
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ record_watermark('first_loaded_at') }}",
-            "{{ rebuild_all_if_rows_vanish(
-                'first_loaded_at',
-                ref('int_events_deduplicated'),
-                'event_id',
-                'songplay_id',
-                'is_song_play and has_valid_ts',
-            ) }}",
-            "{{ set_watermark('song_loaded_at') }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
--- Incremental: the plays of the events landed since the last build, and the
--- plays that a changed song file may match differently. Rows never vanish
--- in an incremental build: when a play could (a file was replaced, or an
--- event was delivered again as something else than a play), a pre-hook
--- empties the table and every play is built again.
+-- Incremental by day: a build rewrites the days of the new loads' events,
+-- and the days of the plays that their song files may match.
 
--- The CTEs inside the is_incremental() blocks sit at the top level.
--- sqlfluff:indentation:template_blocks_indent:false
+with
 
-{#- The valid plays among the deduplicated events. -#}
-{%- set valid_plays -%}
+songs as (
+    select
+        song_id,
+        artist_id,
+        title,
+        artist_name,
+        title_match_key,
+        artist_match_key,
+        duration
+    from {{ ref('stg_sparkify__songs') }}
+),
+
+-- The valid plays among the deduplicated events.
+plays as (
     select
         event_id,
         user_id,
@@ -48,85 +43,15 @@
         song_match_key,
         artist_match_key,
         song_length,
-        event_at,
-        first_loaded_at,
-        last_loaded_at
+        event_at
     from {{ ref('int_events_deduplicated') }}
-    where is_song_play and has_valid_ts
-{%- endset %}
-
-with
-
-songs as (
-    select
-        song_id,
-        artist_id,
-        title,
-        artist_name,
-        title_match_key,
-        artist_match_key,
-        duration,
-        loaded_at
-    from {{ ref('stg_sparkify__songs') }}
-),
-
-{% if is_incremental() %}
-
--- The plays to build again, each set found by an index or a join, not a
--- per-row test: events with a line landed since the newest event landing
--- already built (new events, redeliveries), plays that a song row landed
--- since the newest song row a built play matched may match (late song
--- files), and, when a song file was replaced, plays whose matched song row
--- changed or vanished. Three reads of int_events_deduplicated, each by
--- key, not one shared CTE: PostgreSQL would materialize a shared CTE, i.e.
--- read every event.
-replaced_song_plays as (
-    select built_plays.songplay_id as event_id
-    from {{ this }} as built_plays
-    left join songs
-        on built_plays.song_id = songs.song_id
     where
-        built_plays.song_id is not null
-        and (
-            songs.song_id is null
-            or songs.loaded_at != built_plays.song_loaded_at
-        )
-        -- Only a replaced song file changes or removes a song row: without
-        -- one, the scan of every built play is skipped.
-        and {{ files_replaced_since(
-            incremental_watermark('song_loaded_at'), 'songs'
-        ) }}
+        is_song_play
+        and has_valid_ts
+        {% if is_incremental() %}
+            and {{ touched('event_at') }}
+        {% endif %}
 ),
-
-plays as (
-    select events.*
-    from ({{ valid_plays }}) as events
-    where events.last_loaded_at > {{ incremental_watermark('first_loaded_at') }}
-
-    union
-
-    select events.*
-    from ({{ valid_plays }}) as events
-    inner join songs as recent_songs
-        on {{ song_match('events', 'recent_songs') }}
-    where
-        recent_songs.loaded_at > {{ incremental_watermark('song_loaded_at') }}
-
-    union
-
-    select events.*
-    from ({{ valid_plays }}) as events
-    inner join replaced_song_plays
-        on events.event_id = replaced_song_plays.event_id
-),
-
-{% else %}
-
-plays as (
-    select * from ({{ valid_plays }}) as events
-),
-
-{% endif %}
 
 -- At most one song per play. When the catalogue holds several songs that
 -- match, an exact match wins, then the closest duration, then the lowest
@@ -136,7 +61,6 @@ song_matches as (
         plays.event_id,
         songs.song_id,
         songs.artist_id,
-        songs.loaded_at as song_loaded_at,
         case
             when {{ song_match_is_exact('plays', 'songs') }} then 'exact'
             else 'normalized'
@@ -164,9 +88,7 @@ final as (
         song_matches.song_match_rule,
         plays.session_id,
         plays.location,
-        plays.user_agent,
-        plays.first_loaded_at,
-        song_matches.song_loaded_at
+        plays.user_agent
     from plays
     left join song_matches
         on

@@ -1,23 +1,16 @@
 {{
     config(
         materialized='incremental',
-        unique_key='start_time',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ rebuild_all_with('songplays') }}",
-            "{{ load_build_watermark('songplays') }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
+        meta={
+            'incremental_policy': 'event_days',
+            'partition_by': 'start_time',
+        },
     )
 }}
 
--- One row per distinct play start: its calendar parts. Incremental: the
--- parts are a function of start_time alone, so a build adds the start times
--- of the plays songplays built in this run. When songplays was built in
--- full (or not built), a pre-hook empties this table and every start time is
--- read again, so no start time outlives its plays.
+-- One row per distinct play start: its calendar parts. Incremental by day:
+-- a build rewrites the start times of the days songplays has rewritten
+-- for the same loads.
 
 with
 
@@ -25,7 +18,7 @@ songplays as (
     select start_time
     from {{ ref('songplays') }}
     {% if is_incremental() %}
-        where {{ built_this_run('songplays', 'first_loaded_at') }}
+        where {{ touched('start_time') }}
     {% endif %}
 ),
 

@@ -1,19 +1,10 @@
 {{
     config(
         materialized='incremental',
-        unique_key='user_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        meta={'incremental_policy': 'users'},
         indexes=[
             {'columns': ['user_id']},
-            {'columns': ['last_loaded_at']},
         ],
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ record_watermark('last_loaded_at') }}",
-            "{{ rebuild_all_if_files_replaced('last_loaded_at') }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
@@ -21,12 +12,11 @@
 -- events themselves: a dbt snapshot would only see the changes between two
 -- runs, and could not recover the history already in the feed.
 --
--- Incremental, per user (unique_key user_id: a build replaces all of an
--- affected user's periods). When a user's new events all come after the
--- last event already built, the history only grows at its end: the current
--- period stands for everything before, and only the new events are read.
--- Otherwise (a late event, a redelivered day) the user's whole timeline is
--- read again. A replaced file empties the table first (see the pre-hook).
+-- Incremental by user: a build replaces all of an affected user's periods.
+-- When a user's new events all come after the last event already built,
+-- the history only grows at its end: the current period stands for
+-- everything before, and only the new events are read. Otherwise (a late
+-- event, a redelivered day) the user's whole timeline is read again.
 
 -- The CTEs inside the is_incremental() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
@@ -39,8 +29,7 @@
         session_id,
         item_in_session,
         level,
-        event_at,
-        last_loaded_at
+        event_at
     from {{ ref('int_events_deduplicated') }}
     where user_id is not null and level is not null and event_at is not null
 {%- endset %}
@@ -54,7 +43,7 @@ with
 new_events as (
     select events.*
     from ({{ timed_levels }}) as events
-    where events.last_loaded_at > {{ incremental_watermark('last_loaded_at') }}
+    where {{ touched('events.event_id', 'events') }}
 ),
 
 current_periods as (
@@ -104,7 +93,6 @@ timeline as (
         null as item_in_session,
         current_periods.level,
         current_periods.valid_from as event_at,
-        current_periods.last_loaded_at,
         current_periods.last_event_at
     from current_periods
     where
@@ -135,8 +123,7 @@ kept_periods as (
         built.valid_to,
         built.is_current,
         built.first_event_id,
-        built.last_event_at,
-        built.last_loaded_at
+        built.last_event_at
     from {{ this }} as built
     where
         not built.is_current
@@ -208,8 +195,7 @@ period_events as (
     select
         user_id,
         period_number,
-        max(last_event_at) as last_event_at,
-        max(last_loaded_at) as last_loaded_at
+        max(last_event_at) as last_event_at
     from numbered
     group by user_id, period_number
 ),
@@ -218,7 +204,6 @@ periods as (
     select
         period_starts.*,
         period_events.last_event_at,
-        period_events.last_loaded_at,
         lead(period_starts.valid_from) over (
             partition by period_starts.user_id
             order by period_starts.period_number asc
@@ -240,8 +225,7 @@ final as (
         valid_to,
         valid_to is null as is_current,
         first_event_id,
-        last_event_at,
-        last_loaded_at
+        last_event_at
     from periods
 
     {% if is_incremental() %}
@@ -256,8 +240,7 @@ final as (
         valid_to,
         is_current,
         first_event_id,
-        last_event_at,
-        last_loaded_at
+        last_event_at
     from kept_periods
 
     {% endif %}

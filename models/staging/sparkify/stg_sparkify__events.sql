@@ -1,34 +1,21 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['source_file', 'line_number'],
-        incremental_strategy='delete+insert',
+        meta={'incremental_policy': 'files'},
         on_schema_change='fail',
         indexes=[
             {'columns': ['source_file', 'line_number'], 'unique': true},
             {'columns': ['event_id']},
-            {'columns': ['loaded_at']},
         ],
-        pre_hook=[
-            "{{ wait_for_loads() }}",
-            "{{ record_watermark('loaded_at') }}",
-            "{{ delete_replaced_lines(
-                source('sparkify', 'events'),
-                source('sparkify', 'load_manifest'),
-            ) }}",
-        ],
-        post_hook=["{{ refresh_statistics() }}"],
     )
 }}
 
--- One row per landed line, parsed once: a table, built incrementally from
--- the lines landed since the last build, because parsing jsonb is most of
--- the warehouse's cost and every later model and test reads these columns.
+-- One row per landed line, parsed once: a table, because parsing jsonb is
+-- most of the warehouse's cost and every later model and test reads these
+-- columns. Incremental by file: a build parses the files of the new loads
+-- (a replaced file's lines are all parsed again).
 -- Redelivered copies are still separate rows here; int_events_deduplicated
 -- makes them one event.
-
--- The CTEs inside the is_incremental() block sit at the top level.
--- sqlfluff:indentation:template_blocks_indent:false
 
 with
 
@@ -40,7 +27,7 @@ source as (
         loaded_at
     from {{ source('sparkify', 'events') }}
     {% if is_incremental() %}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
+        where {{ touched('source_file') }}
     {% endif %}
 ),
 

@@ -1,0 +1,391 @@
+{#- The incremental contract between the loader and dbt, in one place. The
+    why is told once, in docs/warehouse.md ("Incremental builds").
+
+    The loader writes each batch of files as one load: a row in raw.loads,
+    committed in the same transaction as the rows it landed. An incremental
+    model names a policy in its config:
+
+        config(materialized='incremental', meta={'incremental_policy': 'events'})
+
+    and then, in every build, in its own transaction:
+    1. claim_loads (a pre-hook set for every model in dbt_project.yml)
+       records in audit.consumed_loads the loads it now consumes: those its
+       nearest incremental parents have consumed (or, reading raw, every
+       load) and it has not, and puts the partitions those loads touch in a
+       temporary table;
+    2. its SQL recomputes those partitions from its parents' whole state
+       (`where {{ touched('column') }}`);
+    3. the strategy `rewrite` deletes those partitions and inserts the new
+       rows.
+    A build that fails or is killed commits none of it, so its loads are
+    claimed again next time. Rewriting a partition from whole state is
+    idempotent, so work done twice is harmless; only a load recorded but not
+    worked on could lose rows, and the claim happens before the work, in the
+    same transaction. -#}
+
+-- The macros below render nothing here; sqlfluff would judge the layout of
+-- their Jinja as if it were SQL.
+-- noqa: disable=LT02
+
+{#- The policies: which partitions a model rewrites, named by the column(s)
+    of its touched set, and which kinds of load can change them. A load
+    that replaced files (a correction: rows can vanish) of one of those
+    kinds makes the model rewrite everything. -#}
+{% macro incremental_policies() -%}
+    {{ return({
+        'files': {'columns': ['source_file'], 'corrected_by': []},
+        'events': {'columns': ['event_id'], 'corrected_by': ['events']},
+        'users': {'columns': ['user_id'], 'corrected_by': ['events']},
+        'sessions': {
+            'columns': ['user_id', 'session_id'],
+            'corrected_by': ['events'],
+        },
+        'event_days': {
+            'columns': ['event_date'],
+            'corrected_by': ['events', 'songs'],
+        },
+    }) }}
+{%- endmacro %}
+
+{#- The policy this model names (meta.incremental_policy), or none. -#}
+{% macro incremental_policy() -%}
+    {%- set meta = config.get('meta') or {} -%}
+    {%- set policy = meta.get('incremental_policy') -%}
+    {%- if policy is not none and policy not in incremental_policies() -%}
+        {%- do exceptions.raise_compiler_error(
+            "incremental_policy '" ~ policy ~ "' of " ~ this.identifier
+            ~ " is not one of " ~ (incremental_policies().keys() | list)
+        ) -%}
+    {%- endif -%}
+    {{ return(policy) }}
+{%- endmacro %}
+
+{#- audit.consumed_loads: per model, the loads whose rows it holds. -#}
+{% macro consumed_loads_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database,
+        schema=generate_schema_name('audit', none),
+        identifier='consumed_loads',
+    )) }}
+{%- endmacro %}
+
+{#- on-run-start: creates audit.consumed_loads unless it exists. -#}
+{% macro create_consumed_loads() -%}
+    {%- set relation = consumed_loads_relation() -%}
+    {{ create_schema_if_missing(relation.schema) }};
+    create table if not exists {{ relation }} (
+        model_name {{ text_type() }} not null,
+        load_id bigint not null,
+        invocation_id {{ text_type() }} not null,
+        consumed_at timestamp not null default current_timestamp,
+        primary key (model_name, load_id)
+    )
+{%- endmacro %}
+
+{#- The pre-hook of every model (dbt_project.yml); nothing for a model
+    without a policy. A full build forgets what the model consumed before. -#}
+{% macro claim_loads() -%}
+    {%- set policy = incremental_policy() -%}
+    {%- if policy is none -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set consumed = consumed_loads_relation() -%}
+    {%- set name = this.identifier -%}
+    {%- if not is_incremental() %}
+    delete from {{ consumed }} where model_name = '{{ name }}';
+    {%- endif %}
+    insert into {{ consumed }} (model_name, load_id, invocation_id)
+    select '{{ name }}', loads.load_id, '{{ invocation_id }}'
+    from {{ raw_relation('loads') }} as loads
+    where
+        {%- for parent in tracked_parents(model) %}
+        loads.load_id in (
+            select load_id from {{ consumed }}
+            where model_name = '{{ parent }}'
+        ) and
+        {%- endfor %}
+        not exists (
+            select 1
+            from {{ consumed }} as mine
+            where
+                mine.model_name = '{{ name }}'
+                and mine.load_id = loads.load_id
+        );
+    {%- if is_incremental() %}
+    {{ create_touched_partitions(touched_set(policy)) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The nearest incremental models upstream of `node`, seen through views
+    and ephemeral models: the loads a model may consume are the loads all
+    of them have consumed. Sources and seeds add no condition. A table
+    (rebuilt in full, recording nothing) cannot stand between two
+    incremental models: it may not have been rebuilt since its parents
+    consumed a load. -#}
+{% macro tracked_parents(node) -%}
+    {%- set parents = [] -%}
+    {%- for parent_id in node.depends_on.nodes -%}
+        {%- set parent = graph.nodes.get(parent_id) -%}
+        {%- if parent is none or parent.resource_type != 'model' -%}
+            {#- a source or a seed -#}
+        {%- elif parent.config.materialized == 'incremental' -%}
+            {%- do parents.append(parent.name) -%}
+        {%- elif parent.config.materialized in ('view', 'ephemeral') -%}
+            {%- do parents.extend(tracked_parents(parent)) -%}
+        {%- else -%}
+            {%- do exceptions.raise_compiler_error(
+                "incremental model " ~ node.name ~ " reads " ~ parent.name
+                ~ ", a " ~ parent.config.materialized ~ ", which records no"
+                ~ " loads: read its incremental parents instead"
+            ) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(parents | unique | list) }}
+{%- endmacro %}
+
+{#- The loads this build of the model claimed. -#}
+{% macro claimed_loads() -%}
+    (
+        select claimed.load_id
+        from {{ consumed_loads_relation() }} as claimed
+        where
+            claimed.model_name = '{{ this.identifier }}'
+            and claimed.invocation_id = '{{ invocation_id }}'
+    )
+{%- endmacro %}
+
+{#- True (SQL) when a claimed load of one of `kinds` replaced files. -#}
+{% macro claimed_corrections(kinds) -%}
+    {%- if not kinds -%}
+        (1 = 0)
+    {%- else -%}
+        exists (
+            select 1
+            from {{ raw_relation('loads') }} as corrections
+            where
+                corrections.load_id in {{ claimed_loads() }}
+                and corrections.source_kind in ('{{ kinds | join("', '") }}')
+                and corrections.replaced_file_count > 0
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The files of `kind` whose current version a claimed load landed. -#}
+{% macro claimed_files(kind) -%}
+    (
+        select landed_files.source_file
+        from {{ raw_relation('load_manifest') }} as landed_files
+        where
+            landed_files.source_kind = '{{ kind }}'
+            and landed_files.load_id in {{ claimed_loads() }}
+    )
+{%- endmacro %}
+
+{#- The partitions of `policy` that this build's claimed loads touch, as a
+    select of the policy's columns: the partitions of the lines they landed,
+    or every partition after a correction. Event days: the days of the
+    lines, and of the plays that songs they landed may match (same title and
+    artist keys: a superset of the matches); a line with no valid ts falls
+    on the day null_partition_day(). -#}
+{% macro touched_set(policy) -%}
+    {%- set spec = incremental_policies()[policy] -%}
+    {%- set correction = claimed_corrections(spec.corrected_by) -%}
+    {%- set lines = model_relation('stg_sparkify__events') -%}
+    {%- if policy == 'files' -%}
+        select landed.source_file from {{ claimed_files('events') }} as landed
+        union
+        -- files whose rows left raw with no new version (pruned)
+        select distinct built.source_file
+        from {{ this }} as built
+        where
+            built.source_file not in (
+                select source_file from {{ raw_relation('load_manifest') }}
+            )
+    {%- else -%}
+        {%- set partition -%}
+            {%- if policy == 'event_days' -%}
+                coalesce(
+                    cast(lines.event_at as date), {{ null_partition_day() }}
+                ) as event_date
+            {%- else -%}
+                {%- for column in spec.columns -%}
+                    lines.{{ column }}{{ ', ' if not loop.last }}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endset -%}
+        {%- set present -%}
+            {%- for column in spec.columns if column != 'event_date' -%}
+                and lines.{{ column }} is not null
+            {% endfor -%}
+        {%- endset -%}
+        select {{ partition }}
+        from {{ lines }} as lines
+        where lines.source_file in {{ claimed_files('events') }} {{ present }}
+        {%- if policy == 'event_days' %}
+        union
+        select cast(plays.event_at as date) as event_date
+        from {{ model_relation('int_events_deduplicated') }} as plays
+        inner join {{ model_relation('stg_sparkify__songs') }} as songs
+            on
+                plays.song_match_key = songs.title_match_key
+                and plays.artist_match_key = songs.artist_match_key
+        where
+            songs.source_file in {{ claimed_files('songs') }}
+            and plays.is_song_play
+            and plays.has_valid_ts
+        {%- endif %}
+        union
+        select {{ partition }}
+        from {{ lines }} as lines
+        where {{ correction }} {{ present }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The day a line with no valid timestamp counts on, in the event_days
+    touched set (a key cannot match null). -#}
+{% macro null_partition_day() -%}
+    cast('0001-01-01' as date)
+{%- endmacro %}
+
+{#- The temporary table of this build's touched partitions. -#}
+{% macro touched_partitions_relation() -%}
+    {{ return(this.identifier ~ '__touched') }}
+{%- endmacro %}
+
+{% macro create_touched_partitions(select_sql) -%}
+    {{ return(adapter.dispatch('create_touched_partitions', 'sparkify')(
+        select_sql
+    )) }}
+{%- endmacro %}
+
+{#- Dropped at commit; ANALYZE tells the planner how few rows it holds, so
+    it reads the touched partitions by index. -#}
+{% macro postgres__create_touched_partitions(select_sql) -%}
+    create temporary table {{ touched_partitions_relation() }}
+    on commit drop as
+    {{ select_sql }};
+    analyze {{ touched_partitions_relation() }}
+{%- endmacro %}
+
+{% macro default__create_touched_partitions(select_sql) -%}
+    create temporary view {{ touched_partitions_relation() }} as
+    {{ select_sql }}
+{%- endmacro %}
+
+{#- In a model's SQL: true (SQL) for a row of a partition this build
+    rewrites. `expression` gives the row's partition: a column (or a tuple
+    of columns, for sessions); for event_days, a date or timestamp. With
+    `policy`, the partitions another policy would touch (e.g. the new
+    events of a model partitioned by user). -#}
+{% macro touched(expression, policy=none) -%}
+    {%- set own_policy = incremental_policy() -%}
+    {%- set policy = policy or own_policy -%}
+    {%- set columns = incremental_policies()[policy].columns -%}
+    {%- if policy == own_policy -%}
+        {%- set partitions -%}
+            select {{ columns | join(', ') }}
+            from {{ touched_partitions_relation() }}
+        {%- endset -%}
+    {%- else -%}
+        {%- set partitions = touched_set(policy) -%}
+    {%- endif -%}
+    {%- if policy == 'event_days' -%}
+        coalesce(cast({{ expression }} as date), {{ null_partition_day() }})
+        in ({{ partitions }})
+    {%- else -%}
+        ({{ expression }}) in ({{ partitions }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The strategy of every incremental model on PostgreSQL: delete the
+    touched partitions (all rows after a correction), insert the rebuilt
+    ones. Deleting by the touched set, not by the new rows' keys, also
+    removes a partition that is now empty. -#}
+{% macro get_incremental_rewrite_sql(arg_dict) -%}
+    {%- set policy = incremental_policy() -%}
+    {%- set spec = incremental_policies()[policy] -%}
+    {%- set target_relation = arg_dict['target_relation'] -%}
+    {%- set columns = get_quoted_csv(
+        arg_dict['dest_columns'] | map(attribute='name')
+    ) -%}
+    {%- set meta = config.get('meta') or {} -%}
+    {%- set partition_by = meta.get('partition_by')
+        or spec.columns | join(', ') -%}
+    {%- set everything = run_query(
+        'select ' ~ claimed_corrections(spec.corrected_by)
+    ).columns[0].values()[0] -%}
+    delete from {{ target_relation }}
+    {%- if not everything %}
+    where {{ touched(partition_by) }}
+    {%- endif %};
+    insert into {{ target_relation }} ({{ columns }})
+    select {{ columns }}
+    from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{#- A relation by model name, from the graph: for the touched sets, which
+    are rendered while a model runs, where ref() would count as a new
+    dependency. -#}
+{% macro model_relation(name) -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.name == name -%}
+        {{ return(api.Relation.create(
+            database=node.database,
+            schema=node.schema,
+            identifier=node.alias,
+        )) }}
+    {%- endfor -%}
+    {%- do exceptions.raise_compiler_error('no model ' ~ name) -%}
+{%- endmacro %}
+
+{% macro raw_relation(name) -%}
+    {%- for node in graph.sources.values()
+        if node.source_name == 'sparkify' and node.name == name -%}
+        {{ return(api.Relation.create(
+            database=node.database,
+            schema=node.schema,
+            identifier=node.identifier,
+        )) }}
+    {%- endfor -%}
+    {%- do exceptions.raise_compiler_error('no source sparkify.' ~ name) -%}
+{%- endmacro %}
+
+{#- A post-hook for the incremental tables: refreshes the planner's
+    statistics. A table dbt has just created has none until autovacuum gets
+    to it, and then PostgreSQL guesses a third of the table for every
+    filter. ANALYZE samples a fixed number of rows. -#}
+{% macro refresh_statistics() -%}
+    {{ return(adapter.dispatch('refresh_statistics', 'sparkify')()) }}
+{%- endmacro %}
+
+{% macro default__refresh_statistics() -%}
+{%- endmacro %}
+
+{% macro postgres__refresh_statistics() -%}
+    {%- if incremental_policy() is not none -%}
+        analyze {{ this }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+    schema exists, and the transformer role owns its schemas only
+    (ingest/setup_roles.py). -#}
+{% macro create_schema_if_missing(schema) -%}
+    {{ return(adapter.dispatch('create_schema_if_missing', 'sparkify')(
+        schema
+    )) }}
+{%- endmacro %}
+
+{% macro default__create_schema_if_missing(schema) -%}
+    create schema if not exists {{ schema }}
+{%- endmacro %}
+
+{% macro postgres__create_schema_if_missing(schema) -%}
+    do $$
+    begin
+        if to_regnamespace('{{ schema }}') is null then
+            create schema {{ schema }};
+        end if;
+    end
+    $$
+{%- endmacro %}

@@ -1,0 +1,260 @@
+"""The incremental contract under interruptions: the next plain build equals a full refresh.
+
+Each test interrupts the pipeline the way a user's day would (a model that fails on
+a lock, a partial run, a killed build, a loader whose sessions the server ends, a
+build running during a load, a corrected or redelivered file), then runs a plain
+`dbt build` and compares a fingerprint of every table dbt builds with the same
+fingerprint after `dbt build --full-refresh` of the same raw data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from conftest import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
+from test_faults import Blocker, kill_group, start_loader, wait_until
+
+FEED = ("--days", "6", "--users", "12", "--songs", "40", "--events-per-day", "120")
+# Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
+BUILT_SCHEMAS = ("staging", "analytics", "reports", "audit")
+
+
+def warehouse_fingerprint(env: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Row count and a hash of all rows of every table dbt builds."""
+    with connect(env) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = any(%s) and table_type = 'BASE TABLE' "
+            "and table_name <> 'consumed_loads' order by 1, 2",
+            [list(BUILT_SCHEMAS)],
+        ).fetchall()
+        assert len(tables) > 10, tables
+        return {
+            f"{schema}.{table}": conn.execute(
+                "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                f'from "{schema}"."{table}" as t'
+            ).fetchone()
+            for schema, table in tables
+        }
+
+
+def assert_equal_to_full_refresh(env: dict[str, str], tmp_path: Path) -> None:
+    """A plain build, then its fingerprint against a full refresh of the same raw data."""
+    build(env, tmp_path)
+    incremental = warehouse_fingerprint(env)
+    build(env, tmp_path, "--full-refresh")
+    full = warehouse_fingerprint(env)
+    differing = sorted(name for name in full if incremental.get(name) != full[name])
+    assert differing == [], f"differ from a full refresh: {differing}"
+    assert set(incremental) == set(full)
+
+
+def split_feed(tmp_path: Path, parts: int = 3) -> tuple[Path, list[list[Path]]]:
+    """A generated feed, and its day files cut into consecutive parts."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, *FEED, "--faults")
+    days = sorted((feed / "log_data").rglob("*-events.json"))
+    size = -(-len(days) // parts)
+    return feed, [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def deliver(feed: Path, delivery: Path, days: list[Path]) -> Path:
+    """Copy the song files (once) and the given day files into a delivery folder."""
+    if not (delivery / "song_data").exists():
+        shutil.copytree(feed / "song_data", delivery / "song_data")
+    for day in days:
+        target = delivery / day.relative_to(feed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(day, target)
+    return delivery
+
+
+def load(env: dict[str, str], folder: Path) -> None:
+    loaded = run_loader(env, "--data-dir", folder)
+    assert loaded.returncode == 0, loaded.stderr
+
+
+def test_a_model_that_failed_on_a_lock_is_caught_up(db_env, tmp_path):
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0]))
+    build(db_env, tmp_path)
+    load(db_env, deliver(feed, delivery, parts[1]))
+
+    # An analyst's open transaction holds analytics.time against writes: the
+    # build commits songplays, then fails on time (and skips what reads it).
+    holder = connect(db_env)
+    try:
+        holder.execute("create index on analytics.time (hour)")
+        failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=3s"}, tmp_path, "build")
+        assert failed.returncode != 0
+        assert "lock timeout" in failed.stdout
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def test_a_partial_run_then_a_build_is_caught_up(db_env, tmp_path):
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0]))
+    build(db_env, tmp_path)
+    load(db_env, deliver(feed, delivery, parts[1]))
+    partial = run_dbt(db_env, tmp_path, "run", "--select", "+songplays")
+    assert partial.returncode == 0, partial.stdout[-3000:]
+    load(db_env, deliver(feed, delivery, parts[2]))
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def test_a_build_killed_midway_is_caught_up(db_env, tmp_path):
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0]))
+    build(db_env, tmp_path)
+    load(db_env, deliver(feed, delivery, parts[1]))
+
+    # Kill the build when songplays has committed and the models after it have not
+    # all run: a model that reads songplays is made to wait on a held lock.
+    holder = connect(db_env)
+    holder.execute("lock table analytics.time in share mode")
+    command, dbt_env = dbt_invocation(db_env, tmp_path, "build")
+    running = subprocess.Popen(
+        command,
+        env=dbt_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: holder.info.backend_pid in blocking_pids(db_env),
+            "the build to wait on analytics.time",
+        )
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait(timeout=60)
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_until(lambda: not dbt_sessions(db_env), "the killed build's sessions to end")
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def test_loader_sessions_ended_by_the_server_during_a_build(db_env, tmp_path):
+    """The loader's sessions are terminated mid-load while a build runs: the build
+    never reads a half-committed load, and the re-run loads and builds the rest."""
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0]))
+    build(db_env, tmp_path)
+    deliver(feed, delivery, parts[1] + parts[2])
+
+    last_file = max(p.relative_to(delivery).as_posix() for p in delivery.rglob("*-events.json"))
+    blocker = Blocker(db_env, last_file)
+    loader = start_loader(db_env, tmp_path / "loader.err", "--data-dir", delivery, "--workers", "2")
+    try:
+        wait_until(blocker.blocked_pids, "the loader to reach the last file")
+        built_meanwhile = run_dbt(db_env, tmp_path, "build")
+        assert built_meanwhile.returncode == 0, built_meanwhile.stdout[-3000:]
+        with connect(db_env) as conn:
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where application_name like 'sparkify load_raw%%'"
+            )
+        loader.wait(timeout=120)
+    finally:
+        blocker.release()
+        if loader.poll() is None:
+            kill_group(loader)
+    load(db_env, delivery)
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def test_a_load_committed_while_a_build_runs_is_built_next_time(db_env, tmp_path):
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0]))
+    build(db_env, tmp_path)
+    deliver(feed, delivery, parts[1])
+
+    # The build waits on a lock while the load commits under it.
+    holder = connect(db_env)
+    holder.execute("lock table analytics.songplays in share mode")
+    command, dbt_env = dbt_invocation(db_env, tmp_path, "build")
+    running = subprocess.Popen(
+        command, env=dbt_env, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    try:
+        wait_until(
+            lambda: holder.info.backend_pid in blocking_pids(db_env),
+            "the build to wait on analytics.songplays",
+        )
+        load(db_env, delivery)
+    finally:
+        holder.rollback()
+        holder.close()
+    out, _ = running.communicate(timeout=600)
+    assert running.returncode == 0, out[-3000:]
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def test_corrected_redelivered_and_new_files_between_builds(db_env, tmp_path):
+    feed, parts = split_feed(tmp_path)
+    delivery = tmp_path / "delivery"
+    load(db_env, deliver(feed, delivery, parts[0] + parts[1]))
+    build(db_env, tmp_path)
+
+    # A file loaded between two builds.
+    load(db_env, deliver(feed, delivery, parts[2]))
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+    # An old day delivered again under another name.
+    first_day = parts[0][0]
+    again = delivery / "log_data" / "redelivered" / f"again-{first_day.name}"
+    again.parent.mkdir(parents=True)
+    shutil.copy(first_day, again)
+    load(db_env, delivery)
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+    # A corrected file: one play becomes a Home page view, another moves to another
+    # song, and the last line goes.
+    corrected = delivery / parts[1][0].relative_to(feed)
+    lines = corrected.read_bytes().split(b"\n")
+    plays = [i for i, line in enumerate(lines) if b'"NextSong"' in line]
+    home = json.loads(lines[plays[1]])
+    home.update(page="Home", song=None, artist=None, length=None)
+    lines[plays[1]] = json.dumps(home).encode()
+    moved = json.loads(lines[plays[0]])
+    other = json.loads(lines[plays[-1]])
+    moved.update(song=other["song"], artist=other["artist"], length=other["length"])
+    lines[plays[0]] = json.dumps(moved).encode()
+    corrected.write_bytes(b"\n".join(lines[:-2]))
+    reloaded = run_loader(db_env, "--data-dir", delivery)
+    assert "1 replaced" in reloaded.stdout, reloaded.stdout
+    assert_equal_to_full_refresh(db_env, tmp_path)
+
+
+def blocking_pids(env: dict[str, str]) -> set[int]:
+    with connect(env) as conn:
+        return {
+            pid
+            for (pids,) in conn.execute("select pg_blocking_pids(pid) from pg_stat_activity")
+            for pid in pids
+        }
+
+
+def dbt_sessions(env: dict[str, str]) -> list[int]:
+    with connect(env) as conn:
+        return [
+            pid
+            for (pid,) in conn.execute(
+                "select pid from pg_stat_activity where datname = current_database() "
+                "and application_name like 'dbt%%'"
+            )
+        ]
