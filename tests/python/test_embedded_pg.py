@@ -8,7 +8,6 @@ uses is the one PGDATABASE names, created by embedded_pg.py when it is missing.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import uuid
@@ -19,7 +18,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import embedded_pg
 from conftest import REPO_ROOT, _admin_conninfo, connect, dbt_invocation, generate_feed
 
 EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
@@ -29,15 +27,6 @@ FEED_B = (
     *("--days", "3", "--users", "7", "--songs", "17", "--events-per-day", "50"),
     *("--seed", "2", "--start-date", "2018-12-01"),
 )
-
-
-@pytest.fixture
-def embedded_env(server_env: dict[str, str]) -> dict[str, str]:
-    """The environment of a make target on the embedded server: no PG* variables at all."""
-    running = embedded_pg._running_info(embedded_pg.default_pgdata(embedded_pg.bin_dir_from_env()))
-    if running is None or str(running.socket_dir) != server_env["PGHOST"]:
-        pytest.skip("the tests run against a PGHOST server, not this checkout's embedded one")
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
 @pytest.fixture
