@@ -114,7 +114,7 @@ BENCH_ARGS ?=
 bench: venv ## ingest benchmark: loader vs per-row vs PostgreSQL itself, and dbt (1M events)
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
-roles: venv ## create the loader, transformer and analyst roles (ingest/setup_roles.py)
+roles: venv ## create the loader, transformer and analyst roles; analysts find the marts unqualified
 	$(WITH_PG) $(BIN)/python ingest/setup_roles.py
 
 # The PostgreSQL 15 pass: the same pytest suite and dbt build, on a cluster in .pgdata15/.
