@@ -44,6 +44,8 @@ help: ## list the targets and the variables you can set
 	  "REPORT=$(REPORT)" "where make report writes the HTML report" \
 	  "DOCS_PORT=$(DOCS_PORT)" "the port make docs serves on" \
 	  "BENCH_ARGS=" "options for make bench, e.g. BENCH_ARGS=\"--events 10000000\"" \
+	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
+	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
