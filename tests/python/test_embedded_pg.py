@@ -41,7 +41,9 @@ def new_database_names(server_env: dict[str, str]) -> Iterator[list[str]]:
             )
 
 
-def through_embedded_pg(env: dict[str, str], *command: str | Path):
+def through_embedded_pg(
+    env: dict[str, str], *command: str | Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(EMBEDDED_PG), "exec", "--", *map(str, command)],
         env=env,
@@ -53,12 +55,9 @@ def through_embedded_pg(env: dict[str, str], *command: str | Path):
 
 
 def database_exists(server_env: dict[str, str], name: str) -> bool:
+    query = "select exists (select from pg_database where datname = %s)"
     with psycopg.connect(_admin_conninfo(server_env)) as conn:
-        return bool(
-            conn.execute("select count(*) from pg_database where datname = %s", [name]).fetchone()[
-                0
-            ]
-        )
+        return conn.execute(query, [name]).fetchone()[0]
 
 
 def feed_files(feed: Path) -> dict[str, str]:
