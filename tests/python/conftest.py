@@ -38,6 +38,19 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def embedded_env(server_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a make target on this checkout's embedded server: no PG*
+    variables at all, as a user runs `make`. Skips when the tests run on a PGHOST server."""
+    import embedded_pg
+
+    pgdata = embedded_pg.default_pgdata(embedded_pg.bin_dir_from_env())
+    running = embedded_pg._running_info(pgdata) if (pgdata / "postmaster.pid").exists() else None
+    if running is None or str(running.socket_dir) != server_env["PGHOST"]:
+        pytest.skip("the tests run against a PGHOST server, not this checkout's embedded one")
+    return {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+
+
+@pytest.fixture
 def db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """An environment whose PGDATABASE is a new, empty database, dropped after the test."""
     yield from _throwaway_database(server_env)

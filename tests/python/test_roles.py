@@ -92,6 +92,10 @@ def test_each_role_does_its_job_and_nothing_more(roles, tmp_path):
     assert all(counts.values()), counts
     # The reports are the analysts' too.
     assert allowed(analyst, "select count(*) from reports.rpt_top_songs")
+    # And the analyst finds both without schema prefixes.
+    with connect(analyst) as conn:
+        assert conn.execute("select count(*) from songplays").fetchone()[0] == counts["songplays"]
+        assert conn.execute("select count(*) from rpt_top_songs").fetchone()[0] > 0
 
     # And nothing more.
     assert refused(analyst, "select * from raw.events limit 1")
@@ -185,11 +189,20 @@ def test_roles_set_up_after_a_superuser_run(roles, tmp_path):
     assert refused(analyst, "select * from raw.events limit 1")
 
 
-def test_setup_roles_is_idempotent_and_refuses_bad_names(roles):
-    _, env = roles
+def search_path(env: dict[str, str]) -> str:
+    with connect(env) as conn:
+        return conn.execute("show search_path").fetchone()[0]
+
+
+def test_setup_roles_is_idempotent_and_refuses_bad_names(roles, other_db_env):
+    names, env = roles
     assert run_setup_roles(env).returncode == 0
     again = run_setup_roles(env)
     assert again.returncode == 0, again.stderr
+    # The analyst's search_path is set on the role in this database, and only there.
+    assert search_path(as_role(env, names["analyst"])) == "analytics, reports, public"
+    assert search_path(as_role(other_db_env, names["analyst"])) == '"$user", public'
+    assert search_path(as_role(env, names["loader"])) == '"$user", public'
     bad = run_setup_roles({**env, "SPARKIFY_ANALYST_ROLE": 'x"; drop role postgres; --'})
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
