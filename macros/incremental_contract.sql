@@ -223,6 +223,8 @@
         where lines.source_file in {{ claimed_files('events') }} {{ present }}
         {%- if policy == 'event_days' %}
         union
+        -- The songs view dedupes the whole catalogue: it is read only when
+        -- song files were claimed (a one-time filter).
         select cast(plays.event_at as date) as event_date
         from {{ model_relation('int_events_deduplicated') }} as plays
         inner join {{ model_relation('stg_sparkify__songs') }} as songs
@@ -230,7 +232,8 @@
                 plays.song_match_key = songs.title_match_key
                 and plays.artist_match_key = songs.artist_match_key
         where
-            songs.source_file in {{ claimed_files('songs') }}
+            exists (select 1 from {{ claimed_files('songs') }} as song_files)
+            and songs.source_file in {{ claimed_files('songs') }}
             and plays.is_song_play
             and plays.has_valid_ts
         {%- endif %}
