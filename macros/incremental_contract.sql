@@ -293,8 +293,30 @@
         {%- set partitions = touched_set(policy) -%}
     {%- endif -%}
     {%- if policy == 'event_days' -%}
-        coalesce(cast({{ expression }} as date), {{ null_partition_day() }})
-        in ({{ partitions }})
+        {#- The range lets an index on the column find the days; the null
+            branch keeps the rows of null_partition_day. -#}
+        {%- set days -%}
+            ({{ partitions }}) as touched_days (event_date)
+        {%- endset -%}
+        (
+            coalesce(
+                cast({{ expression }} as date), {{ null_partition_day() }}
+            ) in (select touched_days.event_date from {{ days }})
+            and (
+                {{ expression }} is null
+                or (
+                    {{ expression }} >= (
+                        select min(touched_days.event_date)
+                        from {{ days }}
+                        where touched_days.event_date > {{ null_partition_day() }}
+                    )
+                    and {{ expression }} < (
+                        select {{ next_day('max(touched_days.event_date)') }}
+                        from {{ days }}
+                    )
+                )
+            )
+        )
     {%- else -%}
         ({{ expression }}) in ({{ partitions }})
     {%- endif -%}

@@ -8,13 +8,16 @@ dates as (
     from {{ ref('dates') }}
 ),
 
-songplays as (
+-- The daily rollup of songplays, not every play.
+listener_days as (
     select
-        songplay_id,
+        date_day,
         user_id,
-        level,
-        start_time
-    from {{ ref('songplays') }}
+        play_count,
+        free_play_count,
+        paid_play_count,
+        last_level
+    from {{ ref('int_plays_by_listener_day') }}
 ),
 
 users_history as (
@@ -24,13 +27,6 @@ users_history as (
         valid_from,
         valid_to
     from {{ ref('users_history') }}
-),
-
-dated_plays as (
-    select
-        *,
-        cast(start_time as date) as date_day
-    from songplays
 ),
 
 -- A user counts from their first event on, at the level of the period
@@ -56,41 +52,26 @@ daily_users as (
 
 -- A listener who changes level during a day counts at the level of their
 -- last play that day.
-listener_days as (
-    select
-        date_day,
-        user_id,
-        level,
-        row_number() over (
-            partition by date_day, user_id
-            order by start_time desc, songplay_id desc
-        ) as recency_rank
-    from dated_plays
-    where user_id is not null
-),
-
 daily_listeners as (
     select
         date_day,
         cast(count(*) as integer) as listener_count,
-        cast(count(*) filter (where level = 'free') as integer)
+        cast(count(*) filter (where last_level = 'free') as integer)
             as free_listener_count,
-        cast(count(*) filter (where level = 'paid') as integer)
+        cast(count(*) filter (where last_level = 'paid') as integer)
             as paid_listener_count
     from listener_days
-    where recency_rank = 1
+    where user_id is not null
     group by date_day
 ),
 
 daily_plays as (
     select
         date_day,
-        cast(count(*) as integer) as play_count,
-        cast(count(*) filter (where level = 'free') as integer)
-            as free_play_count,
-        cast(count(*) filter (where level = 'paid') as integer)
-            as paid_play_count
-    from dated_plays
+        cast(sum(play_count) as integer) as play_count,
+        cast(sum(free_play_count) as integer) as free_play_count,
+        cast(sum(paid_play_count) as integer) as paid_play_count
+    from listener_days
     group by date_day
 ),
 

@@ -2,11 +2,13 @@
 -- family, both read from the play's user agent.
 with
 
-songplays as (
+-- The daily rollup of songplays, not every play.
+hourly_plays as (
     select
         user_id,
-        user_agent
-    from {{ ref('songplays') }}
+        user_agent,
+        play_count
+    from {{ ref('int_plays_by_listener_hour') }}
 ),
 
 -- One row per listener and user agent first: the families below are then
@@ -16,8 +18,8 @@ agent_plays as (
     select
         user_id,
         user_agent,
-        count(*) as play_count
-    from songplays
+        sum(play_count) as play_count
+    from hourly_plays
     group by user_id, user_agent
 ),
 

@@ -2,20 +2,15 @@
 -- row for every one of the 7 x 24 cells, so a quiet hour shows as zero.
 with
 
-songplays as (
+-- The daily rollup of songplays, not every play.
+hourly_plays as (
     select
-        start_time,
-        user_id,
-        level
-    from {{ ref('songplays') }}
-),
-
-time as (
-    select
-        start_time,
+        date_day,
         hour,
-        weekday
-    from {{ ref('time') }}
+        user_id,
+        level,
+        play_count
+    from {{ ref('int_plays_by_listener_hour') }}
 ),
 
 dates as (
@@ -59,16 +54,20 @@ weekday_days as (
 
 cell_plays as (
     select
-        time.weekday,
-        time.hour,
-        count(*) as play_count,
-        count(*) filter (where songplays.level = 'free') as free_play_count,
-        count(*) filter (where songplays.level = 'paid') as paid_play_count,
-        count(distinct songplays.user_id) as listener_count
-    from songplays
-    inner join time
-        on songplays.start_time = time.start_time
-    group by time.weekday, time.hour
+        dates.weekday,
+        hourly_plays.hour,
+        sum(hourly_plays.play_count) as play_count,
+        sum(hourly_plays.play_count) filter (
+            where hourly_plays.level = 'free'
+        ) as free_play_count,
+        sum(hourly_plays.play_count) filter (
+            where hourly_plays.level = 'paid'
+        ) as paid_play_count,
+        count(distinct hourly_plays.user_id) as listener_count
+    from hourly_plays
+    inner join dates
+        on hourly_plays.date_day = dates.date_day
+    group by dates.weekday, hourly_plays.hour
 ),
 
 counted as (

@@ -3,11 +3,13 @@
 -- part and the principal state, with the state's Census region.
 with
 
-songplays as (
+-- The daily rollup of songplays, not every play.
+hourly_plays as (
     select
         user_id,
-        location
-    from {{ ref('songplays') }}
+        location,
+        play_count
+    from {{ ref('int_plays_by_listener_hour') }}
 ),
 
 us_states as (
@@ -25,8 +27,8 @@ listener_plays as (
     select
         location,
         user_id,
-        count(*) as play_count
-    from songplays
+        sum(play_count) as play_count
+    from hourly_plays
     group by location, user_id
 ),
 

@@ -1,0 +1,53 @@
+{{
+    config(
+        materialized='incremental',
+        meta={
+            'incremental_policy': 'event_days',
+            'partition_by': 'date_day',
+        },
+        indexes=[
+            {'columns': ['date_day']},
+        ],
+    )
+}}
+
+-- A daily rollup of songplays that the report models aggregate instead of
+-- reading every play: one row per UTC day, hour, listener, level, user
+-- agent and location, with its plays. Incremental by day: a build rewrites
+-- the days songplays has rewritten for the same loads.
+
+with
+
+songplays as (
+    select
+        user_id,
+        level,
+        user_agent,
+        location,
+        start_time
+    from {{ ref('songplays') }}
+    {% if is_incremental() %}
+        where {{ touched('start_time') }}
+    {% endif %}
+),
+
+final as (
+    select
+        cast(start_time as date) as date_day,
+        cast(extract(hour from start_time) as integer) as hour,
+        user_id,
+        level,
+        user_agent,
+        location,
+        cast(count(*) as integer) as play_count
+    from songplays
+    group by
+        cast(start_time as date),
+        cast(extract(hour from start_time) as integer),
+        user_id,
+        level,
+        user_agent,
+        location
+)
+
+select * from final
