@@ -8,8 +8,10 @@ exposures, macros and every column the database holds), then any broken rule:
 - every resource, column, macro and macro argument has a description;
 - wording used in several places comes from a doc block, not copies;
 - every model and seed has a primary key (dbt infers it from constraints and tests),
-  and it is tested: `unique` + `not_null` on a single column, or
-  `unique_combination_of_columns` + `not_null` on each column of a composite key
+  and it is held: by PostgreSQL (an enforced contract's `primary_key` constraint
+  holds uniqueness and not-null, a unique index on the key uniqueness, a `not_null`
+  constraint not-null), or else by tests: `unique` + `not_null` on a single column,
+  or `unique_combination_of_columns` + `not_null` on each column of a composite key
   (a key column whose meta says `nullable_key: true` holds one null on purpose and
   needs no `not_null`);
 - only staging models read sources, and no staging model reads another one;
@@ -201,13 +203,20 @@ def primary_key_problems(manifest: dict) -> list[str]:
                 for t in own_tests
             )
 
-        # dbt infers models' keys (constraints first, then tests); seeds and
-        # snapshots get none, so their key is the columns tested unique + not_null.
-        key = node.get("primary_key") or [
-            column
-            for column in node["columns"]
-            if tested("unique", column) and tested("not_null", column)
-        ]
+        # dbt infers models' keys (constraints first, then tests); a model whose
+        # key is a unique index (an incremental table without a contract) and
+        # seeds and snapshots get none: their key is the index's columns, or the
+        # columns tested unique + not_null.
+        indexes = _unique_indexes(node)
+        key = (
+            node.get("primary_key")
+            or (sorted(indexes[0]) if indexes else [])
+            or [
+                column
+                for column in node["columns"]
+                if tested("unique", column) and tested("not_null", column)
+            ]
+        )
         if not key:
             problems.append(f"{node['name']}: no primary key (no key constraint or tests)")
             continue
@@ -216,17 +225,47 @@ def primary_key_problems(manifest: dict) -> list[str]:
             for t in own_tests
             if t["test_metadata"]["name"] == "unique_combination_of_columns"
         ]
-        unique = any(tested("unique", column) for column in key) or any(
-            combination and combination <= set(key) for combination in combinations
+        enforced = _enforced_constraints(node)
+        unique = (
+            any(tested("unique", column) for column in key)
+            or any(combination and combination <= set(key) for combination in combinations)
+            or enforced["primary_key"] == {c.lower() for c in key}
+            or any(index <= {c.lower() for c in key} for index in _unique_indexes(node))
         )
         if not unique:
             problems.append(f"{node['name']}: primary key {sorted(key)} has no uniqueness test")
         for column in key:
-            if _nullable_key(node, column):
+            if _nullable_key(node, column) or column.lower() in enforced["not_null"]:
                 continue
             if not tested("not_null", column):
                 problems.append(f"{node['name']}: primary key column {column} has no not_null test")
     return problems
+
+
+def _enforced_constraints(node: dict) -> dict[str, set[str]]:
+    """The columns an enforced contract makes PostgreSQL hold: the primary key's
+    (unique and not null) and the not-null ones."""
+    held: dict[str, set[str]] = {"primary_key": set(), "not_null": set()}
+    if not node.get("contract", {}).get("enforced"):
+        return held
+    for name, column in node["columns"].items():
+        for constraint in column.get("constraints", []):
+            if constraint["type"] in held:
+                held[constraint["type"]].add(name.lower())
+    for constraint in node.get("constraints", []):
+        if constraint["type"] in held:
+            held[constraint["type"]].update(c.lower() for c in constraint.get("columns", []))
+    held["not_null"] |= held["primary_key"]
+    return held
+
+
+def _unique_indexes(node: dict) -> list[set[str]]:
+    """The column sets of the unique indexes a model's config asks for."""
+    return [
+        {c.lower() for c in index["columns"]}
+        for index in node["config"].get("indexes") or []
+        if index.get("unique")
+    ]
 
 
 def layer_problems(manifest: dict) -> list[str]:

@@ -6,7 +6,7 @@
             'partition_by': 'date_day',
         },
         indexes=[
-            {'columns': ['date_day']},
+            {'columns': ['date_day', 'user_id'], 'unique': true},
         ],
     )
 }}

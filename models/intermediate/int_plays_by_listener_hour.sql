@@ -6,7 +6,10 @@
             'partition_by': 'date_day',
         },
         indexes=[
-            {'columns': ['date_day']},
+            {'columns': [
+                'date_day', 'hour', 'user_id', 'level', 'user_agent',
+                'location',
+            ], 'unique': true},
         ],
     )
 }}

@@ -99,26 +99,26 @@ def test_a_database_column_the_yaml_does_not_name_is_undocumented(artifacts):
     assert "undocumented model column: users.favourite_colour" in problems(manifest, catalog)
 
 
-def test_an_untested_primary_key_is_caught(artifacts):
+def test_a_primary_key_neither_enforced_nor_tested_is_caught(artifacts):
+    """PostgreSQL holds the marts' keys (an enforced primary key, a unique index), so
+    they need no tests; without the contract or the index, the missing tests show."""
     manifest = copy.deepcopy(artifacts[0])
-    songs = _node(manifest, "songs")["unique_id"]
-    for uid, node in list(manifest["nodes"].items()):
-        if (
-            node["resource_type"] == "test"
-            and songs in node["depends_on"]["nodes"]
-            and (node.get("test_metadata") or {}).get("name") == "unique"
-        ):
-            del manifest["nodes"][uid]
+    assert primary_key_problems(manifest) == []
+    for name in ("songs", "rpt_plays_by_hour_weekday"):
+        _node(manifest, name)["contract"]["enforced"] = False
+    _node(manifest, "int_events_deduplicated")["config"]["indexes"] = []
     hour_weekday = _node(manifest, "rpt_plays_by_hour_weekday")["unique_id"]
     for uid, node in list(manifest["nodes"].items()):
         if node["resource_type"] == "test" and hour_weekday in node["depends_on"]["nodes"]:
             del manifest["nodes"][uid]
     found = primary_key_problems(manifest)
     assert "songs: primary key ['song_id'] has no uniqueness test" in found
+    assert "songs: primary key column song_id has no not_null test" in found
     assert (
         "rpt_plays_by_hour_weekday: primary key ['hour', 'weekday'] has no uniqueness test" in found
     )
     assert "rpt_plays_by_hour_weekday: primary key column hour has no not_null test" in found
+    assert "int_events_deduplicated: no primary key (no key constraint or tests)" in found
 
 
 def test_a_source_read_outside_staging_and_staging_reading_staging_are_caught(artifacts):
