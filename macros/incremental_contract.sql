@@ -194,11 +194,13 @@
     {%- if policy == 'files' -%}
         select landed.source_file from {{ claimed_files('events') }} as landed
         union
-        -- files whose rows left raw with no new version (pruned)
+        -- files whose rows left raw with no new version (pruned), looked
+        -- for only when a claimed load corrected files
         select distinct built.source_file
         from {{ this }} as built
         where
-            built.source_file not in (
+            {{ claimed_corrections(['events']) }}
+            and built.source_file not in (
                 select source_file from {{ raw_relation('load_manifest') }}
             )
     {%- else -%}
