@@ -6,10 +6,8 @@
             'partition_by': 'date_day',
         },
         indexes=[
-            {'columns': [
-                'date_day', 'hour', 'user_id', 'level', 'user_agent',
-                'location',
-            ], 'unique': true},
+            {'columns': ['listener_hour_id'], 'unique': true},
+            {'columns': ['date_day']},
         ],
     )
 }}
@@ -34,7 +32,7 @@ songplays as (
     {% endif %}
 ),
 
-final as (
+hourly as (
     select
         cast(start_time as date) as date_day,
         cast(extract(hour from start_time) as integer) as hour,
@@ -51,6 +49,17 @@ final as (
         level,
         user_agent,
         location
+),
+
+-- A key of fixed size: a user agent or location can be long enough that an
+-- index on the columns themselves could not hold it.
+final as (
+    select
+        {{ surrogate_key([
+            'date_day', 'hour', 'user_id', 'level', 'user_agent', 'location',
+        ]) }} as listener_hour_id,
+        *
+    from hourly
 )
 
 select * from final

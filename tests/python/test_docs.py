@@ -74,9 +74,19 @@ def test_every_report_model_states_its_question_and_feeds_the_exposure(artifacts
     exposure = manifest["exposures"]["exposure.sparkify.sparkify_listening_report"]
     assert set(exposure["depends_on"]["nodes"]) == reports
     assert exposure["type"] == "dashboard"
-    assert {_node(manifest, mart)["unique_id"] for mart in MARTS} <= {
-        parent for uid in reports for parent in manifest["nodes"][uid]["depends_on"]["nodes"]
-    }
+    # Every mart feeds the report, directly or through a rollup; but time, whose
+    # parts the rollups read from start_time.
+    upstream, frontier = set(), set(reports)
+    while frontier:
+        parents = {
+            p
+            for uid in frontier
+            for p in manifest["nodes"][uid].get("depends_on", {}).get("nodes", [])
+        }
+        frontier = {p for p in parents if p in manifest["nodes"]} - upstream
+        upstream |= parents
+    marts = {_node(manifest, mart)["unique_id"] for mart in MARTS}
+    assert marts - {_node(manifest, "time")["unique_id"]} <= upstream
 
 
 # --- each rule fails when broken --------------------------------------------------

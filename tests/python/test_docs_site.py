@@ -114,7 +114,7 @@ def test_lineage_graph_shows_sources_staging_marts_and_reports(
         },
         "exposures": set(manifest["exposures"]),
     }
-    assert len(expected["sources"]) == 4
+    assert len(expected["sources"]) == 5  # events, songs, rejects, load_manifest, loads
     assert len(expected["marts"]) == 5
     assert expected["staging"] and expected["reports"] and expected["exposures"]
 

@@ -62,10 +62,10 @@ def broken_links(page: Path, text: str | None = None) -> list[str]:
         where = f"{page.relative_to(REPO_ROOT)}: {target}"
         if REPO_ROOT.resolve() not in (resolved, *resolved.parents):
             broken.append(f"{where} (outside the repository)")
+        elif ignored_by_git(resolved):  # whether it exists here or not
+            broken.append(f"{where} (generated, not in the repository)")
         elif not resolved.exists():
             broken.append(f"{where} (no such file)")
-        elif ignored_by_git(resolved):
-            broken.append(f"{where} (generated, not in the repository)")
         elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
             broken.append(f"{where} (no such heading)")
     return broken
