@@ -156,10 +156,8 @@ typed as (
                 then substring(user_agent_text, 2, length(user_agent_text) - 2)
             else user_agent_text
         end as user_agent,
-        floor.match_key(floor.repair(floor.repair(song_title_as_logged)))
-            as song_match_key,
-        floor.match_key(floor.repair(floor.repair(artist_name_as_logged)))
-            as artist_match_key
+        floor.match_key(song_title) as song_match_key,
+        floor.match_key(artist_name) as artist_match_key
     from repaired
     offset 0
 )
