@@ -113,7 +113,7 @@ lint: venv ## ruff and sqlfluff
 
 # make bench BENCH_ARGS="--events 10000000" for the 10M-event run.
 BENCH_ARGS ?=
-bench: venv ## ingest benchmark: loader vs per-row vs PostgreSQL itself, and dbt (1M events)
+bench: venv ## benchmark (1M events): loader vs a bare-table COPY and per-row; dbt build vs floor.sql
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 
 roles: venv ## create the loader, transformer and analyst roles; analysts find the marts unqualified

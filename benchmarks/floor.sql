@@ -121,21 +121,35 @@ fields as (
     from raw.events
 ),
 
-repaired as (
+-- Two steps, each fenced (offset 0): a function is inlined only when its
+-- argument is a plain column, and then runs once per row.
+repaired_once as (
     select
         *,
-        floor.repair(floor.repair(first_name_as_logged)) as first_name,
-        floor.repair(floor.repair(last_name_as_logged)) as last_name,
-        floor.repair(floor.repair(location_as_logged)) as location,
-        floor.repair(floor.repair(song_title_as_logged)) as song_title,
-        floor.repair(floor.repair(artist_name_as_logged)) as artist_name,
+        floor.repair(first_name_as_logged) as first_name_once,
+        floor.repair(last_name_as_logged) as last_name_once,
+        floor.repair(location_as_logged) as location_once,
+        floor.repair(song_title_as_logged) as song_title_once,
+        floor.repair(artist_name_as_logged) as artist_name_once,
         floor.num(user_id_text) as user_id_number,
         floor.num(session_id_text) as session_id_number,
         floor.num(item_text) as item_number,
         floor.num(ts_text) as ts_number,
         floor.num(length_text) as song_length
     from fields
-    offset 0  -- each function once per row
+    offset 0
+),
+
+repaired as (
+    select
+        *,
+        floor.repair(first_name_once) as first_name,
+        floor.repair(last_name_once) as last_name,
+        floor.repair(location_once) as location,
+        floor.repair(song_title_once) as song_title,
+        floor.repair(artist_name_once) as artist_name
+    from repaired_once
+    offset 0
 ),
 
 typed as (
@@ -156,10 +170,8 @@ typed as (
                 then substring(user_agent_text, 2, length(user_agent_text) - 2)
             else user_agent_text
         end as user_agent,
-        floor.match_key(floor.repair(floor.repair(song_title_as_logged)))
-            as song_match_key,
-        floor.match_key(floor.repair(floor.repair(artist_name_as_logged)))
-            as artist_match_key
+        floor.match_key(song_title) as song_match_key,
+        floor.match_key(artist_name) as artist_match_key
     from repaired
     offset 0
 )
@@ -223,11 +235,22 @@ fields as (
         nullif(trim(payload ->> 'title'), '') as title,
         nullif(trim(payload ->> 'artist_name'), '') as artist_name,
         nullif(trim(payload ->> 'artist_location'), '') as artist_location,
-        floor.num(trim(payload ->> 'duration')) as duration_number,
-        floor.num(trim(payload ->> 'year')) as year_number,
-        floor.num(trim(payload ->> 'artist_latitude')) as latitude_number,
-        floor.num(trim(payload ->> 'artist_longitude')) as longitude_number
+        trim(payload ->> 'duration') as duration_text,
+        trim(payload ->> 'year') as year_text,
+        trim(payload ->> 'artist_latitude') as latitude_text,
+        trim(payload ->> 'artist_longitude') as longitude_text
     from raw.songs
+),
+
+numbers as (
+    select
+        *,
+        floor.num(duration_text) as duration_number,
+        floor.num(year_text) as year_number,
+        floor.num(latitude_text) as latitude_number,
+        floor.num(longitude_text) as longitude_number
+    from fields
+    offset 0
 ),
 
 typed as (
@@ -249,7 +272,7 @@ typed as (
         case
             when longitude_number between -180 and 180 then longitude_number
         end as artist_longitude
-    from fields
+    from numbers
     where song_id is not null
 )
 
