@@ -50,7 +50,9 @@ final as (
             as free_play_count,
         cast(count(*) filter (where level = 'paid') as integer)
             as paid_play_count,
-        max(case when recency_rank = 1 then level end) as last_level
+        max(case when recency_rank = 1 then level end) as last_level,
+        min(start_time) as first_played_at,
+        max(start_time) as last_played_at
     from ranked
     group by date_day, user_id
 )

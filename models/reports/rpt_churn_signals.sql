@@ -7,11 +7,16 @@
 -- feed gives the same answer.
 with
 
-songplays as (
+-- The daily rollup of songplays: whole days of a window are counted from
+-- it, and only the two days a window boundary cuts through from the plays.
+listener_days as (
     select
+        date_day,
         user_id,
-        start_time
-    from {{ ref('songplays') }}
+        play_count,
+        first_played_at,
+        last_played_at
+    from {{ ref('int_plays_by_listener_day') }}
     where user_id is not null
 ),
 
@@ -22,32 +27,87 @@ users as (
     from {{ ref('users') }}
 ),
 
+window_ends as (
+    select
+        max(last_played_at) as window_end_at,
+        {{ subtract_hours('max(last_played_at)', 24 * window_days) }}
+            as recent_start_at,
+        {{ subtract_hours('max(last_played_at)', 48 * window_days) }}
+            as prior_start_at
+    from listener_days
+),
+
 windows as (
     select
-        max(start_time) as window_end_at,
-        {{ subtract_hours('max(start_time)', 24 * window_days) }}
-            as recent_start_at,
-        {{ subtract_hours('max(start_time)', 48 * window_days) }}
-            as prior_start_at
-    from songplays
+        *,
+        cast(recent_start_at as date) as recent_start_day,
+        cast(prior_start_at as date) as prior_start_day
+    from window_ends
+),
+
+-- The plays of the two boundary days, each day by a range on start_time
+-- (its index).
+boundary_plays as (
+    {% for boundary in ['recent_start_day', 'prior_start_day'] %}
+        {% if not loop.first %}union all{% endif %}
+        select
+            plays.user_id,
+            plays.start_time
+        from {{ ref('songplays') }} as plays
+        where
+            plays.user_id is not null
+            and plays.start_time >= (select {{ boundary }} from windows)
+            and plays.start_time
+            < (select {{ next_day(boundary) }} from windows)
+    {% endfor %}
+),
+
+boundary_counts as (
+    select
+        boundary_plays.user_id,
+        count(*) filter (
+            where boundary_plays.start_time > windows.recent_start_at
+        ) as recent_play_count,
+        count(*) filter (
+            where
+            boundary_plays.start_time > windows.prior_start_at
+            and boundary_plays.start_time <= windows.recent_start_at
+        ) as prior_play_count
+    from boundary_plays
+    cross join windows
+    group by boundary_plays.user_id
+),
+
+day_counts as (
+    select
+        listener_days.user_id,
+        coalesce(sum(listener_days.play_count) filter (
+            where listener_days.date_day > windows.recent_start_day
+        ), 0) as recent_play_count,
+        coalesce(sum(listener_days.play_count) filter (
+            where
+            listener_days.date_day > windows.prior_start_day
+            and listener_days.date_day < windows.recent_start_day
+        ), 0) as prior_play_count,
+        min(listener_days.first_played_at) as first_play_at,
+        max(listener_days.last_played_at) as last_play_at
+    from listener_days
+    cross join windows
+    group by listener_days.user_id
 ),
 
 user_plays as (
     select
-        songplays.user_id,
-        count(*) filter (
-            where songplays.start_time > windows.recent_start_at
-        ) as recent_play_count,
-        count(*) filter (
-            where
-            songplays.start_time > windows.prior_start_at
-            and songplays.start_time <= windows.recent_start_at
-        ) as prior_play_count,
-        min(songplays.start_time) as first_play_at,
-        max(songplays.start_time) as last_play_at
-    from songplays
-    cross join windows
-    group by songplays.user_id
+        day_counts.user_id,
+        day_counts.recent_play_count
+        + coalesce(boundary_counts.recent_play_count, 0) as recent_play_count,
+        day_counts.prior_play_count
+        + coalesce(boundary_counts.prior_play_count, 0) as prior_play_count,
+        day_counts.first_play_at,
+        day_counts.last_play_at
+    from day_counts
+    left join boundary_counts
+        on day_counts.user_id = boundary_counts.user_id
 ),
 
 final as (
