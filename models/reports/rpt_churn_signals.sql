@@ -99,12 +99,12 @@ day_counts as (
 user_plays as (
     select
         day_counts.user_id,
+        day_counts.first_play_at,
+        day_counts.last_play_at,
         day_counts.recent_play_count
         + coalesce(boundary_counts.recent_play_count, 0) as recent_play_count,
         day_counts.prior_play_count
-        + coalesce(boundary_counts.prior_play_count, 0) as prior_play_count,
-        day_counts.first_play_at,
-        day_counts.last_play_at
+        + coalesce(boundary_counts.prior_play_count, 0) as prior_play_count
     from day_counts
     left join boundary_counts
         on day_counts.user_id = boundary_counts.user_id
