@@ -102,8 +102,12 @@ class ServerError(Exception):
     (raw_loader.errors.describe, by SQLSTATE); exit code 1."""
 
 
-class Terminated(BaseException):
-    """SIGTERM: unwinds like Ctrl-C (batches under way roll back); exit code 143."""
+class Terminated(SystemExit):
+    """SIGTERM: unwinds like Ctrl-C (batches under way roll back); exit code 143.
+
+    A SystemExit, because psycopg treats that (and KeyboardInterrupt) as an
+    interruption: it cancels the statement under way, so the transaction can
+    roll back cleanly."""
 
 
 @contextlib.contextmanager
@@ -115,7 +119,7 @@ def _described() -> Iterator[None]:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+    raise Terminated(EXIT_TERMINATED)
 
 
 def build_parser() -> argparse.ArgumentParser:

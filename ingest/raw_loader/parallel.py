@@ -90,8 +90,15 @@ class WorkerPool:
             )
             for number in range(workers)
         ]
-        for process in self.processes:
-            process.start()
+        # Forked with SIGTERM at its default: the coordinator's handler (which
+        # raises, see cli.py) must not run in a child that close() terminates
+        # while it is still starting.
+        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            for process in self.processes:
+                process.start()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def run(
         self,

@@ -609,14 +609,16 @@ def test_cr_only_line_endings_are_a_reject_that_says_so(db_env, tmp_path):
 # --- case 10: signals ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["coordinator", "group"])
-def test_sigterm_says_one_line_and_exits_143(db_env, tmp_path, target):
+@pytest.mark.parametrize(
+    ("target", "workers"), [("coordinator", "1"), ("coordinator", "2"), ("group", "2")]
+)
+def test_sigterm_says_one_line_and_exits_143(db_env, tmp_path, target, workers):
     feed = make_feed(tmp_path / "feed", days=3, per_day=20)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run_loader(db_env, "--log-data", empty).returncode == 0
     blocker = Blocker(db_env, "log_data/2018/11/2018-11-03-events.json")
-    loader = start_loader(db_env, tmp_path / "err", "--data-dir", feed, "--workers", "2")
+    loader = start_loader(db_env, tmp_path / "err", "--data-dir", feed, "--workers", workers)
     try:
         wait_until(blocker.blocked_pids, "the loader to block on the held row")
         if target == "group":
