@@ -467,6 +467,7 @@ def test_verify_catches_a_change_the_stat_skip_misses(db_env, tmp_path):
     assert names == {"Kayleu", "Kaylee"}  # day 1 changed, day 2 not
     again = loader_json(run_loader(db_env, "--data-dir", feed, "--verify", "--json"))
     assert again["files_loaded"] == 0 and again["files_unchanged"] == 5
+    assert len(outcomes(db_env)) == 2 * 3 + 3  # each line once
 
 
 # --- case 6: files deleted from the feed; --prune ------------------------------
@@ -530,6 +531,7 @@ def test_vanished_files_are_reported_then_pruned(db_env, other_db_env, tmp_path)
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     build(other_db_env, fresh)
+    assert outcomes(db_env) == outcomes(other_db_env)  # raw: the current feed, once
     assert mart_contents(db_env, load_times=False) == mart_contents(other_db_env, load_times=False)
 
 
