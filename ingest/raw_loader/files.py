@@ -48,6 +48,10 @@ class SourceFile:
 class FileSource(Protocol):
     """Where the feed's files come from."""
 
+    # (name, why) of paths that could not be listed by the last list_files():
+    # skipped, and the rest listed.
+    unreadable: list[tuple[str, str]]
+
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
         """Return (data files, names of files skipped because they are not data)."""
         ...
@@ -107,13 +111,16 @@ class LocalFileSource:
         # roots maps kind ('songs' | 'events') to a folder.
         self.roots = roots
         self.prefixes = {"songs": "song_data", "events": "log_data"}
+        self.unreadable: list[tuple[str, str]] = []
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
         files: list[SourceFile] = []
         skipped: list[str] = []
+        self.unreadable = []
         for kind, root in sorted(self.roots.items()):
             prefix = self.prefixes[kind]
-            for relative, stat in _walk(root):
+            unreadable: list[tuple[str, str]] = []
+            for relative, stat in _walk(root, unreadable):
                 name = f"{prefix}/{relative}"
                 if not _is_utf8(name):
                     # The name must be stored as text; a name that is not UTF-8 cannot be.
@@ -124,6 +131,10 @@ class LocalFileSource:
                     files.append(SourceFile(kind, name, stat.st_size, stat.st_mtime_ns))
                 else:
                     skipped.append(name)
+            self.unreadable.extend(
+                (f"{prefix}/{relative}".rstrip("/"), why) for relative, why in unreadable
+            )
+        self.unreadable.sort()
         files.sort(key=lambda f: (f.kind, f.name))
         return files, sorted(skipped)
 
@@ -219,9 +230,13 @@ class HashedFile:
         self._stored.close()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+def _walk(root: Path, unreadable: list[tuple[str, str]]) -> Iterator[tuple[str, os.stat_result]]:
     """(path under root, stat) of every regular file under root, following symlinked
     files and folders, each folder once (a symlink loop is not followed around).
+
+    A folder or file that cannot be listed or stat-ed (no permission, a path
+    over the system's limit) is added to `unreadable` as (path under root, why),
+    and the walk goes on: one bad path does not stop the feed.
 
     A link that leads out of root, or nowhere, is not followed and is named in the
     log: what is read is decided by the feed's folder, not by a link planted in it
@@ -236,8 +251,13 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
         # scandir, not os.walk + Path.stat: one system call per file, and none per
         # plain folder (its inode comes with the listing); a symlinked folder is
         # stat-ed to learn what it points to.
-        with os.scandir(folder) as entries:
-            for entry in entries:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            unreadable.append((relative.rstrip("/"), _why(exc)))
+            continue
+        for entry in entries:
+            try:
                 if entry.is_symlink() and not _inside(entry.path, real_root):
                     continue
                 if entry.is_dir():
@@ -250,9 +270,16 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                         seen.add(key)
                         stack.append((entry.path, f"{relative}{entry.name}/", key[0]))
                 elif entry.is_file():
-                    yield f"{relative}{entry.name}", entry.stat()
+                    stat = entry.stat()
+                    yield f"{relative}{entry.name}", stat
                 elif entry.is_symlink():
                     log.warning("skipped %s: a broken link", entry.path)
+            except OSError as exc:
+                unreadable.append((f"{relative}{entry.name}", _why(exc)))
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _inside(path: str, real_root: Path) -> bool:

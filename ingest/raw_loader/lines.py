@@ -41,6 +41,27 @@ INVALID_UTF8 = "invalid_utf8"
 NOT_JSON = "not_json"
 NOT_AN_OBJECT = "not_an_object"
 JSONB_REFUSED = "jsonb_refused"
+TOO_LONG = "too_long"
+TOO_DEEP = "too_deep"
+CR_LINE_BREAKS = "cr_line_breaks"
+REASONS = (
+    TRUNCATED,
+    INVALID_UTF8,
+    NOT_JSON,
+    NOT_AN_OBJECT,
+    JSONB_REFUSED,
+    TOO_LONG,
+    TOO_DEEP,
+    CR_LINE_BREAKS,
+)
+# The longest line that lands (--max-line-bytes): the warehouse is proven to
+# build with a line this long (tests/python/test_worst_day.py). jsonb itself
+# refuses a string over 256 MB, and dbt's staging needs several times a line's
+# size in one allocation (PostgreSQL's limit is 1 GB): a 200 MB line lands in
+# raw but fails every later build.
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+# Objects on one line that lone CRs (old Mac line endings) separate.
+_CR_BREAK = re.compile(r"\}[ \t]*\r[ \t\r]*\{")
 
 
 @dataclass(frozen=True)
@@ -81,20 +102,27 @@ class Chunk:
 
 
 def read_chunks(
-    stream: BinaryIO, *, whole_document: bool, chunk_bytes: int = CHUNK_BYTES
+    stream: BinaryIO,
+    *,
+    whole_document: bool,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[Chunk]:
     """Split a file into chunks of candidate rows and early rejects.
 
     Event logs are JSON lines: one candidate per non-blank line. A song file is a
     single JSON document (possibly pretty-printed): one candidate, line 1.
     Blank lines are not input and are dropped; a BOM and CRLF endings are removed.
+    A line longer than max_line_bytes is a reject (too_long).
     """
     if whole_document:
-        yield document_chunk(stream.read())
+        yield document_chunk(stream.read(), max_line_bytes)
         return
 
     line_number = 0
-    carry = b""
+    # The start of a line longer than a block, in pieces: joined once its end
+    # is read (joining at every block would copy a long line over and over).
+    carry: list[bytes] = []
     first = True
     while True:
         block = stream.read(chunk_bytes)
@@ -103,48 +131,50 @@ def read_chunks(
             first = False
         if not block:
             break
-        block = carry + block
         cut = block.rfind(b"\n")
         if cut < 0:  # no complete line yet: keep reading
-            carry = block
+            carry.append(block)
             continue
-        complete, carry = block[: cut + 1], block[cut + 1 :]
+        complete = b"".join([*carry, block[: cut + 1]]) if carry else block[: cut + 1]
+        carry = [block[cut + 1 :]] if cut + 1 < len(block) else []
         lines = complete.split(b"\n")
         lines.pop()  # complete ends with a newline
-        if _is_clean(complete, lines):
+        if _is_clean(complete, lines, max_line_bytes):
             yield Chunk(clean_lines=lines, first_line=line_number + 1, size=len(complete))
             line_number += len(lines)
             continue
         chunk = Chunk(size=len(complete))
-        line_number = _split_into(chunk, lines, line_number, False)
+        line_number = _split_into(chunk, lines, line_number, False, max_line_bytes)
         yield chunk
     if carry:  # the last line, with no newline after it
-        if _is_clean(carry, [carry]):
+        last = b"".join(carry)
+        if _is_clean(last, [last], max_line_bytes):
             yield Chunk(
-                clean_lines=[carry],
+                clean_lines=[last],
                 first_line=line_number + 1,
                 ends_unterminated=True,
-                size=len(carry),
+                size=len(last),
             )
             return
-        chunk = Chunk(ends_unterminated=True, size=len(carry))
-        _split_into(chunk, [carry], line_number, True)
+        chunk = Chunk(ends_unterminated=True, size=len(last))
+        _split_into(chunk, [last], line_number, True, max_line_bytes)
         yield chunk
 
 
-def document_chunk(data: bytes) -> Chunk:
+def document_chunk(data: bytes, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Chunk:
     """A file that is one JSON document (a song file): one candidate, line 1."""
     data = data.removeprefix(BOM).strip()
     chunk = Chunk(ends_unterminated=True)
     if data:
-        _triage(chunk, 1, data, is_last=True, unterminated=True)
+        _triage(chunk, 1, data, is_last=True, unterminated=True, max_line_bytes=max_line_bytes)
     return chunk
 
 
-def _is_clean(complete: bytes, lines: list[bytes]) -> bool:
+def _is_clean(complete: bytes, lines: list[bytes], max_line_bytes: int) -> bool:
     """Whether every one of `lines` (those of `complete`) is a candidate as it is:
     starts with '{' and ends with '}' (so no blank line, no CR, no whitespace
-    around it), is valid UTF-8 and holds no suspect escape."""
+    around it), is no longer than max_line_bytes, is valid UTF-8 and holds no
+    suspect escape."""
     # The first and last bytes of all lines, gathered by C-level iterators: no
     # Python code per line, and cheaper than counting "}\n{" in the chunk. One
     # regex pass for suspects is cheaper than a substring search per escape (a
@@ -156,25 +186,51 @@ def _is_clean(complete: bytes, lines: list[bytes]) -> bool:
     return (
         firsts.count(b"{") == len(lines)
         and lasts.count(b"}") == len(lines)
+        and max(map(len, lines)) <= max_line_bytes
         and _is_utf8(complete)
         and SUSPECT.search(complete) is None
     )
 
 
-def _split_into(chunk: Chunk, lines: list[bytes], line_number: int, last: bool) -> int:
+def _split_into(
+    chunk: Chunk, lines: list[bytes], line_number: int, last: bool, max_line_bytes: int
+) -> int:
     for line in lines:
         line_number += 1
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line.strip():
             continue
-        _triage(chunk, line_number, line, is_last=last, unterminated=last)
+        _triage(
+            chunk,
+            line_number,
+            line,
+            is_last=last,
+            unterminated=last,
+            max_line_bytes=max_line_bytes,
+        )
     return line_number
 
 
 def _triage(
-    chunk: Chunk, line_number: int, line: bytes, *, is_last: bool, unterminated: bool
+    chunk: Chunk,
+    line_number: int,
+    line: bytes,
+    *,
+    is_last: bool,
+    unterminated: bool,
+    max_line_bytes: int,
 ) -> None:
+    if len(line) > max_line_bytes:
+        chunk.rejects.append(
+            Reject(
+                line_number,
+                line,
+                TOO_LONG,
+                f"{len(line)} bytes, over the limit of {max_line_bytes} (--max-line-bytes)",
+            )
+        )
+        return
     stripped = line.strip()
     if stripped[:1] == b"{" and stripped[-1:] == b"}" and _is_utf8(line):
         if b"\\u" in line and SUSPECT.search(line):
@@ -216,7 +272,28 @@ def classify(line_number: int, line: bytes, *, may_be_truncated: bool) -> Reject
         return Reject(line_number, line, INVALID_UTF8, str(exc))
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        stripped = text.strip()
+        if stripped[:1] == "{" and stripped[-1:] == "}" and "\x00" not in text:
+            # Deeper than Python's parser follows: PostgreSQL's jsonb parser
+            # judges it (it lands, or is refused as too_deep), as on the fast path.
+            return None
+        return Reject(
+            line_number,
+            line,
+            TOO_DEEP,
+            "nested deeper than the loader's JSON parser follows, and not an object",
+        )
     except ValueError as exc:
+        if "\r" in text and _CR_BREAK.search(text):
+            objects = len(_CR_BREAK.findall(text)) + 1
+            return Reject(
+                line_number,
+                line,
+                CR_LINE_BREAKS,
+                f"lone CR (\\r) line breaks: {objects} JSON lines on one line; "
+                "convert the file's line endings to LF and load it again",
+            )
         if may_be_truncated and text.lstrip().startswith("{"):
             return Reject(
                 line_number, line, TRUNCATED, f"the file ends inside a JSON object: {exc}"

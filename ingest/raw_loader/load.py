@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 
@@ -28,7 +28,14 @@ import psycopg
 from psycopg import sql
 
 from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
-from raw_loader.lines import Chunk, Reject, classify, document_chunk, read_chunks
+from raw_loader.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    Chunk,
+    Reject,
+    classify,
+    document_chunk,
+    read_chunks,
+)
 from raw_loader.sender import QueuedWriter
 
 log = logging.getLogger("load_raw")
@@ -56,6 +63,16 @@ _ROW_START = struct.Struct("!hiB").pack  # 4 fields; the payload's length; jsonb
 _FIELD_COUNT = 4
 _INT4 = struct.Struct("!i").pack
 _INT8_FIELD = struct.Struct("!iq").pack  # length 8, then the value
+
+# What PostgreSQL says when it refuses a line in a COPY: the batch then takes
+# the careful path. Data errors (bad JSON), and program limits: "stack depth
+# limit exceeded" (54001, nesting too deep) and "string too long to represent
+# as jsonb string" (54000), which psycopg counts as OperationalErrors.
+LINE_REFUSED = (
+    psycopg.errors.DataError,
+    psycopg.errors.ProgramLimitExceeded,
+    psycopg.errors.StatementTooComplex,
+)
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -87,24 +104,54 @@ class Plan:
     unchanged: list[SourceFile]
     # Unchanged content under a new size/stamp: the manifest's stamp is updated.
     restamped: list[SourceFile] = field(default_factory=list)
+    # (kind, name) of files in the manifest, of a kind listed, no longer in the feed.
+    vanished: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan(conn: psycopg.Connection, source: FileSource, files: list[SourceFile]) -> Plan:
-    """Compare the files with the manifest: what is new, changed or unchanged."""
+def plan(
+    conn: psycopg.Connection,
+    source: FileSource,
+    files: list[SourceFile],
+    *,
+    kinds: Collection[str] = ("songs", "events"),
+    verify: bool = False,
+    unlisted: Collection[str] = (),
+) -> Plan:
+    """Compare the files with the manifest: what is new, changed, unchanged or gone.
+
+    The stat skip: a file whose size and modification time are as recorded is
+    taken as unchanged without being read, which makes a re-run over 100k files
+    take seconds. A file rewritten with its old size and time (cp -p, rsync -t,
+    a restore from tar) escapes it; `verify` hashes every file instead.
+
+    Manifest files of `kinds` that are not listed have vanished from the feed,
+    unless they are under a path that could not be listed (`unlisted`): those
+    are unknown, not gone.
+    """
     loaded = {
-        name: (checksum, size, mtime_ns)
-        for name, checksum, size, mtime_ns in conn.execute(
-            "select source_file, checksum, size_bytes, mtime_ns from raw.load_manifest"
+        name: (checksum, size, mtime_ns, kind)
+        for name, checksum, size, mtime_ns, kind in conn.execute(
+            "select source_file, checksum, size_bytes, mtime_ns, source_kind from raw.load_manifest"
         )
     }
     result = Plan(to_load=[], unchanged=[])
+    listed = {file.name for file in files}
+    hidden = tuple(f"{name}/" for name in unlisted)
+    result.vanished = sorted(
+        (kind, name)
+        for name, (*_, kind) in loaded.items()
+        if kind in kinds
+        and name not in listed
+        and name not in unlisted
+        and not name.startswith(hidden)
+    )
     for file in files:
         previous = loaded.get(file.name)
         if previous is None:
             result.to_load.append(PlannedFile(file, None, replaces=False))
             continue
-        checksum, size, mtime_ns = previous
-        if file.mtime_ns and (size, mtime_ns) == (file.size, file.mtime_ns):
+        checksum, size, mtime_ns, _ = previous
+        if not verify and file.mtime_ns and (size, mtime_ns) == (file.size, file.mtime_ns):
             result.unchanged.append(file)
             continue
         digest = source.checksum(file)
@@ -114,6 +161,26 @@ def plan(conn: psycopg.Connection, source: FileSource, files: list[SourceFile]) 
         else:
             result.to_load.append(PlannedFile(file, digest, replaces=True))
     return result
+
+
+def prune(conn: psycopg.Connection, kind: str, names: list[str]) -> int:
+    """Remove vanished files of one kind: their rows, rejects and manifest rows,
+    in one transaction that is one load. Its raw.loads row lands no file and
+    counts the pruned files in replaced_file_count (files whose rows were
+    replaced or removed), so dbt rebuilds what they fed. Returns its load id."""
+    with conn.transaction():
+        (load_id,) = conn.execute(
+            "select nextval(pg_get_serial_sequence('raw.loads', 'load_id'))"
+        ).fetchone()
+        _delete_files(conn, kind, names)
+        conn.execute("delete from raw.load_manifest where source_file = any(%s)", [names])
+        conn.execute(
+            "insert into raw.loads (load_id, source_kind, file_count, row_count, reject_count, "
+            "replaced_file_count) values (%s, %s, 0, 0, 0, %s)",
+            [load_id, kind, len(names)],
+        )
+    log.debug("load %d: pruned %d %s files", load_id, len(names), kind)
+    return load_id
 
 
 def restamp(conn: psycopg.Connection, files: list[SourceFile]) -> None:
@@ -155,6 +222,7 @@ def load_batch(
     source: FileSource,
     batch: list[PlannedFile],
     on_read: ReadCallback | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> list[FileResult]:
     """Load a batch of files of one kind in one transaction: one load."""
     kind = batch[0].file.kind
@@ -169,12 +237,14 @@ def load_batch(
             _delete_files(conn, kind, replaced)
         try:
             with conn.transaction():  # a savepoint: the fast path may be refused
-                results, rejects = _copy_fast(conn, source, batch, table, load_id, on_read)
-        except psycopg.errors.DataError as exc:
+                results, rejects = _copy_fast(
+                    conn, source, batch, table, load_id, on_read, max_line_bytes
+                )
+        except LINE_REFUSED as exc:
             log.info(
                 "PostgreSQL refused a line (%s); checking the batch line by line", _first_line(exc)
             )
-            results, rejects = _copy_careful(conn, source, batch, table, load_id)
+            results, rejects = _copy_careful(conn, source, batch, table, load_id, max_line_bytes)
         for item, result in zip(batch, results, strict=True):
             result.load_id, result.replaces = load_id, item.replaces
         _write_rejects(conn, rejects, load_id)
@@ -283,6 +353,7 @@ def _copy_fast(
     table: sql.Composable,
     load_id: int,
     on_read: ReadCallback | None,
+    max_line_bytes: int,
 ) -> tuple[list[FileResult], list[tuple[str, Reject]]]:
     """Stream every candidate row of the batch through one COPY."""
     results: list[FileResult] = []
@@ -298,7 +369,7 @@ def _copy_fast(
             result = FileResult(item.file)
             name_field = _name_field(item.file.name, load_id)
             file_suspects: list[tuple[int, bytes]] = []
-            for chunk in _read_file(source, item.file, result, on_read):
+            for chunk in _read_file(source, item.file, result, on_read, max_line_bytes):
                 if chunk.clean_lines:
                     first, lines = chunk.first_line, chunk.clean_lines
                     writer.write(_copy_rows(name_field, range(first, first + len(lines)), lines))
@@ -329,13 +400,14 @@ def _copy_careful(
     batch: list[PlannedFile],
     table: sql.Composable,
     load_id: int,
+    max_line_bytes: int,
 ) -> tuple[list[FileResult], list[tuple[str, Reject]]]:
     """The slow path: classify each line, and let PostgreSQL judge what Python accepts."""
     results: list[FileResult] = []
     rejects: list[tuple[str, Reject]] = []
     for item in batch:
         result = FileResult(item.file)
-        for chunk in _read_file(source, item.file, result, None):
+        for chunk in _read_file(source, item.file, result, None, max_line_bytes):
             rows = chunk.numbered()
             last = None
             if chunk.ends_unterminated and (rows or chunk.suspects):
@@ -352,16 +424,22 @@ def _copy_careful(
 
 
 def _read_file(
-    source: FileSource, file: SourceFile, result: FileResult, on_read: ReadCallback | None
+    source: FileSource,
+    file: SourceFile,
+    result: FileResult,
+    on_read: ReadCallback | None,
+    max_line_bytes: int,
 ) -> Iterator[Chunk]:
     """The chunks of one file, read once; sets result.checksum when it is read."""
     if file.kind == "songs":  # one small document: read at once
         data, result.checksum = read_whole(source, file)
-        yield document_chunk(data)
+        yield document_chunk(data, max_line_bytes)
         return
     with HashedFile(source, file) as hashed:
         read = 0
-        for chunk in read_chunks(hashed.stream, whole_document=False):
+        for chunk in read_chunks(
+            hashed.stream, whole_document=False, max_line_bytes=max_line_bytes
+        ):
             yield chunk
             read += chunk.size
             if on_read is not None:
@@ -406,22 +484,10 @@ def _land_careful(
             ):
                 copy.write(COPY_HEADER + _copy_numbered(name_field, plain) + COPY_TRAILER)
             landed = len(plain)
-        except psycopg.errors.DataError:
+        except LINE_REFUSED:
             doubtful = plain + doubtful
-    if doubtful:
-        refused = _land_judged_by_postgres(
-            conn,
-            table,
-            name,
-            load_id,
-            [(number, line.decode("utf-8")) for number, line in doubtful],
-        )
-        by_number = dict(doubtful)
-        rejects.extend(
-            Reject(number, by_number[number], "jsonb_refused", detail) for number, detail in refused
-        )
-    else:
-        refused = []
+    refused = _land_judged_by_postgres(conn, table, name, load_id, doubtful) if doubtful else []
+    rejects.extend(refused)
     rejects.sort(key=lambda reject: reject.line_number)
     return landed + len(doubtful) - len(refused), rejects
 
@@ -431,36 +497,38 @@ def _land_judged_by_postgres(
     table: sql.Composable,
     name: str,
     load_id: int,
-    accepted: list[tuple[int, str]],
-) -> list[tuple[int, str]]:
-    """Insert the lines jsonb accepts; return (line_number, why) for those it refuses."""
-    conn.execute(
-        "create temporary table if not exists candidate_lines "
-        "(line_number integer, line text) on commit drop"
-    )
-    conn.execute("truncate candidate_lines")
-    with conn.cursor() as cur:
-        # psycopg's text COPY escapes every value, so any text is safe here; and
-        # this path only runs for lines the fast path could not land.
-        with cur.copy("copy candidate_lines (line_number, line) from stdin") as copy:
-            for number, text in accepted:
-                copy.write_row((number, text))
-        cur.execute(
-            "create temporary table judged on commit drop as "
-            "select line_number, line, raw.jsonb_error(line) as error from candidate_lines"
-        )
-        cur.execute(
-            sql.SQL(
-                "insert into {table} (source_file, line_number, payload, load_id) "
-                "select %s, line_number, line::jsonb, %s from judged where error is null"
-            ).format(table=table),
-            [name, load_id],
-        )
-        refused = cur.execute(
-            "select line_number, error from judged where error is not null order by line_number"
-        ).fetchall()
-        cur.execute("drop table judged")
-    return refused
+    lines: list[tuple[int, bytes]],
+) -> list[Reject]:
+    """Insert the lines jsonb accepts as objects; return rejects for the others.
+
+    One statement, no temporary table (the loader role needs no TEMP privilege):
+    raw.line_refusal judges each line once, the lines it does not refuse are
+    inserted, and the refusals come back.
+    """
+    texts = [line.decode("utf-8") for _, line in lines]
+    refusals = conn.execute(
+        sql.SQL(
+            "with judged as materialized ("
+            " select line_number, line, raw.line_refusal(line) as refusal"
+            " from unnest(%(numbers)s::integer[], %(lines)s::text[]) as c (line_number, line)"
+            "), landed as ("
+            " insert into {table} (source_file, line_number, payload, load_id)"
+            " select %(name)s, line_number, line::jsonb, %(load_id)s"
+            " from judged where refusal is null"
+            ") select line_number, refusal[1], refusal[2] from judged"
+            " where refusal is not null order by line_number"
+        ).format(table=table),
+        {
+            "numbers": [number for number, _ in lines],
+            "lines": texts,
+            "name": name,
+            "load_id": load_id,
+        },
+    ).fetchall()
+    by_number = dict(lines)
+    return [
+        Reject(number, by_number[number], reason, detail) for number, reason, detail in refusals
+    ]
 
 
 def _write_rejects(

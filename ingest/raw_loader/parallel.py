@@ -29,13 +29,20 @@ from dataclasses import dataclass
 
 import psycopg
 
+from raw_loader.errors import describe
 from raw_loader.files import FileSource
+from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
 from raw_loader.load import FileResult, PlannedFile, load_batch
+from raw_loader.session import connect
 
 # Held shared by every worker while connected, exclusively (for a moment) by a
 # coordinator before it starts: see drain_earlier_workers.
 WORKER_LOCK = "select hashtext('sparkify.load_raw.worker')"
 APPLICATION_NAME = "sparkify load_raw worker"
+
+
+class _Reported(Exception):
+    """A worker's failure, already reported."""
 
 
 class WorkerFailed(Exception):
@@ -64,7 +71,9 @@ class WorkerPool:
     """`workers` processes, started early (they connect while the coordinator lists
     and plans), that load the batches handed to `run`."""
 
-    def __init__(self, source: FileSource, workers: int):
+    def __init__(
+        self, source: FileSource, workers: int, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ):
         # fork where there is one: a worker starts in milliseconds, not seconds of
         # imports. The pool is made before the coordinator opens a connection, so
         # no connection is shared with a child.
@@ -75,14 +84,21 @@ class WorkerPool:
         self.processes = [
             self.context.Process(
                 target=_worker,
-                args=(number, source, self.tasks, self.reports, os.getpid()),
+                args=(number, source, self.tasks, self.reports, os.getpid(), max_line_bytes),
                 name=f"load_raw worker {number}",
                 daemon=True,
             )
             for number in range(workers)
         ]
-        for process in self.processes:
-            process.start()
+        # Forked with SIGTERM at its default: the coordinator's handler (which
+        # raises, see cli.py) must not run in a child that close() terminates
+        # while it is still starting.
+        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            for process in self.processes:
+                process.start()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def run(
         self,
@@ -141,10 +157,12 @@ def _check_alive(processes: list[multiprocessing.process.BaseProcess], pending: 
 def _describe(failure: _Failure) -> str:
     what = {
         "unreachable": "cannot reach PostgreSQL",
-        "database": "PostgreSQL refused the load",
+        "database": "",
         "file": "cannot read a file",
         "bug": "unexpected error",
     }[failure.kind]
+    if not what:  # the message says what happened (raw_loader.errors.describe)
+        return f"worker {failure.worker}: {failure.message}"
     return f"worker {failure.worker}: {what}: {failure.message}"
 
 
@@ -165,11 +183,20 @@ def _worker(
     tasks: multiprocessing.Queue,
     reports: multiprocessing.Queue,
     parent: int,
+    max_line_bytes: int,
 ) -> None:
+    # The coordinator's SIGTERM handler is not a worker's: a worker stopped by
+    # SIGTERM just ends (its batch under way rolls back), the coordinator speaks.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     batch: list[PlannedFile] | None = None
     try:
-        with psycopg.connect(autocommit=True, application_name=APPLICATION_NAME) as conn:
+        try:
+            conn = connect(APPLICATION_NAME)
+        except psycopg.OperationalError as exc:
+            reports.put(_Failure(number, "unreachable", _one_line(exc)))
+            raise _Reported from exc
+        with conn:
             locked = False
             while (batch := tasks.get()) is not None:
                 if os.getppid() != parent:
@@ -178,15 +205,19 @@ def _worker(
                     conn.execute(f"select pg_advisory_lock_shared(({WORKER_LOCK}))")
                     locked = True
                 results = load_batch(
-                    conn, source, batch, on_read=lambda read: reports.put(("read", number, read))
+                    conn,
+                    source,
+                    batch,
+                    on_read=lambda read: reports.put(("read", number, read)),
+                    max_line_bytes=max_line_bytes,
                 )
                 reports.put(("done", number, results))
+    except _Reported:
+        pass
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the
         os._exit(130)  # coordinator reports it; the batch under way rolled back
-    except psycopg.OperationalError as exc:
-        reports.put(_Failure(number, "unreachable", _one_line(exc)))
     except psycopg.Error as exc:
-        reports.put(_Failure(number, "database", _with_file(batch, _one_line(exc))))
+        reports.put(_Failure(number, "database", _with_file(batch, describe(exc))))
     except OSError as exc:
         reports.put(_Failure(number, "file", _one_line(exc)))
     except Exception as exc:  # a bug: still one line, and the coordinator stops

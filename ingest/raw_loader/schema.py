@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import psycopg
 
+from raw_loader.lines import REASONS
+
 # Why these shapes:
 # - (source_file, line_number) is the primary key of every landing table, so
 #   PostgreSQL itself refuses a line loaded twice.
@@ -16,7 +18,8 @@ import psycopg
 #   when it was loaded: same size and stamp, the file is not read again.
 # - raw.load_manifest.first_loaded_at is when the file was first loaded; it is
 #   older than loaded_at once the file was replaced: a replaced file can take
-#   rows away, an appended one cannot (raw.loads.replaced_file_count counts them).
+#   rows away, an appended one cannot (raw.loads.replaced_file_count counts them,
+#   and the files a prune load removed: the files whose rows were replaced or removed).
 # - raw.loads: one row per committed batch transaction (a "load"), written in
 #   the same transaction as its rows, so a load id in raw.loads means every row,
 #   reject and manifest entry stamped with it is committed, and a killed batch
@@ -30,8 +33,16 @@ import psycopg
 # - No index on loaded_at or load_id: incremental readers select raw rows by
 #   source_file (the files whose manifest load_id is new to them), which the
 #   primary key serves; raw.loads and raw.load_manifest are small.
-# - raw.jsonb_error() tells, per line, why jsonb refuses a text; it is only
-#   used on the slow path, for a chunk that COPY refused.
+# - raw.line_refusal() tells, per line, why it cannot land (reason, detail),
+#   or null; it is only used on the slow path, for lines that COPY refused.
+#   It catches "stack depth limit exceeded" (too_deep) and jsonb's size limit
+#   (too_long) too: no line can fail a batch. (raw.jsonb_error(), its
+#   predecessor, is kept for databases whose readers may call it.)
+# - raw.rejects.reason is checked against lines.REASONS; a database made with
+#   fewer reasons gets the new check on the next start (see the upgrade below).
+_REASON_LIST = ", ".join(f"'{reason}'" for reason in REASONS)
+_REASON_PATTERNS = ", ".join(f"'%''{reason}''%'" for reason in REASONS)
+
 DDL = """
 -- Not CREATE SCHEMA IF NOT EXISTS: that needs CREATE on the database even when
 -- the schema exists, and a loader role (ingest/setup_roles.py) owns raw only.
@@ -88,10 +99,8 @@ create table if not exists raw.rejects (
     source_file text not null,
     line_number integer not null,
     line bytea not null,
-    reason text not null check (
-        reason in (
-            'truncated', 'invalid_utf8', 'not_json', 'not_an_object', 'jsonb_refused'
-        )
+    reason text not null constraint rejects_reason_check check (
+        reason in (@REASON_LIST@)
     ),
     detail text,
     rejected_at timestamptz not null default now(),
@@ -156,6 +165,20 @@ begin
     if to_regclass('raw.songs_loaded_at_idx') is not null then
         drop index raw.songs_loaded_at_idx;
     end if;
+    -- New reasons (too_long, too_deep, cr_line_breaks): the check is replaced
+    -- when it lacks one. NOT VALID, then VALIDATE: the scan of the existing
+    -- rejects runs under a lock that lets readers and loads go on.
+    if not exists (
+        select 1 from pg_constraint
+        where conrelid = 'raw.rejects'::regclass
+          and conname = 'rejects_reason_check'
+          and pg_get_constraintdef(oid) like all (array[@REASON_PATTERNS@])
+    ) then
+        alter table raw.rejects drop constraint if exists rejects_reason_check;
+        alter table raw.rejects add constraint rejects_reason_check
+            check (reason in (@REASON_LIST@)) not valid;
+        alter table raw.rejects validate constraint rejects_reason_check;
+    end if;
 end
 $upgrade$;
 
@@ -166,6 +189,26 @@ begin
     return null;
 exception when others then
     return sqlerrm;
+end
+$$;
+
+create or replace function raw.line_refusal(candidate text) returns text[]
+language plpgsql immutable as $$
+declare
+    value jsonb;
+begin
+    value := candidate::jsonb;
+    if jsonb_typeof(value) <> 'object' then
+        return array['not_an_object', 'a JSON ' || jsonb_typeof(value) || ', not an object'];
+    end if;
+    return null;
+exception
+    when statement_too_complex then  -- stack depth limit exceeded
+        return array['too_deep', sqlerrm];
+    when program_limit_exceeded then  -- e.g. a string over jsonb's 256 MB
+        return array['too_long', sqlerrm];
+    when others then
+        return array['jsonb_refused', sqlerrm];
 end
 $$;
 
@@ -181,7 +224,7 @@ comment on table raw.loads is
     'One row per committed load (a batch transaction of ingest/load_raw.py), '
     'written in the same transaction as the rows, rejects and manifest rows '
     'stamped with its load_id. Load 0: rows landed before load ids existed.';
-"""
+""".replace("@REASON_LIST@", _REASON_LIST).replace("@REASON_PATTERNS@", _REASON_PATTERNS)
 
 LANDING_TABLES = {"songs": "songs", "events": "events"}
 

@@ -198,11 +198,14 @@ def assert_loads_match(env: dict[str, str], *, superseded: tuple[int, ...] = ())
     in raw.loads; every file's rows and rejects carry its manifest entry's load id;
     and each load's counts are what the raw tables hold for it. A load in
     `superseded` had files replaced by a later load: it may hold less than it
-    landed, never more."""
+    landed, never more. A prune load lands nothing and counts the files it
+    removed as replaced."""
     accounts = load_accounts(env)
     for load_id, (said, held) in accounts.items():
         assert said[1] is not None, f"load {load_id} is on raw rows but not in raw.loads"
-        if load_id in superseded:
+        if said[1] == 0 and said[2] > 0:  # a prune (--prune): it removed files, landed none
+            assert said[3:] == (0, 0) and held == (None, 0, 0, 0, 0), (load_id, said, held)
+        elif load_id in superseded:
             assert all(h <= s for h, s in zip(held[1:], said[1:], strict=True)), (load_id, said)
         elif load_id == 0:  # rows landed before load ids: no kind, nothing replaced
             assert said == (None, held[1], 0, held[3], held[4]), (said, held)
