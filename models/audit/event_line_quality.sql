@@ -14,7 +14,7 @@
 
 with
 
-lines as (
+staged_lines as (
     select
         source_file,
         gender,
@@ -54,7 +54,7 @@ final as (
             as unknown_gender_count,
         cast(count(*) filter (where level not in ('free', 'paid')) as integer)
             as unknown_level_count
-    from lines
+    from staged_lines
     group by source_file
 )
 
