@@ -19,6 +19,9 @@ staged_lines as (
         source_file,
         gender,
         level,
+        auth,
+        method,
+        page,
         has_valid_ts,
         has_valid_user_id,
         has_valid_session_id,
@@ -53,7 +56,14 @@ final as (
         cast(count(*) filter (where gender not in ('F', 'M')) as integer)
             as unknown_gender_count,
         cast(count(*) filter (where level not in ('free', 'paid')) as integer)
-            as unknown_level_count
+            as unknown_level_count,
+        cast(count(*) filter (
+            where auth not in ('Logged In', 'Logged Out', 'Guest', 'Cancelled')
+        ) as integer) as unknown_auth_count,
+        cast(count(*) filter (where method not in ('GET', 'PUT')) as integer)
+            as unknown_method_count,
+        cast(count(*) filter (where {{ is_play_like_page('page') }}) as integer)
+            as play_like_page_count
     from staged_lines
     group by source_file
 )

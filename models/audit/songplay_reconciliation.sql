@@ -22,11 +22,12 @@ events as (
     select
         event_id,
         event_at,
+        is_song_play,
         has_valid_ts,
         delivery_count
     from {{ ref('int_events_deduplicated') }}
     where
-        is_song_play
+        (is_song_play or {{ is_play_like_page('page') }})
         {% if is_incremental() %}
             and {{ touched('event_at') }}
         {% endif %}
@@ -43,11 +44,23 @@ songplays as (
 staged_by_day as (
     select
         cast(event_at as date) as event_date,
-        cast(sum(delivery_count) as integer) as song_play_lines,
-        cast(sum(delivery_count - 1) as integer) as redelivered_lines,
-        cast(count(*) filter (where not has_valid_ts) as integer)
-            as invalid_ts_events,
-        cast(count(*) filter (where has_valid_ts) as integer) as valid_events
+        cast(
+            coalesce(sum(delivery_count) filter (where is_song_play), 0)
+            as integer
+        ) as song_play_lines,
+        cast(
+            coalesce(sum(delivery_count - 1) filter (where is_song_play), 0)
+            as integer
+        ) as redelivered_lines,
+        cast(
+            count(*) filter (where is_song_play and not has_valid_ts)
+            as integer
+        ) as invalid_ts_events,
+        cast(
+            count(*) filter (where is_song_play and has_valid_ts) as integer
+        ) as valid_events,
+        cast(count(*) filter (where not is_song_play) as integer)
+            as play_like_events
     from events
     group by cast(event_at as date)
 ),
@@ -69,6 +82,7 @@ final as (
         coalesce(staged_by_day.invalid_ts_events, 0) as invalid_ts_events,
         coalesce(staged_by_day.valid_events, 0) as valid_events,
         coalesce(built_by_day.songplays, 0) as songplays,
+        coalesce(staged_by_day.play_like_events, 0) as play_like_events,
         (
             coalesce(staged_by_day.valid_events, 0)
             = coalesce(built_by_day.songplays, 0)
