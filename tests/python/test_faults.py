@@ -354,7 +354,7 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
 
         killed = start_dbt_build(db_env, tmp_path)
         wait_until(
-            lambda: reader.info.backend_pid in _all_blockers(db_env),
+            lambda: reader.info.backend_pid in blocking_pids(db_env),
             "the build to wait for the analyst's lock",
         )
         os.killpg(killed.pid, signal.SIGKILL)
@@ -375,7 +375,8 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
         assert after_kill[mart] in (old[mart], new[mart]), mart
 
 
-def _all_blockers(env: dict[str, str]) -> set[int]:
+def blocking_pids(env: dict[str, str]) -> set[int]:
+    """Backends that some other backend waits for."""
     with connect(env) as conn:
         return {
             pid

@@ -17,7 +17,15 @@ import subprocess
 from pathlib import Path
 
 from conftest import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
-from test_faults import Blocker, kill_group, start_loader, wait_until
+from test_faults import (
+    Blocker,
+    blocking_pids,
+    kill_group,
+    start_dbt_build,
+    start_loader,
+    wait_until,
+)
+from test_marts import deliver
 
 FEED = ("--days", "6", "--users", "12", "--songs", "40", "--events-per-day", "120")
 # Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
@@ -63,28 +71,25 @@ def split_feed(tmp_path: Path, parts: int = 3) -> tuple[Path, list[list[Path]]]:
     return feed, [days[i : i + size] for i in range(0, len(days), size)]
 
 
-def deliver(feed: Path, delivery: Path, days: list[Path]) -> Path:
-    """Copy the song files (once) and the given day files into a delivery folder."""
-    if not (delivery / "song_data").exists():
-        shutil.copytree(feed / "song_data", delivery / "song_data")
-    for day in days:
-        target = delivery / day.relative_to(feed)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(day, target)
-    return delivery
-
-
 def load(env: dict[str, str], folder: Path) -> None:
     loaded = run_loader(env, "--data-dir", folder)
     assert loaded.returncode == 0, loaded.stderr
 
 
-def test_a_model_that_failed_on_a_lock_is_caught_up(db_env, tmp_path):
+def first_part_built(env: dict[str, str], tmp_path: Path) -> tuple[Path, list[list[Path]], Path]:
+    """A split feed whose first part is loaded and built: (feed, parts, delivery folder)."""
     feed, parts = split_feed(tmp_path)
     delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0]))
-    build(db_env, tmp_path)
-    load(db_env, deliver(feed, delivery, parts[1]))
+    deliver(feed, delivery, parts[0])
+    load(env, delivery)
+    build(env, tmp_path)
+    return feed, parts, delivery
+
+
+def test_a_model_that_failed_on_a_lock_is_caught_up(db_env, tmp_path):
+    feed, parts, delivery = first_part_built(db_env, tmp_path)
+    deliver(feed, delivery, parts[1])
+    load(db_env, delivery)
 
     # An analyst's open transaction holds analytics.time against writes: the
     # build commits songplays, then fails on time (and skips what reads it).
@@ -101,37 +106,26 @@ def test_a_model_that_failed_on_a_lock_is_caught_up(db_env, tmp_path):
 
 
 def test_a_partial_run_then_a_build_is_caught_up(db_env, tmp_path):
-    feed, parts = split_feed(tmp_path)
-    delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0]))
-    build(db_env, tmp_path)
-    load(db_env, deliver(feed, delivery, parts[1]))
+    feed, parts, delivery = first_part_built(db_env, tmp_path)
+    deliver(feed, delivery, parts[1])
+    load(db_env, delivery)
     partial = run_dbt(db_env, tmp_path, "run", "--select", "+songplays")
     assert partial.returncode == 0, partial.stdout[-3000:]
-    load(db_env, deliver(feed, delivery, parts[2]))
+    deliver(feed, delivery, parts[2])
+    load(db_env, delivery)
     assert_equal_to_full_refresh(db_env, tmp_path)
 
 
 def test_a_build_killed_midway_is_caught_up(db_env, tmp_path):
-    feed, parts = split_feed(tmp_path)
-    delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0]))
-    build(db_env, tmp_path)
-    load(db_env, deliver(feed, delivery, parts[1]))
+    feed, parts, delivery = first_part_built(db_env, tmp_path)
+    deliver(feed, delivery, parts[1])
+    load(db_env, delivery)
 
     # Kill the build when songplays has committed and the models after it have not
     # all run: a model that reads songplays is made to wait on a held lock.
     holder = connect(db_env)
     holder.execute("lock table analytics.time in share mode")
-    command, dbt_env = dbt_invocation(db_env, tmp_path, "build")
-    running = subprocess.Popen(
-        command,
-        env=dbt_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
+    running = start_dbt_build(db_env, tmp_path)
     try:
         wait_until(
             lambda: holder.info.backend_pid in blocking_pids(db_env),
@@ -149,10 +143,7 @@ def test_a_build_killed_midway_is_caught_up(db_env, tmp_path):
 def test_loader_sessions_ended_by_the_server_during_a_build(db_env, tmp_path):
     """The loader's sessions are terminated mid-load while a build runs: the build
     never reads a half-committed load, and the re-run loads and builds the rest."""
-    feed, parts = split_feed(tmp_path)
-    delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0]))
-    build(db_env, tmp_path)
+    feed, parts, delivery = first_part_built(db_env, tmp_path)
     deliver(feed, delivery, parts[1] + parts[2])
 
     last_file = max(p.relative_to(delivery).as_posix() for p in delivery.rglob("*-events.json"))
@@ -177,10 +168,7 @@ def test_loader_sessions_ended_by_the_server_during_a_build(db_env, tmp_path):
 
 
 def test_a_load_committed_while_a_build_runs_is_built_next_time(db_env, tmp_path):
-    feed, parts = split_feed(tmp_path)
-    delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0]))
-    build(db_env, tmp_path)
+    feed, parts, delivery = first_part_built(db_env, tmp_path)
     deliver(feed, delivery, parts[1])
 
     # The build waits on a lock while the load commits under it.
@@ -207,11 +195,13 @@ def test_a_load_committed_while_a_build_runs_is_built_next_time(db_env, tmp_path
 def test_corrected_redelivered_and_new_files_between_builds(db_env, tmp_path):
     feed, parts = split_feed(tmp_path)
     delivery = tmp_path / "delivery"
-    load(db_env, deliver(feed, delivery, parts[0] + parts[1]))
+    deliver(feed, delivery, parts[0] + parts[1])
+    load(db_env, delivery)
     build(db_env, tmp_path)
 
     # A file loaded between two builds.
-    load(db_env, deliver(feed, delivery, parts[2]))
+    deliver(feed, delivery, parts[2])
+    load(db_env, delivery)
     assert_equal_to_full_refresh(db_env, tmp_path)
 
     # An old day delivered again under another name.
@@ -238,15 +228,6 @@ def test_corrected_redelivered_and_new_files_between_builds(db_env, tmp_path):
     reloaded = run_loader(db_env, "--data-dir", delivery)
     assert "1 replaced" in reloaded.stdout, reloaded.stdout
     assert_equal_to_full_refresh(db_env, tmp_path)
-
-
-def blocking_pids(env: dict[str, str]) -> set[int]:
-    with connect(env) as conn:
-        return {
-            pid
-            for (pids,) in conn.execute("select pg_blocking_pids(pid) from pg_stat_activity")
-            for pid in pids
-        }
 
 
 def dbt_sessions(env: dict[str, str]) -> list[int]:
