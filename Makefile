@@ -28,7 +28,8 @@ WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
 PG15_BIN ?= /usr/lib/postgresql/15/bin
 
 .PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
-	bench roles pg15 test-pg15 test-pg15-if-present stop status clean
+	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
+	java spark-deps
 
 help: ## list the targets and the variables you can set
 	@echo "targets:"
@@ -80,6 +81,27 @@ docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (D
 
 report: venv ## write the static HTML report of the report models to reports/index.html
 	$(WITH_PG) $(BIN)/python report/build_report.py --out $(REPORT)
+
+# The Spark target (docs/spark.md): its packages on top of .venv's, and Java 17.
+# Not part of `make venv`: PostgreSQL users need none of it. pyspark 4.3 is an
+# sdist: pip builds its wheel once (~3 min) and keeps it in its cache.
+SPARK_DIR ?= $(CURDIR)/.spark
+export SPARKIFY_SPARK_DIR := $(SPARK_DIR)
+export SPARK_LOCAL_IP := 127.0.0.1
+spark-deps: java $(VENV)/.installed-spark ## install Java 17 (as root, if missing) and the Spark requirements into .venv
+
+$(VENV)/.installed-spark: requirements-spark.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+	@touch $@
+
+java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk-17-jre-headless)
+	@if command -v java >/dev/null && java -version 2>&1 | grep -Eq 'version "(1[7-9]|2[0-9])'; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing openjdk-17-jre-headless with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade openjdk-17-jre-headless; \
+	else \
+	  echo "no Java 17 for Spark: install openjdk-17-jre-headless (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless)" >&2; exit 1; \
+	fi
 
 browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
 	$(BIN)/python report/headless_chromium.py install
@@ -156,4 +178,4 @@ status: ## is the embedded PostgreSQL running?
 	@$(BIN)/python ingest/embedded_pg.py status
 
 clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
-	rm -rf data target logs .dbt .pgdata reports
+	rm -rf data target logs .dbt .pgdata reports .spark
