@@ -181,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the rows, rejects and manifest rows of loaded files that are no "
         "longer in the feed (without it they stay, and are counted and named)",
     )
+    parser.add_argument(
+        "--lake",
+        type=Path,
+        default=os.environ.get("SPARKIFY_LAKE") or None,
+        help="land the feed as Parquet files in this folder, for Spark (dbt --target spark), "
+        "instead of into PostgreSQL; the same contract (docs/spark.md). "
+        "Default: SPARKIFY_LAKE, if set",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
@@ -458,6 +466,8 @@ def _main(argv: list[str] | None) -> int:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="load_raw: %(message)s", stream=sys.stderr)
     try:
+        if args.lake is not None:
+            return _print_summary(_run_lake(args), args.json)
         stats = run(
             resolve_roots(args),
             workers=args.workers,
@@ -497,7 +507,25 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         print(f"load_raw: cannot read a file: {one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE
-    print(json.dumps(stats) if args.json else summary_line(stats))
+    return _print_summary(stats, args.json)
+
+
+def _run_lake(args: argparse.Namespace) -> dict:
+    from raw_loader import lake  # needs pyarrow (requirements-spark.txt)
+
+    return lake.run(
+        resolve_roots(args),
+        args.lake,
+        batch_files=args.batch_files,
+        batch_bytes=args.batch_mb * 2**20,
+        max_line_bytes=args.max_line_bytes,
+        verify=args.verify,
+        prune_vanished=args.prune,
+    )
+
+
+def _print_summary(stats: dict, as_json: bool) -> int:
+    print(json.dumps(stats) if as_json else summary_line(stats))
     if stats["paths_unreadable"]:
         print(
             f"load_raw: loaded, but {len(stats['paths_unreadable'])} paths could not be "
