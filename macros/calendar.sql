@@ -60,3 +60,33 @@
 {% macro postgres__next_day(date_expression) -%}
     ({{ date_expression }} + 1)
 {%- endmacro %}
+
+{% macro spark__date_series(start_date, end_date) -%}
+    select explode(sequence(
+        cast({{ start_date }} as date),
+        cast({{ end_date }} as date),
+        interval 1 day
+    )) as date_day
+{%- endmacro %}
+
+{% macro spark__next_day(date_expression) -%}
+    date_add({{ date_expression }}, 1)
+{%- endmacro %}
+
+{#- The seconds from one timestamp to a later one, as an exact number. -#}
+{% macro seconds_between(start_at, end_at) -%}
+    {{ return(adapter.dispatch('seconds_between', 'sparkify')(
+        start_at, end_at
+    )) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(start_at, end_at) -%}
+    extract(epoch from {{ end_at }} - {{ start_at }})
+{%- endmacro %}
+
+{% macro spark__seconds_between(start_at, end_at) -%}
+    (
+        cast(unix_micros({{ end_at }}) - unix_micros({{ start_at }}) as decimal(38, 6))
+        / 1000000
+    )
+{%- endmacro %}

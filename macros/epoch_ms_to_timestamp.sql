@@ -28,3 +28,14 @@
             * interval '1 millisecond'
     end
 {%- endmacro %}
+
+{#- get_json_object gives numbers as doubles' text (1.538916620796E12):
+    staging reads them through safe_to_numeric, an exact decimal. -#}
+{% macro spark__epoch_ms_to_timestamp(expression) -%}
+    case
+        when {{ expression }} >= 0 and {{ expression }} < 4102444800000
+            then timestamp_millis(
+                cast(round(cast({{ expression }} as decimal(38, 12))) as bigint)
+            )
+    end
+{%- endmacro %}

@@ -21,9 +21,28 @@
     $grants$
 {%- endmacro %}
 
+{#- Spark (session or Thrift, without Unity Catalog) has no roles to grant
+    to: the grants config is skipped there, with a note in the log. -#}
+{% macro spark__apply_grants(relation, grant_config, should_revoke) -%}
+    {%- if grant_config -%}
+        {%- do log(
+            "grants: skipped on Spark for " ~ relation, info=false
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- For on-run-end: usage on a schema for roles that exist, when the schema
     does (the marts' select grants need it to be of any use). -#}
 {% macro grant_schema_usage(schema_name, grantees) -%}
+    {{ return(adapter.dispatch('grant_schema_usage', 'sparkify')(
+        schema_name, grantees
+    )) }}
+{%- endmacro %}
+
+{% macro spark__grant_schema_usage(schema_name, grantees) -%}
+{%- endmacro %}
+
+{% macro default__grant_schema_usage(schema_name, grantees) -%}
     {%- do check_role_names(grantees) %}
     do $grants$
     begin

@@ -63,7 +63,7 @@
 {#- audit.consumed_loads: per model, the loads whose rows it holds. -#}
 {% macro consumed_loads_relation() -%}
     {{ return(api.Relation.create(
-        database=target.database,
+        database=target.database if target.database is defined else none,
         schema=generate_schema_name('audit', none),
         identifier='consumed_loads',
     )) }}
@@ -71,6 +71,10 @@
 
 {#- on-run-start: creates audit.consumed_loads unless it exists. -#}
 {% macro create_consumed_loads() -%}
+    {{ return(adapter.dispatch('create_consumed_loads', 'sparkify')()) }}
+{%- endmacro %}
+
+{% macro default__create_consumed_loads() -%}
     {%- set relation = consumed_loads_relation() -%}
     {{ create_schema_if_missing(relation.schema) }};
     create table if not exists {{ relation }} (
@@ -85,6 +89,10 @@
 {#- The pre-hook of every model (dbt_project.yml); nothing for a model
     without a policy. A full build forgets what the model consumed before. -#}
 {% macro claim_loads() -%}
+    {{ return(adapter.dispatch('claim_loads', 'sparkify')()) }}
+{%- endmacro %}
+
+{% macro default__claim_loads() -%}
     {%- set policy = incremental_policy() -%}
     {%- if policy is none -%}
         {{ return('') }}
@@ -145,6 +153,10 @@
 
 {#- The loads this build of the model claimed. -#}
 {% macro claimed_loads() -%}
+    {{ return(adapter.dispatch('claimed_loads', 'sparkify')()) }}
+{%- endmacro %}
+
+{% macro default__claimed_loads() -%}
     (
         select claimed.load_id
         from {{ consumed_loads_relation() }} as claimed

@@ -31,3 +31,13 @@
 {% macro postgres__iso_weekday(expression) -%}
     cast(extract(isodow from {{ expression }}) as integer)
 {%- endmacro %}
+
+{#- weekofyear is ISO 8601's week. -#}
+{% macro spark__iso_week(expression) -%}
+    cast(weekofyear({{ expression }}) as integer)
+{%- endmacro %}
+
+{#- Not dayofweek, which counts Sunday as 1: weekday is 0 on Monday. -#}
+{% macro spark__iso_weekday(expression) -%}
+    cast(weekday({{ expression }}) + 1 as integer)
+{%- endmacro %}

@@ -11,3 +11,8 @@
 {% macro postgres__json_text(column, field) -%}
     ({{ column }} ->> '{{ field }}')
 {%- endmacro %}
+
+{#- The payload is a string on Spark (the lake lands lines as text). -#}
+{% macro spark__json_text(column, field) -%}
+    get_json_object({{ column }}, '$.{{ field }}')
+{%- endmacro %}

@@ -42,3 +42,28 @@
         else {{ expression }}
     end
 {%- endmacro %}
+
+{#- Spark: Java regular expressions, where a group repeated over a long text
+    recurses once per repetition (a stack overflow on a long value). The
+    same test without one: every well-formed sequence removed, nothing but
+    ASCII is left. The sequences are told apart by their first character, so
+    removing them left to right parses the text as the pattern above does. -#}
+{% macro spark__repair_mojibake(expression) -%}
+    case
+        when
+            {{ expression }} rlike '[\\u00C2-\\u00F4][\\u0080-\\u00BF]'
+            and not regexp_replace(
+                {{ expression }},
+                '[\\u00C2-\\u00DF][\\u0080-\\u00BF]'
+                || '|\\u00E0[\\u00A0-\\u00BF][\\u0080-\\u00BF]'
+                || '|[\\u00E1-\\u00EC\\u00EE\\u00EF][\\u0080-\\u00BF]{2}'
+                || '|\\u00ED[\\u0080-\\u009F][\\u0080-\\u00BF]'
+                || '|\\u00F0[\\u0090-\\u00BF][\\u0080-\\u00BF]{2}'
+                || '|[\\u00F1-\\u00F3][\\u0080-\\u00BF]{3}'
+                || '|\\u00F4[\\u0080-\\u008F][\\u0080-\\u00BF]{2}',
+                ''
+            ) rlike '[^\\u0001-\\u007F]'
+            then decode(encode({{ expression }}, 'ISO-8859-1'), 'UTF-8')
+        else {{ expression }}
+    end
+{%- endmacro %}

@@ -23,3 +23,17 @@
             then cast(btrim({{ expression }}) as numeric)
     end
 {%- endmacro %}
+
+{#- Spark: ANSI mode is off under dbt-spark, so a bad cast gives null
+    silently; the same explicit guard as on PostgreSQL, with a Java regular
+    expression. decimal(38, 12): Spark's widest exact type (26 digits before
+    the point, 12 after); a value outside it is null. -#}
+{% macro spark__safe_to_numeric(expression) -%}
+    case
+        when
+            length(trim({{ expression }})) <= 200
+            and trim({{ expression }})
+            rlike '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]{1,3})?$'
+            then cast(trim({{ expression }}) as decimal(38, 12))
+    end
+{%- endmacro %}

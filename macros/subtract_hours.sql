@@ -12,3 +12,7 @@
 {% macro postgres__subtract_hours(expression, hours) -%}
     ({{ expression }} - interval '{{ hours | int }} hours')
 {%- endmacro %}
+
+{% macro spark__subtract_hours(expression, hours) -%}
+    ({{ expression }} - interval {{ hours | int }} hours)
+{%- endmacro %}

@@ -126,11 +126,9 @@ final as (
             4
         ) as recent_to_prior_ratio,
         round(
-            cast(
-                extract(
-                    epoch from windows.window_end_at - user_plays.last_play_at
-                ) as numeric
-            ) / 86400,
+            {{ seconds_between(
+                'user_plays.last_play_at', 'windows.window_end_at'
+            ) }} / 86400,
             1
         ) as days_since_last_play,
         (

@@ -52,10 +52,7 @@ session_plays as (
         count(*) as play_count,
         -- From the first play's start to the last play's start.
         round(
-            cast(
-                extract(epoch from max(start_time) - min(start_time))
-                as numeric
-            ) / 60,
+            {{ seconds_between('min(start_time)', 'max(start_time)') }} / 60,
             2
         ) as session_minutes,
         min(start_time) as first_play_at,

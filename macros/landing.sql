@@ -1,0 +1,87 @@
+{#- The landing tables (source sparkify) where the engine does not hold
+    them itself. On PostgreSQL the loader creates them (raw.*): nothing to
+    do. On Spark the loader writes Parquet files into a lake folder
+    (load_raw.py --lake, ingest/raw_loader/lake.py; env var SPARKIFY_LAKE),
+    and this on-run-start hook declares them: one external table per folder
+    in schema raw_lake, and in schema raw the views that the sources read,
+    which keep only committed loads and each file's current version. They
+    must exist before any model or unit test reads a source. -#}
+{% macro create_landing_tables() -%}
+    {{ return(adapter.dispatch('create_landing_tables', 'sparkify')()) }}
+{%- endmacro %}
+
+{% macro default__create_landing_tables() -%}
+{%- endmacro %}
+
+{#- The lake tables' columns: those ingest/raw_loader/lake.py writes. -#}
+{% macro lake_table_columns() -%}
+    {{ return({
+        'loads': 'load_id bigint, source_kind string, file_count int,'
+            ~ ' row_count int, reject_count int, replaced_file_count int,'
+            ~ ' loaded_at timestamp',
+        'load_manifest': 'source_file string, source_kind string,'
+            ~ ' checksum string, size_bytes bigint, mtime_ns bigint,'
+            ~ ' row_count int, reject_count int, loaded_at timestamp,'
+            ~ ' first_loaded_at timestamp, load_id bigint, is_removed boolean',
+        'events': 'source_file string, line_number int, payload string,'
+            ~ ' loaded_at timestamp, load_id bigint',
+        'songs': 'source_file string, line_number int, payload string,'
+            ~ ' loaded_at timestamp, load_id bigint',
+        'rejects': 'source_file string, line_number int, line binary,'
+            ~ ' reason string, detail string, rejected_at timestamp,'
+            ~ ' load_id bigint',
+    }) }}
+{%- endmacro %}
+
+{#- Each statement alone: a Spark hook runs one statement. Returns nothing
+    for the hook itself to run. -#}
+{% macro spark__create_landing_tables() -%}
+    {%- if execute -%}
+        {%- set lake = env_var('SPARKIFY_LAKE', '') -%}
+        {%- if not lake -%}
+            {%- do exceptions.raise_compiler_error(
+                "set SPARKIFY_LAKE to the lake folder that"
+                ~ " load_raw.py --lake wrote (make run-spark does)"
+            ) -%}
+        {%- endif -%}
+        {%- set raw = raw_relation('loads').schema -%}
+        {%- do run_query('create schema if not exists raw_lake') -%}
+        {%- do run_query('create schema if not exists ' ~ raw) -%}
+        {%- for table, columns in lake_table_columns().items() -%}
+            {#- Recreated each time: cheap, and the folder may have moved. -#}
+            {%- do run_query('drop table if exists raw_lake.' ~ table) -%}
+            {%- do run_query(
+                'create table raw_lake.' ~ table ~ ' (' ~ columns ~ ')'
+                ~ " using parquet location '" ~ lake ~ '/' ~ table ~ "'"
+            ) -%}
+        {%- endfor -%}
+        {%- do run_query(
+            'create or replace view ' ~ raw ~ '.loads as'
+            ~ ' select * from raw_lake.loads'
+        ) -%}
+        {#- The file's current version: its latest committed manifest row,
+            unless that row says a prune removed it. -#}
+        {%- do run_query(
+            'create or replace view ' ~ raw ~ '.load_manifest as'
+            ~ ' select source_file, source_kind, checksum, size_bytes,'
+            ~ ' mtime_ns, row_count, reject_count, loaded_at,'
+            ~ ' first_loaded_at, load_id from ('
+            ~ ' select manifest.*, row_number() over ('
+            ~ ' partition by manifest.source_file'
+            ~ ' order by manifest.load_id desc) as version_rank'
+            ~ ' from raw_lake.load_manifest as manifest'
+            ~ ' where manifest.load_id in'
+            ~ ' (select committed.load_id from raw_lake.loads as committed)'
+            ~ ') as versions where version_rank = 1 and not is_removed'
+        ) -%}
+        {%- for table in ['events', 'songs', 'rejects'] -%}
+            {%- do run_query(
+                'create or replace view ' ~ raw ~ '.' ~ table ~ ' as'
+                ~ ' select landed.* from raw_lake.' ~ table ~ ' as landed'
+                ~ ' left semi join ' ~ raw ~ '.load_manifest as current_files'
+                ~ ' on landed.source_file = current_files.source_file'
+                ~ ' and landed.load_id = current_files.load_id'
+            ) -%}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
