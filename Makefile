@@ -1,6 +1,8 @@
 # The Sparkify warehouse. Two commands on a fresh machine:
 #   make run    sample data -> raw load -> dbt build -> docs -> report -> mart counts
-#   make test   every test: pytest, dbt build with all data and unit tests, lint
+#   make test   every test: pytest, dbt build with all data and unit tests, lint,
+#               and the Spark pass (make test-spark)
+#   make run-spark   the same job on Apache Spark (docs/spark.md)
 #
 # With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
 # (started on first use, reused after, stopped by `make stop`). With PGHOST set,
@@ -29,7 +31,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 
 .PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
-	java spark-deps
+	java spark-deps load-lake build-spark counts-spark run-spark test-spark
 
 help: ## list the targets and the variables you can set
 	@echo "targets:"
@@ -94,6 +96,30 @@ $(VENV)/.installed-spark: requirements-spark.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
 	@touch $@
 
+# The landing lake of `make run-spark`, and the folder of its Spark warehouse
+# (SPARK_DIR): give both another name to keep a second feed apart.
+LAKE ?= $(SPARK_DIR)/lake
+
+load-lake: spark-deps data ## land DATA_DIR as Parquet files in LAKE (.spark/lake), for Spark
+	$(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR) --lake $(LAKE)
+
+build-spark: spark-deps .dbt/profiles.yml ## dbt build --target spark on LAKE: models, data tests, unit tests
+	@mkdir -p $(SPARK_DIR)/tmp
+	SPARKIFY_LAKE=$(LAKE) $(BIN)/dbt build --target spark
+
+counts-spark: spark-deps ## print the row count of each mart on Spark
+	$(BIN)/python ingest/mart_counts.py --spark-warehouse $(SPARK_DIR)/warehouse
+
+run-spark: load-lake build-spark counts-spark ## the whole job on Spark: DATA_DIR -> lake -> dbt build -> mart counts
+	@echo ""
+	@echo "make run-spark: done. The lake is $(LAKE), the Spark warehouse and its"
+	@echo "metastore are in $(SPARK_DIR) (docs/spark.md)."
+
+# The Spark pass of make test, once (not per PostgreSQL version): parity with
+# PostgreSQL, incremental = full refresh, the course figures (tests/python/test_spark.py).
+test-spark: spark-deps .dbt/profiles.yml ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
+	$(WITH_PG) $(BIN)/pytest -m spark
+
 java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk-17-jre-headless)
 	@if command -v java >/dev/null && java -version 2>&1 | grep -Eq 'version "(1[7-9]|2[0-9])'; then exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -120,7 +146,7 @@ run: load build docs-build report counts ## the whole job: sample -> load -> dbt
 	  echo "  stop it:  make stop"; \
 	fi
 
-test: lint pytest dbt-test test-pg15-if-present ## every test (what CI runs), on PostgreSQL 18 and 15
+test: lint pytest dbt-test test-pg15-if-present test-spark ## every test (what CI runs), on PostgreSQL 18 and 15, and Spark
 
 pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
