@@ -4,7 +4,8 @@
 
     1. the pre-hook (spark__claim_loads) works out which loads the model
        now consumes, without recording them: a temporary view
-       <model>__claimed, and the touched partitions, <model>__touched;
+       <model>__claimed, and the touched partitions, <model>__touched
+       (cached: computed once);
     2. the strategy `rewrite` (spark_rewrite_sql) writes the model's whole
        new state (the rows of untouched partitions as they were, plus the
        rebuilt ones) to a scratch table, then replaces the table's rows with
@@ -92,9 +93,15 @@
         'create or replace temporary view ' ~ claimed_loads_view()
         ~ ' as ' ~ claimed
     ) -%}
+    {#- Cached (computed now, once): the model's SQL and the strategy read
+        the touched set several times, and it reads the parents. -#}
+    {%- do run_query(
+        'uncache table if exists ' ~ touched_partitions_relation()
+    ) -%}
+    {%- do run_query('drop view if exists ' ~ touched_partitions_relation()) -%}
     {%- if not full_build -%}
         {%- do run_query(
-            'create or replace temporary view ' ~ touched_partitions_relation()
+            'cache table ' ~ touched_partitions_relation()
             ~ ' as ' ~ touched_set(policy)
         ) -%}
     {%- endif -%}
@@ -110,6 +117,9 @@
     {%- set consumed = consumed_loads_relation() -%}
     {%- set name = this.identifier -%}
     {%- do run_query('drop table if exists ' ~ rewrite_scratch_relation()) -%}
+    {%- do run_query(
+        'uncache table if exists ' ~ touched_partitions_relation()
+    ) -%}
     {%- set full_build = run_query(
         'select count(*) from ' ~ claimed_loads_view()
         ~ ' where is_full_build'

@@ -6,6 +6,9 @@
 
 -- Runs after every model with a contract, named here (a model with a
 -- contract that is not named fails the test's compilation).
+-- depends_on: {{ ref('int_first_plays') }}
+-- depends_on: {{ ref('int_new_listeners_by_day') }}
+-- depends_on: {{ ref('int_plays_by_song_day') }}
 -- depends_on: {{ ref('artists') }}
 -- depends_on: {{ ref('dates') }}
 -- depends_on: {{ ref('songplays') }}
