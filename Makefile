@@ -31,7 +31,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 
 .PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
-	java spark-deps load-lake build-spark counts-spark run-spark test-spark
+	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark
 
 help: ## list the targets and the variables you can set
 	@echo "targets:"
@@ -165,6 +165,12 @@ lint: venv ## ruff and sqlfluff
 BENCH_ARGS ?=
 bench: venv ## benchmark (1M events): loader vs a bare-table COPY and per-row; dbt build vs floor.sql
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+
+# make bench-spark BENCH_SPARK_ARGS="--events 100000" for a quicker run.
+BENCH_SPARK_ARGS ?=
+bench-spark: spark-deps .dbt/profiles.yml ## Spark vs PostgreSQL (1M events): load and dbt build, full and one more day
+	@mkdir -p $(SPARK_DIR)
+	$(WITH_PG) $(BIN)/python benchmarks/spark.py $(BENCH_SPARK_ARGS)
 
 roles: venv ## create the loader, transformer and analyst roles; analysts find the marts unqualified
 	$(WITH_PG) $(BIN)/python ingest/setup_roles.py

@@ -1,0 +1,123 @@
+"""Benchmark the warehouse on Spark against PostgreSQL, side by side (make bench-spark).
+
+One generated feed (--events over --days, its last day held back) is built on
+both engines, as a user runs them:
+
+- PostgreSQL: load_raw.py into a scratch database of the server the PG* variables
+  name, then `dbt build`; then the last day is loaded and built again.
+- Spark: load_raw.py --lake into a scratch lake, then `dbt build --target spark`
+  (pyspark's own Spark, local[2] unless SPARKIFY_SPARK_MASTER says otherwise, a
+  scratch metastore and warehouse); then the last day, loaded and built again.
+
+Each step is timed once, wall-clock, with the load average beside it (the
+machine may be shared). A build includes dbt's data tests and unit tests on both
+engines. Results go to benchmarks/results/spark-<events>-events.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def log(message: str) -> None:
+    print(f"bench-spark: {message}", file=sys.stderr, flush=True)
+
+
+def timed(name: str, command: list[str], env: dict[str, str], figures: dict) -> None:
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"bench-spark: {name} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    figures[name] = {"seconds": round(seconds, 1), "load_average": os.getloadavg()[0]}
+    log(f"{name}: {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
+    parser.add_argument("--days", type=int, default=30, help="days of logs (the last is held back)")
+    parser.add_argument("--songs", type=int, default=5_000, help="song files to generate")
+    args = parser.parse_args(argv)
+    if not os.environ.get("PGHOST"):
+        log("PGHOST is not set: run through 'python ingest/embedded_pg.py exec -- ...'")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=REPO_ROOT / ".spark"))
+    database = f"sparkify_bench_{uuid.uuid4().hex[:8]}"
+    figures: dict = {"events": args.events, "days": args.days, "songs": args.songs}
+    try:
+        feed = work / "feed"
+        subprocess.run(
+            [
+                str(BIN / "python"),
+                "ingest/generate_data.py",
+                "--out",
+                str(feed),
+                "--days",
+                str(args.days),
+                "--songs",
+                str(args.songs),
+                "--events-per-day",
+                str(args.events // args.days),
+                "--quiet",
+            ],
+            cwd=REPO_ROOT,
+            check=True,
+        )
+        last_day = sorted((feed / "log_data").rglob("*-events.json"))[-1]
+        held_back = work / last_day.name
+        shutil.move(last_day, held_back)
+
+        with psycopg.connect(dbname="postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+        base = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        pg = {**base, "PGDATABASE": database}
+        spark_dir = work / "spark"
+        (spark_dir / "tmp").mkdir(parents=True)
+        spark = {
+            **base,
+            "SPARKIFY_SPARK_DIR": str(spark_dir),
+            "SPARKIFY_LAKE": str(work / "lake"),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+        load = [str(BIN / "python"), "ingest/load_raw.py", "--data-dir", str(feed), "-q"]
+        lake = [*load, "--lake", str(work / "lake")]
+        dbt = [str(BIN / "dbt"), "build", "--target-path", str(work / "target")]
+        for step in ("full", "one more day"):
+            if step == "one more day":
+                shutil.move(held_back, last_day)
+            timed(f"postgres load, {step}", load, pg, figures)
+            timed(f"postgres dbt build, {step}", dbt, pg, figures)
+            timed(f"spark lake load, {step}", lake, spark, figures)
+            timed(f"spark dbt build, {step}", [*dbt, "--target", "spark"], spark, figures)
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+            )
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"spark-{args.events}-events.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    log(f"written {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
