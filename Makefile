@@ -50,6 +50,9 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
+	  "LAKE=$(LAKE)" "the Parquet lake make run-spark loads (docs/spark.md)" \
+	  "SPARK_DIR=$(SPARK_DIR)" "the Spark metastore, warehouse and temp files of make run-spark" \
+	  "BENCH_SPARK_ARGS=" "options for make bench-spark, e.g. BENCH_SPARK_ARGS=\"--events 100000\"" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
 venv: $(VENV)/.installed ## create .venv and install the pinned requirements
