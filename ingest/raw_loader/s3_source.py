@@ -115,6 +115,10 @@ def make_client() -> Any:
         return boto3.session.Session().client("s3", config=config)
     except botocore.exceptions.BotoCoreError as exc:  # e.g. AWS_PROFILE names no profile
         raise ObjectStoreError(DENIED, f"cannot set up the S3 client: {exc}") from None
+    except ValueError as exc:  # botocore's word for an endpoint that is not a URL
+        raise ObjectStoreError(
+            UNREACHABLE, f"cannot set up the S3 client: {exc} (AWS_ENDPOINT_URL must be a URL)"
+        ) from None
 
 
 def describe(exc: Exception, what: str) -> ObjectStoreError:
@@ -226,8 +230,9 @@ class S3FileSource:
         page by page (a page holds at most 1,000 keys)."""
         prefix = f"{root.prefix}/" if root.prefix else ""
         found = []
+        client = self.client  # outside the try: its own errors are said already
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
+            pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=root.bucket, Prefix=prefix
             )
             for page in pages:
@@ -248,8 +253,9 @@ class S3FileSource:
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
         bucket, key = self._key(source_file)
+        client = self.client
         try:
-            answer = self.client.get_object(Bucket=bucket, Key=key)
+            answer = client.get_object(Bucket=bucket, Key=key)
         except _STORE_ERRORS as exc:
             raise describe(exc, f"cannot read {SCHEME}{bucket}/{key}") from None
         return _ObjectStream(answer["Body"], f"{SCHEME}{bucket}/{key}")  # type: ignore[return-value]
