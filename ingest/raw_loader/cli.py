@@ -379,6 +379,10 @@ def _run(
             load_plan.to_load,
             key=lambda item: (item.file.kind, -item.file.size if item.file.kind == "events" else 0),
         )
+        if pool is not None and isinstance(source, S3FileSource):
+            # An object costs a round trip, not its few bytes: spread small files
+            # over every worker, not one size-limited batch (on disk, they fit one).
+            batch_files = min(batch_files, max(1, -(-len(ordered) // len(pool.processes))))
         work = list(batches(ordered, batch_bytes, batch_files))
         workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
         log.info(
