@@ -560,6 +560,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
 
 
+def _store_exit(kind: str) -> int:
+    return {UNREACHABLE: EXIT_STORE_UNREACHABLE, NO_BUCKET: EXIT_STORE_NO_BUCKET}.get(
+        kind, EXIT_STORE_DENIED
+    )
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
@@ -590,9 +596,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_DATABASE
     except ObjectStoreError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
-        return {UNREACHABLE: EXIT_STORE_UNREACHABLE, NO_BUCKET: EXIT_STORE_NO_BUCKET}.get(
-            exc.kind, EXIT_STORE_DENIED
-        )
+        return _store_exit(exc.kind)
     except psycopg.OperationalError as exc:
         print(f"load_raw: cannot reach PostgreSQL: {one_line(exc)}", file=sys.stderr)
         print(
@@ -606,7 +610,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_DATABASE
     except WorkerFailed as exc:
         print(f"load_raw: {exc}; the other workers were stopped, re-run to finish", file=sys.stderr)
-        return EXIT_DATABASE
+        return _store_exit(exc.store_kind) if exc.store_kind else EXIT_DATABASE
     except OSError as exc:
         print(f"load_raw: cannot read a file: {one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE

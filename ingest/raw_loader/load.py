@@ -134,7 +134,7 @@ def plan(
     are unknown, not gone. Files of another feed root are not this feed's: they
     never vanish from it; one that would be replaced is named in `other_feed`.
     """
-    roots = {kind: source.feed_root(kind) for kind in kinds}
+    roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
     loaded = {
         name: (checksum, size, mtime_ns, etag or "", kind, root)
         for name, checksum, size, mtime_ns, etag, kind, root in conn.execute(
@@ -149,7 +149,7 @@ def plan(
         (kind, name)
         for name, (*_, kind, root) in loaded.items()
         if kind in kinds
-        and root in (None, roots[kind])
+        and root in (None, roots.get(kind))
         and name not in listed
         and name not in unlisted
         and not name.startswith(hidden)
@@ -170,7 +170,7 @@ def plan(
             result.restamped.append(file)
         else:
             result.to_load.append(PlannedFile(file, digest, replaces=True))
-            if root is not None and root != roots[file.kind]:
+            if root is not None and root != roots.get(file.kind):
                 result.other_feed.append((file.name, root))
     return result
 

@@ -167,7 +167,7 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
                 "--data-dir",
                 "s3://feed",
                 "--workers",
-                "1",
+                "2",
                 "--batch-files",
                 "10",
                 "--json",
@@ -306,3 +306,26 @@ def test_the_course_sample_from_a_bucket_gives_the_marts_it_gives_from_disk(
     from_s3 = mart_contents(db_env, load_times=False)
     assert from_s3 == mart_contents(other_db_env, load_times=False)
     assert all(from_s3[mart] for mart in ("songplays", "users", "songs", "artists", "time"))
+
+
+def test_a_manifest_from_before_feed_roots_is_upgraded(db_env, tmp_path):
+    """A landing database from before etag and feed_root: the columns are added,
+    nothing is reloaded, and a file of unknown root is not refused."""
+    first = tmp_path / "first"
+    generate_feed(first, "--days", "2", "--songs", "5")
+    loaded = load(db_env, "--data-dir", first)
+    with connect(db_env) as conn:
+        conn.execute("alter table raw.load_manifest drop column etag, drop column feed_root")
+        conn.commit()
+    again = load(db_env, "--data-dir", first)
+    assert (again["files_loaded"], again["files_unchanged"]) == (0, loaded["files_found"])
+
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    day = second / "log_data/2018/11/2018-11-02-events.json"
+    day.write_bytes(day.read_bytes() + b'{"ts": 1541203200000, "page": "Home"}\n')
+    replaced = load(db_env, "--data-dir", second)  # no root on record: not another feed
+    assert (replaced["files_loaded"], replaced["files_replaced"]) == (1, 1)
+    with connect(db_env) as conn:
+        roots = dict(conn.execute("select source_file, feed_root from raw.load_manifest"))
+    assert roots[day.relative_to(second).as_posix()] == str((second / "log_data").resolve())
