@@ -536,6 +536,8 @@ class Bench:
                     m.files = len(keys)
                     m.lines = self.event_lines if kind == "events" else len(keys)
                     self.loader(kind, db, workers, moto=moto)
+                    if self.args.s3_only:  # the same loader from disk, side by side
+                        self.loader(kind, db, workers)
             self.warming = False
         finally:
             moto.stop()
@@ -923,6 +925,13 @@ class Bench:
                 self.find("songs", "S3 download to nowhere"),
                 0.8,
                 "files",
+            ),
+            (
+                f"events: loader from S3 / loader from disk ({n} workers)",
+                self.find("events", f"loader from S3, {n} worker"),
+                loader,
+                None,
+                "lines",
             ),
             (
                 f"songs: loader from S3 / loader from disk ({n} workers)",

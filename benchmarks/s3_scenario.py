@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,11 +130,17 @@ def _download(job: tuple[str, list[str]]) -> int:
     return read
 
 
+def _default_signals() -> None:
+    """A pool process ends quietly when the pool is closed (SIGTERM), not with
+    the benchmark's own handler's traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def download(endpoint: str, keys: list[str], processes: int) -> int:
     """The floor: `processes` processes share the keys (interleaved) and read
     them all; returns the bytes read. Timed by the caller, start-up included, as
     the loader's workers are."""
     shares = [(endpoint, keys[i::processes]) for i in range(processes)]
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with context.Pool(processes) as pool:
+    with context.Pool(processes, initializer=_default_signals) as pool:
         return sum(pool.map(_download, shares))
