@@ -105,8 +105,10 @@ test: lint pytest dbt-test test-pg15-if-present ## every test (what CI runs), on
 pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
 
-dbt-test: load .dbt/profiles.yml ## dbt build on the sample: models, data tests, unit tests
-	$(WITH_PG) $(BIN)/dbt build
+# --warn-error: on the demo feed any warning is a failure, a warn-severity test
+# that finds rows as much as dbt's own (e.g. a numeric column without a scale).
+dbt-test: load .dbt/profiles.yml ## dbt build on the sample, warnings as errors: models, data tests, unit tests
+	$(WITH_PG) $(BIN)/dbt --warn-error build
 
 lint: venv ## ruff and sqlfluff
 	$(BIN)/ruff check .

@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-dbt", action="store_true", help="leave out the warehouse timing")
     parser.add_argument(
+        "--warehouse-only",
+        action="store_true",
+        help="load the feed once and time only the warehouse (dbt build against floor.sql,"
+        " one more day, one more small file): the 10M run without the loader rounds",
+    )
+    parser.add_argument(
         "--skip-s3", action="store_true", help="leave out the feed from S3 (a local moto server)"
     )
     parser.add_argument(
@@ -232,13 +238,17 @@ class Bench:
             self.s3(main_db)
             self.report()
             return
-        self.side_by_side(main_db)
-        if not self.args.skip_s3:
-            self.s3(main_db)
-        if self.args.per_row_lines:
-            self.per_row(main_db)
-        if self.args.big_file_mb:
-            self.big_file()
+        if self.args.warehouse_only:
+            for kind in ("events", "songs"):
+                self.loader(kind, main_db, self.args.workers)
+        else:
+            self.side_by_side(main_db)
+            if not self.args.skip_s3:
+                self.s3(main_db)
+            if self.args.per_row_lines:
+                self.per_row(main_db)
+            if self.args.big_file_mb:
+                self.big_file()
         if not self.args.skip_dbt:
             self.warehouse(main_db)
         self.report()
@@ -1129,7 +1139,9 @@ class Bench:
         lines += [
             "",
             "Reproduce: `make bench` (or `python ingest/embedded_pg.py exec -- "
-            f"python benchmarks/ingest.py --events {self.args.events} --songs {self.args.songs}`).",
+            f"python benchmarks/ingest.py --events {self.args.events} --songs {self.args.songs}"
+            f"{' --warehouse-only' if self.args.warehouse_only else ''}"
+            f"{' --s3-only' if self.args.s3_only else ''}`).",
             "",
         ]
         return "\n".join(lines)

@@ -30,7 +30,10 @@
 {#- The policies: which partitions a model rewrites, named by the column(s)
     of its touched set, and which kinds of load can change them. A load
     that replaced files (a correction: rows can vanish) of one of those
-    kinds makes the model rewrite everything. -#}
+    kinds makes the model rewrite everything. event_days_onward touches the
+    same days as event_days, and rewrites every day from the earliest of
+    them on: for a row that depends on earlier days too (a listener's first
+    play of a song), which a late day can move. -#}
 {% macro incremental_policies() -%}
     {{ return({
         'files': {'columns': ['source_file'], 'corrected_by': []},
@@ -41,6 +44,10 @@
             'corrected_by': ['events'],
         },
         'event_days': {
+            'columns': ['event_date'],
+            'corrected_by': ['events', 'songs'],
+        },
+        'event_days_onward': {
             'columns': ['event_date'],
             'corrected_by': ['events', 'songs'],
         },
@@ -205,7 +212,7 @@
             )
     {%- else -%}
         {%- set partition -%}
-            {%- if policy == 'event_days' -%}
+            {%- if policy in ('event_days', 'event_days_onward') -%}
                 coalesce(
                     cast(lines.event_at as date), {{ null_partition_day() }}
                 ) as event_date
@@ -223,7 +230,7 @@
         select {{ partition }}
         from {{ lines }} as lines
         where lines.source_file in {{ claimed_files('events') }} {{ present }}
-        {%- if policy == 'event_days' %}
+        {%- if policy in ('event_days', 'event_days_onward') %}
         union
         -- The songs view dedupes the whole catalogue: it is read only when
         -- song files were claimed (a one-time filter).
@@ -294,7 +301,16 @@
     {%- else -%}
         {%- set partitions = touched_set(policy) -%}
     {%- endif -%}
-    {%- if policy == 'event_days' -%}
+    {%- if policy == 'event_days_onward' -%}
+        {#- Null (no real day touched) selects nothing. -#}
+        (
+            {{ expression }} >= (
+                select min(touched_days.event_date)
+                from ({{ partitions }}) as touched_days (event_date)
+                where touched_days.event_date > {{ null_partition_day() }}
+            )
+        )
+    {%- elif policy == 'event_days' -%}
         {#- The range lets an index on the column find the days; the null
             branch keeps the rows of null_partition_day. -#}
         {%- set days -%}

@@ -48,16 +48,14 @@ session_plays as (
     select
         user_id,
         session_id,
+        -- From the first play's start to the last play's start. Typed as the
+        -- table's column: an incremental build compares the types.
+        cast(
+            extract(epoch from max(start_time) - min(start_time)) / 60
+            as numeric(10, 2)
+        ) as session_minutes,
         min(first_level) as level,
         count(*) as play_count,
-        -- From the first play's start to the last play's start.
-        round(
-            cast(
-                extract(epoch from max(start_time) - min(start_time))
-                as numeric
-            ) / 60,
-            2
-        ) as session_minutes,
         min(start_time) as first_play_at,
         max(start_time) as last_play_at
     from with_first_level

@@ -3,11 +3,21 @@
 -- count; they stay in the denominator of play_share.
 with
 
-songplays as (
+-- Daily rollups, so a build re-reads no play: plays per song and day, and
+-- per song and day the listeners who played it first that day.
+song_days as (
     select
         song_id,
-        user_id
-    from {{ ref('songplays') }}
+        play_count
+    from {{ ref('int_plays_by_song_day') }}
+),
+
+new_listeners as (
+    select
+        song_or_artist_id as song_id,
+        new_listener_count
+    from {{ ref('int_new_listeners_by_day') }}
+    where kind = 'song'
 ),
 
 songs as (
@@ -25,30 +35,29 @@ artists as (
     from {{ ref('artists') }}
 ),
 
--- One row per song and listener first (a hash aggregate), so listeners
--- are counted without a sort per song.
-listener_plays as (
-    select
-        song_id,
-        user_id,
-        count(*) as play_count
-    from songplays
-    group by song_id, user_id
-),
-
 all_plays as (
     select sum(play_count) as play_count
-    from listener_plays
+    from song_days
+),
+
+listeners as (
+    select
+        song_id,
+        sum(new_listener_count) as listener_count
+    from new_listeners
+    group by song_id
 ),
 
 song_plays as (
     select
-        song_id,
-        sum(play_count) as play_count,
-        count(user_id) as listener_count
-    from listener_plays
-    where song_id is not null
-    group by song_id
+        song_days.song_id,
+        sum(song_days.play_count) as play_count,
+        coalesce(max(listeners.listener_count), 0) as listener_count
+    from song_days
+    left join listeners
+        on song_days.song_id = listeners.song_id
+    where song_days.song_id is not null
+    group by song_days.song_id
 ),
 
 final as (

@@ -43,7 +43,9 @@ def built_site(server_env: dict[str, str], tmp_path_factory) -> Iterator[BuiltSi
         generate_feed(feed)  # the default demo month, as make run writes it
         loaded = run_loader(env, "--data-dir", feed)
         assert loaded.returncode == 0, loaded.stderr
-        for command in (["build"], ["docs", "generate", "--static"]):
+        # --warn-error: the demo builds without a single warning (dbt's own, or a
+        # warn-severity test finding rows), as `make run` shows a newcomer.
+        for command in (["--warn-error", "build"], ["docs", "generate", "--static"]):
             done = run_dbt(env, work, *command)
             assert done.returncode == 0, done.stdout[-4000:]
         yield BuiltSite(env=env, work=work, target=work / "dbt-target")

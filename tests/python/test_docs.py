@@ -11,6 +11,7 @@ import copy
 
 import pytest
 
+from conftest import connect
 from docs_check import (
     coverage,
     coverage_table,
@@ -87,6 +88,36 @@ def test_every_report_model_states_its_question_and_feeds_the_exposure(artifacts
         upstream |= parents
     marts = {_node(manifest, mart)["unique_id"] for mart in MARTS}
     assert marts - {_node(manifest, "time")["unique_id"]} <= upstream
+
+
+def test_marts_and_reports_carry_their_descriptions_into_the_database(built_site, artifacts):
+    """What an analyst sees with \\d+ analytics.songplays: the dbt descriptions."""
+    manifest, _ = artifacts
+    models = [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] in ("analytics", "reports")
+    ]
+    assert set(MARTS) <= {node["name"] for node in models}
+    with connect(built_site.env) as conn:
+        for node in models:
+            relation = f'{node["schema"]}."{node["name"]}"'
+            table_comment = conn.execute(
+                "select obj_description(%s::regclass, 'pg_class')", [relation]
+            ).fetchone()[0]
+            assert (table_comment or "").strip() == node["description"].strip(), relation
+            column_comments = dict(
+                conn.execute(
+                    "select attname, col_description(attrelid, attnum) from pg_attribute "
+                    "where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+                    [relation],
+                ).fetchall()
+            )
+            for name, column in node["columns"].items():
+                assert (column_comments[name] or "").strip() == column["description"].strip(), (
+                    relation,
+                    name,
+                )
 
 
 # --- each rule fails when broken --------------------------------------------------

@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,16 @@ def build_feed(root: Path, outside: Path) -> Path:
     )
     wrong = {**song, "song_id": "SOWRONG", "duration": "long", "year": "1994", "num_songs": []}
     (songs / "TRWRONG.json").write_text(json.dumps(wrong))
+    # Numbers that parse but do not fit the marts' numeric(p, s) columns.
+    huge = {
+        **song,
+        "song_id": "SOHUGE",
+        "artist_id": "ARHUGE",
+        "duration": 1e300,
+        "artist_latitude": 45.123456789,
+        "artist_longitude": -179.999999999,
+    }
+    (songs / "TRHUGE.json").write_text(json.dumps(huge))
     (songs / "TRARRAY.json").write_text(json.dumps([song]))
     (songs / "TREMPTY.json").write_bytes(b"")
     return root
@@ -376,7 +387,7 @@ def test_song_files(loaded):
                 "select source_file, reason from raw.rejects where source_file like 'song_data/%%'"
             )
         )
-    assert songs == {"TRPRETTY.json", "TRBOM.json", "TRWRONG.json"}
+    assert songs == {"TRPRETTY.json", "TRBOM.json", "TRWRONG.json", "TRHUGE.json"}
     assert rejects == {"TRARRAY.json": "not_an_object"}  # and TREMPTY.json: no line at all
 
 
@@ -391,6 +402,20 @@ def test_dbt_build_succeeds_and_counts_each_play_once(loaded):
     assert plays > 0
     # Day 1 is in raw three times (its own name, "(1)" and a link): its plays count once.
     assert day_one == 3
+
+
+def test_numbers_too_big_or_too_fine_for_the_marts_types_do_not_break_the_build(loaded):
+    env, _, _, built = loaded
+    assert built.returncode == 0, built.stdout[-4000:]
+    with connect(env) as conn:
+        duration = conn.execute(
+            "select duration from analytics.songs where song_id = 'SOHUGE'"
+        ).fetchone()
+        position = conn.execute(
+            "select latitude, longitude from analytics.artists where artist_id = 'ARHUGE'"
+        ).fetchone()
+    assert duration == (None,)  # out of range: unknown, as documented
+    assert position == (Decimal("45.12346"), Decimal("-180.00000"))
 
 
 def test_megabyte_ids_do_not_break_the_build(db_env, tmp_path):

@@ -98,6 +98,7 @@ def test_second_half_of_a_month_built_incrementally_equals_a_full_refresh(db_env
     assert "incremental model" in incremental.stdout
     both_halves = mart_contents(db_env)
     assert len(both_halves["songplays"]) > len(first_half["songplays"]) > 0
+    assert_top_reports_count_from_songplays(db_env)
     # The first half's plays are untouched by the second build.
     assert set(first_half["songplays"]) <= set(both_halves["songplays"])
 
@@ -115,6 +116,7 @@ def test_second_half_of_a_month_built_incrementally_equals_a_full_refresh(db_env
     build(db_env, tmp_path)
     after_correction = mart_contents(db_env)
     assert after_correction != both_halves
+    assert_top_reports_count_from_songplays(db_env)
 
     # And running again changes nothing; a full refresh builds the very same rows.
     assert "loaded 0 files" in run_loader(db_env, "--data-dir", delivery).stdout
@@ -122,6 +124,34 @@ def test_second_half_of_a_month_built_incrementally_equals_a_full_refresh(db_env
     assert mart_contents(db_env) == after_correction
     build(db_env, tmp_path, "--full-refresh")
     assert mart_contents(db_env) == after_correction
+
+
+def assert_top_reports_count_from_songplays(env: dict[str, str]) -> None:
+    """rpt_top_songs and rpt_top_artists, built from daily rollups of first plays,
+    agree with plain counts over every play."""
+    checks = {
+        "rpt_top_songs": (
+            "song_id",
+            "count(*), count(distinct user_id)",
+            "play_count, listener_count",
+        ),
+        "rpt_top_artists": (
+            "artist_id",
+            "count(*), count(distinct user_id), count(distinct song_id)",
+            "play_count, listener_count, song_count",
+        ),
+    }
+    with connect(env) as conn:
+        for report, (key, counts, columns) in checks.items():
+            counted = conn.execute(
+                f"select {key}, {counts} from analytics.songplays "
+                f"where {key} is not null group by {key} order by {key}"
+            ).fetchall()
+            reported = conn.execute(
+                f"select {key}, {columns} from reports.{report} order by {key}"
+            ).fetchall()
+            assert reported == counted, report
+            assert counted, report
 
 
 def level_timelines(feed: Path) -> dict[str, list[str]]:

@@ -58,16 +58,21 @@ numbers as (
 typed as (
     select
         *,
+        -- The marts store seconds and degrees to 5 decimals, as the feed
+        -- writes them; the bounds keep a hostile value inside those types.
         case
-            when duration_number > 0 then duration_number
+            when duration_number > 0 and duration_number < 100000
+                then round(duration_number, 5)
         end as duration,
         -- The feed writes 0 for an unknown year.
         nullif({{ to_integer_or_null('year_number') }}, 0) as year,
         case
-            when latitude_number between -90 and 90 then latitude_number
+            when latitude_number between -90 and 90
+                then round(latitude_number, 5)
         end as artist_latitude,
         case
-            when longitude_number between -180 and 180 then longitude_number
+            when longitude_number between -180 and 180
+                then round(longitude_number, 5)
         end as artist_longitude,
         {{ to_integer_or_null('num_songs_number') }} as num_songs
     from numbers
