@@ -40,6 +40,7 @@ help: ## list the targets and the variables you can set
 	@echo "variables (make run DATA_DIR=data/big, or set in the environment):"
 	@printf '  %-24s %s\n' \
 	  "DATA_DIR=$(DATA_DIR)" "the feed to load (song_data/, log_data/); make data generates it if missing" \
+	  "" "or s3://bucket/prefix (AWS_PROFILE, AWS_ENDPOINT_URL...: docs/operations.md)" \
 	  "PGDATABASE=sparkify" "the database; the embedded server creates it if missing, so" \
 	  "" "PGDATABASE=feed2 DATA_DIR=data/feed2 make run keeps a second feed apart" \
 	  "PGHOST= PGPORT= PGUSER=" "another PostgreSQL instead of the embedded one (password: PGPASSWORD" \
@@ -66,7 +67,8 @@ $(VENV)/.installed: requirements.txt
 	@mkdir -p .dbt && cp profiles.yml.example $@
 
 data: venv ## generate the demo feed into DATA_DIR (data/sample) unless it is there
-	@if [ -d $(DATA_DIR)/log_data ]; then echo "sample data already in $(DATA_DIR)"; \
+	@if [[ "$(DATA_DIR)" == s3://* ]]; then echo "DATA_DIR is in S3: nothing to generate"; \
+	elif [ -d $(DATA_DIR)/log_data ]; then echo "sample data already in $(DATA_DIR)"; \
 	else $(BIN)/python ingest/generate_data.py --out $(DATA_DIR); fi
 
 load: data ## raw-load DATA_DIR into PostgreSQL

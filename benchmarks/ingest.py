@@ -15,7 +15,10 @@ files:
    the list of song files in one statement;
 4. a single log file of --big-file-mb MB (the event logs concatenated): the
    loader's peak memory on it;
-5. the warehouse: a full `dbt build` beside benchmarks/floor.sql (the same star
+5. the feed from S3 (benchmarks/s3_scenario.py): the loader reading a local
+   moto server, beside the same objects downloaded to nowhere with the same
+   client and parallelism; and the listing time of the song files' prefix;
+6. the warehouse: a full `dbt build` beside benchmarks/floor.sql (the same star
    schema in plain SQL, whose row counts must equal dbt's), dbt's fixed cost (a
    build with nothing new, and `dbt parse`), one more generated day, and one
    more small file (1% of the events), each loaded and built.
@@ -58,6 +61,7 @@ from psycopg import sql
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "ingest"))
 
+import s3_scenario  # noqa: E402  (beside this file)
 from raw_loader.files import LocalFileSource  # noqa: E402
 from raw_loader.schema import ensure_schema  # noqa: E402
 
@@ -164,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
         " one more day, one more small file): the 10M run without the loader rounds",
     )
     parser.add_argument(
+        "--skip-s3", action="store_true", help="leave out the feed from S3 (a local moto server)"
+    )
+    parser.add_argument(
+        "--s3-only",
+        action="store_true",
+        help="only the S3 scenario (results in s3-*.md/json, not latest.*)",
+    )
+    parser.add_argument(
+        "--s3-repeat",
+        type=int,
+        default=2,
+        help="rounds of the S3 runs, after one warm-up; the best is kept (default: 2)",
+    )
+    parser.add_argument(
         "--keep-data", action="store_true", help=f"keep the generated feed in {SCRATCH}"
     )
     return parser
@@ -216,11 +234,17 @@ class Bench:
             f"({self.song_bytes / 2**20:.1f} MB); {self.args.workers} workers"
         )
         main_db = self.new_database("main")
+        if self.args.s3_only:
+            self.s3(main_db)
+            self.report()
+            return
         if self.args.warehouse_only:
             for kind in ("events", "songs"):
                 self.loader(kind, main_db, self.args.workers)
         else:
             self.side_by_side(main_db)
+            if not self.args.skip_s3:
+                self.s3(main_db)
             if self.args.per_row_lines:
                 self.per_row(main_db)
             if self.args.big_file_mb:
@@ -247,6 +271,8 @@ class Bench:
                     *common,
                 ]
             )
+        if self.args.s3_only:
+            return
         if not self.args.skip_dbt and not (self.small / "log_data").is_dir():
             day = START_DATE + dt.timedelta(days=DAYS + 1)
             log(f"generating one more small file ({day}, 1% of the events)")
@@ -446,8 +472,9 @@ class Bench:
 
     # ---- 1. the loader ---------------------------------------------------------
 
-    def loader(self, kind: str, db: str, workers: int, brin: bool = False) -> Measure:
-        env = self.env(db)
+    def loader(self, kind: str, db: str, workers: int, brin: bool = False, moto=None) -> Measure:
+        """The loader on the feed's folders, or (moto given) on its s3:// copy."""
+        env = self.env(db) if moto is None else moto.env(self.env(db))
         with psycopg.connect(**_conn(env), autocommit=True) as conn:
             ensure_schema(conn)
             conn.execute(sql.SQL("truncate {}").format(sql.Identifier("raw", kind)))
@@ -462,8 +489,12 @@ class Bench:
         folder = ("--log-data", self.feed / "log_data")
         if kind == "songs":
             folder = ("--song-data", self.feed / "song_data")
+        if moto is not None:
+            folder = (folder[0], f"s3://{s3_scenario.BUCKET}/feed/{folder[1].name}")
         workers_said = f"{workers} worker{'s' if workers > 1 else ''}"
         label = f"loader + BRIN on load_id, {workers_said}" if brin else f"loader, {workers_said}"
+        if moto is not None:
+            label = f"loader from S3, {workers_said}"
         log(f"{label}, {kind}")
         with self.timed(label, kind) as m:
             out = self.run_measured(
@@ -480,6 +511,46 @@ class Bench:
             m.bytes = self.song_bytes
             self.check_count(env, "raw.songs", len(self.song_files))
         return m
+
+    # ---- 5. the feed from S3 ----------------------------------------------------
+
+    def s3(self, db: str) -> None:
+        """The loader from a local moto server, beside downloading the same objects
+        to nowhere with the same client and parallelism (benchmarks/s3_scenario.py)."""
+        moto = s3_scenario.MotoServer(SCRATCH / "moto.log")
+        try:
+            files = [(f"feed/{name}", path) for name, path, _ in self.event_files + self.song_files]
+            log(f"S3: uploading {len(files):,} objects to moto at {moto.endpoint}")
+            s3_scenario.upload(moto.endpoint, files)
+            for attempt in range(4):  # the first warms moto up: not kept
+                keys, seconds = s3_scenario.list_keys(moto.endpoint, "feed/song_data/")
+                if attempt:
+                    with self.timed(f"S3 listing of {len(keys):,} keys (boto3)", "s3") as m:
+                        pass
+                    m.seconds, m.files = seconds, len(keys)
+                log(f"S3 listing: {len(keys):,} keys in {seconds:.2f} s")
+            if len(keys) != len(self.song_files):
+                raise SystemExit(
+                    f"bench: listed {len(keys)} song objects, not {len(self.song_files)}"
+                )
+            workers = self.args.workers
+            for round_number in range(self.args.s3_repeat + 1):
+                self.warming = round_number == 0
+                log("S3 warm-up round (not kept)" if self.warming else f"S3 round {round_number}")
+                for kind, prefix in (("events", "log_data"), ("songs", "song_data")):
+                    keys, _ = s3_scenario.list_keys(moto.endpoint, f"feed/{prefix}/")
+                    log(f"S3 download to nowhere, {workers} processes, {kind}")
+                    name = f"S3 download to nowhere (boto3), {workers} processes"
+                    with self.timed(name, kind) as m:
+                        m.bytes = s3_scenario.download(moto.endpoint, keys, workers)
+                    m.files = len(keys)
+                    m.lines = self.event_lines if kind == "events" else len(keys)
+                    self.loader(kind, db, workers, moto=moto)
+                    if self.args.s3_only:  # the same loader from disk, side by side
+                        self.loader(kind, db, workers)
+            self.warming = False
+        finally:
+            moto.stop()
 
     # ---- 2. the course approach ------------------------------------------------
 
@@ -828,11 +899,12 @@ class Bench:
             if self.args.events < 10**6
             else (f"{self.args.events // 10**6}M-events")
         )
-        for name in ("latest", stem):
+        names = (f"s3-{stem}",) if self.args.s3_only else ("latest", stem)
+        for name in names:
             (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
             (RESULTS / f"{name}.md").write_text(markdown)
         print(markdown)
-        log(f"results in {RESULTS / 'latest.md'} and {RESULTS / (stem + '.md')}")
+        log("results in " + " and ".join(str(RESULTS / f"{name}.md") for name in names))
 
     def server_version(self) -> str:
         with psycopg.connect(autocommit=True) as conn:
@@ -850,6 +922,34 @@ class Bench:
         song_loader = self.find("songs", f"loader, {n} worker")
         brin = self.find("events", f"loader + BRIN on load_id, {n} worker")
         checks = [
+            (
+                f"events from S3: loader ({n} workers) / download to nowhere ({n} processes)",
+                self.find("events", f"loader from S3, {n} worker"),
+                self.find("events", "S3 download to nowhere"),
+                0.8,
+                "bytes",
+            ),
+            (
+                f"songs from S3: loader ({n} workers) / download to nowhere ({n} processes)",
+                self.find("songs", f"loader from S3, {n} worker"),
+                self.find("songs", "S3 download to nowhere"),
+                0.8,
+                "files",
+            ),
+            (
+                f"events: loader from S3 / loader from disk ({n} workers)",
+                self.find("events", f"loader from S3, {n} worker"),
+                loader,
+                None,
+                "lines",
+            ),
+            (
+                f"songs: loader from S3 / loader from disk ({n} workers)",
+                self.find("songs", f"loader from S3, {n} worker"),
+                song_loader,
+                None,
+                "files",
+            ),
             (
                 f"events: loader ({n} workers) / bare-table COPY, 1 connection",
                 loader,
@@ -1040,7 +1140,8 @@ class Bench:
             "",
             "Reproduce: `make bench` (or `python ingest/embedded_pg.py exec -- "
             f"python benchmarks/ingest.py --events {self.args.events} --songs {self.args.songs}"
-            f"{' --warehouse-only' if self.args.warehouse_only else ''}`).",
+            f"{' --warehouse-only' if self.args.warehouse_only else ''}"
+            f"{' --s3-only' if self.args.s3_only else ''}`).",
             "",
         ]
         return "\n".join(lines)

@@ -16,6 +16,12 @@ log file is streamed in blocks, so memory stays flat whatever its size.
 
 The connection comes from the standard libpq variables (PGHOST, PGPORT, PGUSER,
 PGPASSWORD or ~/.pgpass, PGDATABASE). Passwords are never accepted as arguments.
+
+The feed may be in object storage: --data-dir s3://bucket/prefix (or
+--song-data/--log-data as s3:// URLs), with credentials and endpoint from the
+standard AWS variables and files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL or
+AWS_ENDPOINT_URL_S3); see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ from raw_loader.load import (
     restamp,
 )
 from raw_loader.parallel import WorkerFailed, WorkerPool, drain_earlier_workers
+from raw_loader.s3_source import NO_BUCKET, UNREACHABLE, ObjectStoreError, S3FileSource
+from raw_loader.s3_source import is_url as is_s3_url
+from raw_loader.s3_source import parse_url as parse_s3_url
 from raw_loader.schema import ensure_schema
 from raw_loader.session import connect
 
@@ -59,6 +68,10 @@ EXIT_OK = 0
 EXIT_DATABASE = 1
 EXIT_USAGE = 2
 EXIT_PATHS_SKIPPED = 3
+# Object storage (an s3:// feed): by the kind of ObjectStoreError.
+EXIT_STORE_UNREACHABLE = 4
+EXIT_STORE_DENIED = 5
+EXIT_STORE_NO_BUCKET = 6
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 # Vanished files named in the log (the count is always given).
@@ -79,10 +92,17 @@ exit codes:
        statement...), a file could not be read (a corrupt .json.gz: fix or move
        it), or a worker failed (the other workers are stopped; what they had
        committed stays, re-run to finish)
-  2    usage error: a folder that does not exist, or no data folder at all
+  2    usage error: a folder that does not exist, or no data folder at all; or
+       the feed would replace files loaded from another feed (another folder or
+       s3:// prefix): load it into another database (PGDATABASE=...), or pass
+       --replace-other-feed
   3    loaded, but some paths were skipped: a folder or file that could not be
        listed (no permission, a path over the system's limit), named in the log;
        everything else was loaded
+  4    s3:// feed: the store did not answer (endpoint unreachable, or still
+       failing after AWS_MAX_ATTEMPTS tries with backoff); re-run to finish
+  5    s3:// feed: the store refused the credentials or the access
+  6    s3:// feed: no such bucket
   130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
   143  terminated (SIGTERM): the batch under way was rolled back, re-run to finish
 
@@ -131,14 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        type=Path,
-        help="folder holding song_data/ and log_data/ (default: data/sample, the generated sample)",
+        type=_location,
+        help="folder or s3://bucket/prefix holding song_data/ and log_data/ "
+        "(default: data/sample, the generated sample)",
     )
     parser.add_argument(
-        "--song-data", type=Path, help="folder of song files (default: DATA_DIR/song_data)"
+        "--song-data",
+        type=_location,
+        help="folder or s3:// prefix of song files (default: DATA_DIR/song_data)",
     )
     parser.add_argument(
-        "--log-data", type=Path, help="folder of event logs (default: DATA_DIR/log_data)"
+        "--log-data",
+        type=_location,
+        help="folder or s3:// prefix of event logs (default: DATA_DIR/log_data)",
     )
     parser.add_argument(
         "-w",
@@ -182,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         "longer in the feed (without it they stay, and are counted and named)",
     )
     parser.add_argument(
+        "--replace-other-feed",
+        action="store_true",
+        help="replace files of the same name that were loaded from another feed "
+        "(another folder or s3:// prefix); without it the load is refused",
+    )
+    parser.add_argument(
         "--lake",
         type=Path,
         default=os.environ.get("SPARKIFY_LAKE") or None,
@@ -221,9 +252,23 @@ def _size(text: str) -> int:
     return value
 
 
-def resolve_roots(args: argparse.Namespace) -> dict[str, Path]:
-    """Which folder feeds which landing table."""
+def _location(text: str) -> Path | str:
+    """A folder, or an s3:// URL (kept as text)."""
+    if is_s3_url(text):
+        try:
+            parse_s3_url(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return Path(text)
+
+
+def resolve_roots(args: argparse.Namespace) -> dict[str, Path] | dict[str, str]:
+    """Which folder (or s3:// prefix) feeds which landing table."""
     explicit = {"songs": args.song_data, "events": args.log_data}
+    given = [args.data_dir, *explicit.values()]
+    if any(isinstance(value, str) for value in given):
+        return _s3_roots(args.data_dir, explicit)
     if args.data_dir is None and any(explicit.values()):
         roots = {kind: path for kind, path in explicit.items() if path is not None}
     else:
@@ -246,17 +291,34 @@ def resolve_roots(args: argparse.Namespace) -> dict[str, Path]:
     return roots
 
 
+def _s3_roots(
+    data_dir: Path | str | None, explicit: dict[str, Path | str | None]
+) -> dict[str, str]:
+    """The s3:// prefixes of each kind; their being empty is found when listed."""
+    given = [data_dir, *explicit.values()]
+    if any(isinstance(value, Path) for value in given):
+        raise UsageError("the feed is either in folders or in s3://, not both")
+    if data_dir is None:
+        return {kind: str(url) for kind, url in explicit.items() if url is not None}
+    base = str(data_dir).rstrip("/")
+    return {
+        kind: str(explicit[kind] or f"{base}/{prefix}")
+        for kind, prefix in (("songs", "song_data"), ("events", "log_data"))
+    }
+
+
 def run(
-    roots: dict[str, Path],
+    roots: dict[str, Path] | dict[str, str],
     workers: int = 1,
     batch_files: int = BATCH_MAX_FILES,
     batch_bytes: int = BATCH_MAX_BYTES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     verify: bool = False,
     prune_vanished: bool = False,
+    replace_other_feed: bool = False,
 ) -> dict:
     started = time.monotonic()
-    source = LocalFileSource(roots)
+    source = _source(roots)
     with contextlib.ExitStack() as stack:
         pool = (
             stack.enter_context(WorkerPool(source, workers, max_line_bytes))
@@ -272,11 +334,19 @@ def run(
             max_line_bytes=max_line_bytes,
             verify=verify,
             prune_vanished=prune_vanished,
+            replace_other_feed=replace_other_feed,
         )
 
 
+def _source(roots: dict[str, Path] | dict[str, str]) -> LocalFileSource | S3FileSource:
+    """Local folders, or s3:// prefixes (see resolve_roots: never a mix)."""
+    if all(isinstance(root, Path) for root in roots.values()):
+        return LocalFileSource(roots)  # type: ignore[arg-type]
+    return S3FileSource({kind: parse_s3_url(str(root)) for kind, root in roots.items()})
+
+
 def _run(
-    source: LocalFileSource,
+    source: LocalFileSource | S3FileSource,
     pool: WorkerPool | None,
     batch_files: int,
     batch_bytes: int,
@@ -285,8 +355,11 @@ def _run(
     max_line_bytes: int,
     verify: bool,
     prune_vanished: bool,
+    replace_other_feed: bool,
 ) -> dict:
     files, skipped = source.list_files()
+    if isinstance(source, S3FileSource):
+        _check_s3_roots(source, files)
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)
     for name, why in source.unreadable:
@@ -304,6 +377,7 @@ def _run(
             verify=verify,
             unlisted=[name for name, _ in source.unreadable],
         )
+        _other_feed(load_plan.other_feed, replace_other_feed)
         restamp(conn, load_plan.restamped)
         prune_loads = _vanished(conn, load_plan.vanished, prune_vanished)
         replaced = sum(item.replaces for item in load_plan.to_load)
@@ -313,6 +387,10 @@ def _run(
             load_plan.to_load,
             key=lambda item: (item.file.kind, -item.file.size if item.file.kind == "events" else 0),
         )
+        if pool is not None and isinstance(source, S3FileSource):
+            # An object costs a round trip, not its few bytes: spread small files
+            # over every worker, not one size-limited batch (on disk, they fit one).
+            batch_files = min(batch_files, max(1, -(-len(ordered) // len(pool.processes))))
         work = list(batches(ordered, batch_bytes, batch_files))
         workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
         log.info(
@@ -377,6 +455,35 @@ def _run(
         "seconds_planning": planned - listed,
         "seconds_loading": finished - planned,
     }
+
+
+def _other_feed(other: list[tuple[str, str]], replace_them: bool) -> None:
+    """Refuse to replace files that came from another feed, unless asked to."""
+    if not other:
+        return
+    name, root = other[0]
+    if not replace_them:
+        raise UsageError(
+            f"{len(other)} files of this feed would replace files loaded from another "
+            f"feed (e.g. {name} from {root}): load this feed into another database "
+            "(PGDATABASE=another_name; the embedded server creates it), or pass "
+            "--replace-other-feed to replace them"
+        )
+    log.warning(
+        "replacing %d files loaded from another feed (e.g. %s from %s)", len(other), name, root
+    )
+
+
+def _check_s3_roots(source: S3FileSource, files: list) -> None:
+    """Like missing folders: a prefix with no object at all is said, and if no
+    prefix holds one it is a usage error (a typo in the URL, most likely)."""
+    listed = {file.kind for file in files}
+    empty = [kind for kind in source.roots if kind not in listed]
+    if len(empty) == len(source.roots):
+        where = " nor ".join(str(source.roots[kind]) for kind in sorted(empty))
+        raise UsageError(f"no .json or .json.gz object under {where}")
+    for kind in empty:
+        log.warning("no %s objects under %s: loading the other one only", kind, source.roots[kind])
 
 
 def _vanished(
@@ -461,6 +568,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
 
 
+def _store_exit(kind: str) -> int:
+    return {UNREACHABLE: EXIT_STORE_UNREACHABLE, NO_BUCKET: EXIT_STORE_NO_BUCKET}.get(
+        kind, EXIT_STORE_DENIED
+    )
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
@@ -476,6 +589,7 @@ def _main(argv: list[str] | None) -> int:
             max_line_bytes=args.max_line_bytes,
             verify=args.verify,
             prune_vanished=args.prune,
+            replace_other_feed=args.replace_other_feed,
         )
     except UsageError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
@@ -490,6 +604,9 @@ def _main(argv: list[str] | None) -> int:
     except ServerError as exc:
         print(f"load_raw: {exc}", file=sys.stderr)
         return EXIT_DATABASE
+    except ObjectStoreError as exc:
+        print(f"load_raw: {exc}", file=sys.stderr)
+        return _store_exit(exc.kind)
     except psycopg.OperationalError as exc:
         print(f"load_raw: cannot reach PostgreSQL: {one_line(exc)}", file=sys.stderr)
         print(
@@ -503,7 +620,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_DATABASE
     except WorkerFailed as exc:
         print(f"load_raw: {exc}; the other workers were stopped, re-run to finish", file=sys.stderr)
-        return EXIT_DATABASE
+        return _store_exit(exc.store_kind) if exc.store_kind else EXIT_DATABASE
     except OSError as exc:
         print(f"load_raw: cannot read a file: {one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE
@@ -514,7 +631,7 @@ def _run_lake(args: argparse.Namespace) -> dict:
     from raw_loader import lake  # needs pyarrow (requirements-spark.txt)
 
     return lake.run(
-        resolve_roots(args),
+        _source(resolve_roots(args)),
         args.lake,
         batch_files=args.batch_files,
         batch_bytes=args.batch_mb * 2**20,

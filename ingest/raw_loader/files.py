@@ -1,10 +1,9 @@
 """File access behind one small interface.
 
 The loader only ever asks a `FileSource` which files are there (with a size and a
-modification stamp) and for their bytes as stored. Local folders are the only
-source today; object storage will be another class with the same methods (its
-stamp would be the object's ETag or last-modified time), and nothing else in the
-loader changes.
+modification stamp) and for their bytes as stored. Local folders are one source;
+object storage is another with the same methods (s3_source.py: its stamp is the
+object's last-modified time and ETag), and nothing else in the loader changes.
 
 `open_hashed` reads a file once: the loader streams the decompressed bytes into
 COPY while the sha256 of the stored bytes is computed on the way.
@@ -17,7 +16,7 @@ import hashlib
 import logging
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -39,6 +38,8 @@ class SourceFile:
     # When the file was last modified (ns since the epoch), as listed. With the
     # size, a cheap "unchanged" test that spares re-reading the file; 0 if unknown.
     mtime_ns: int = 0
+    # An object's ETag (object storage only; '' for a local file): part of the stamp.
+    etag: str = ""
 
     @property
     def compressed(self) -> bool:
@@ -51,6 +52,13 @@ class FileSource(Protocol):
     # (name, why) of paths that could not be listed by the last list_files():
     # skipped, and the rest listed.
     unreadable: list[tuple[str, str]]
+    # kind ('songs' | 'events') -> where that kind's files are listed from.
+    roots: Mapping[str, object]
+
+    def feed_root(self, kind: str) -> str:
+        """Where the files of a kind come from (a folder, or s3://bucket/prefix):
+        recorded per file in the manifest, so that another feed is not mixed in."""
+        ...
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
         """Return (data files, names of files skipped because they are not data)."""
@@ -137,6 +145,9 @@ class LocalFileSource:
         self.unreadable.sort()
         files.sort(key=lambda f: (f.kind, f.name))
         return files, sorted(skipped)
+
+    def feed_root(self, kind: str) -> str:
+        return str(self.roots[kind].resolve())
 
     def path_of(self, source_file: SourceFile) -> Path:
         return Path(self._local_path(source_file))

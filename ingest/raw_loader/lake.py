@@ -44,7 +44,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raw_loader.files import FileSource, LocalFileSource, SourceFile
+from raw_loader.files import FileSource, SourceFile
 from raw_loader.lines import (
     DEFAULT_MAX_LINE_BYTES,
     JSONB_REFUSED,
@@ -391,7 +391,7 @@ def _write_manifest_and_commit(
 
 
 def run(
-    roots: dict[str, Path],
+    source: FileSource,
     lake_dir: Path,
     *,
     batch_files: int = BATCH_MAX_FILES,
@@ -400,9 +400,9 @@ def run(
     verify: bool = False,
     prune_vanished: bool = False,
 ) -> dict:
-    """Land the feed in `roots` into the lake; the same summary as cli.run."""
+    """Land the feed `source` lists (a local folder or an s3:// prefix) into
+    the lake; the same summary as cli.run."""
     started = time.monotonic()
-    source = LocalFileSource(roots)
     files, skipped = source.list_files()
     for name in skipped:
         log.warning("skipped %s: not a .json or .json.gz file", name)

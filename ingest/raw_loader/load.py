@@ -4,7 +4,10 @@ Guarantees, and where they come from:
 - Idempotent: a file whose checksum is already in raw.load_manifest is not read
   again; a file whose checksum changed has its rows replaced. The manifest also
   keeps each file's size and modification stamp: when both are as recorded the
-  file is not even hashed; when either differs the checksum decides.
+  file is not even hashed; when either differs the checksum decides. (An object
+  in S3 adds its ETag to the stamp.)
+- One feed per database: each file's feed root (its folder or s3:// prefix) is
+  in the manifest, and a file of another feed is not replaced unless asked.
 - All or nothing per batch: a batch's rows, rejects and manifest rows commit in
   one transaction, so a crash leaves no half-loaded file.
 - One batch is one load: it takes a load id when it starts, stamps every row,
@@ -106,6 +109,8 @@ class Plan:
     restamped: list[SourceFile] = field(default_factory=list)
     # (kind, name) of files in the manifest, of a kind listed, no longer in the feed.
     vanished: list[tuple[str, str]] = field(default_factory=list)
+    # (name, its feed root) of files to be replaced that were loaded from another feed.
+    other_feed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan(
@@ -126,12 +131,15 @@ def plan(
 
     Manifest files of `kinds` that are not listed have vanished from the feed,
     unless they are under a path that could not be listed (`unlisted`): those
-    are unknown, not gone.
+    are unknown, not gone. Files of another feed root are not this feed's: they
+    never vanish from it; one that would be replaced is named in `other_feed`.
     """
+    roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
     loaded = {
-        name: (checksum, size, mtime_ns, kind)
-        for name, checksum, size, mtime_ns, kind in conn.execute(
-            "select source_file, checksum, size_bytes, mtime_ns, source_kind from raw.load_manifest"
+        name: (checksum, size, mtime_ns, etag or "", kind, root)
+        for name, checksum, size, mtime_ns, etag, kind, root in conn.execute(
+            "select source_file, checksum, size_bytes, mtime_ns, etag, source_kind, feed_root "
+            "from raw.load_manifest"
         )
     }
     result = Plan(to_load=[], unchanged=[])
@@ -139,8 +147,9 @@ def plan(
     hidden = tuple(f"{name}/" for name in unlisted)
     result.vanished = sorted(
         (kind, name)
-        for name, (*_, kind) in loaded.items()
+        for name, (*_, kind, root) in loaded.items()
         if kind in kinds
+        and root in (None, roots.get(kind))
         and name not in listed
         and name not in unlisted
         and not name.startswith(hidden)
@@ -150,8 +159,9 @@ def plan(
         if previous is None:
             result.to_load.append(PlannedFile(file, None, replaces=False))
             continue
-        checksum, size, mtime_ns, _ = previous
-        if not verify and file.mtime_ns and (size, mtime_ns) == (file.size, file.mtime_ns):
+        checksum, size, mtime_ns, etag, _, root = previous
+        stamp = (file.size, file.mtime_ns, file.etag)
+        if not verify and file.mtime_ns and (size, mtime_ns, etag) == stamp:
             result.unchanged.append(file)
             continue
         digest = source.checksum(file)
@@ -160,6 +170,8 @@ def plan(
             result.restamped.append(file)
         else:
             result.to_load.append(PlannedFile(file, digest, replaces=True))
+            if root is not None and root != roots.get(file.kind):
+                result.other_feed.append((file.name, root))
     return result
 
 
@@ -188,10 +200,15 @@ def restamp(conn: psycopg.Connection, files: list[SourceFile]) -> None:
     if not files:
         return
     conn.execute(
-        "update raw.load_manifest as m set size_bytes = f.size_bytes, mtime_ns = f.mtime_ns "
-        "from unnest(%s::text[], %s::bigint[], %s::bigint[]) as f (source_file, size_bytes, "
-        "mtime_ns) where m.source_file = f.source_file",
-        [[f.name for f in files], [f.size for f in files], [f.mtime_ns or None for f in files]],
+        "update raw.load_manifest as m set size_bytes = f.size_bytes, mtime_ns = f.mtime_ns, "
+        "etag = f.etag from unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
+        "as f (source_file, size_bytes, mtime_ns, etag) where m.source_file = f.source_file",
+        [
+            [f.name for f in files],
+            [f.size for f in files],
+            [f.mtime_ns or None for f in files],
+            [f.etag or None for f in files],
+        ],
     )
 
 
@@ -248,7 +265,7 @@ def load_batch(
         for item, result in zip(batch, results, strict=True):
             result.load_id, result.replaces = load_id, item.replaces
         _write_rejects(conn, rejects, load_id)
-        _write_manifest(conn, results, load_id)
+        _write_manifest(conn, results, load_id, source.feed_root(kind))
         _write_load(conn, kind, results, load_id)
     log.debug(
         "load %d: %d %s files, %d rows, %d rejects",
@@ -550,7 +567,9 @@ def _write_rejects(
             )
 
 
-def _write_manifest(conn: psycopg.Connection, results: list[FileResult], load_id: int) -> None:
+def _write_manifest(
+    conn: psycopg.Connection, results: list[FileResult], load_id: int, feed_root: str
+) -> None:
     names = [result.file.name for result in results]
     # A replaced file keeps the time it was first loaded; a new one was first
     # loaded now (the transaction's start, like loaded_at's default).
@@ -566,7 +585,7 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult], load_id
         conn.cursor() as cur,
         cur.copy(
             "copy raw.load_manifest (source_file, source_kind, checksum, size_bytes, mtime_ns, "
-            "row_count, reject_count, first_loaded_at, load_id) from stdin"
+            "etag, row_count, reject_count, first_loaded_at, load_id, feed_root) from stdin"
         ) as copy,
     ):
         for r in results:
@@ -577,10 +596,12 @@ def _write_manifest(conn: psycopg.Connection, results: list[FileResult], load_id
                     r.checksum,
                     r.file.size,
                     r.file.mtime_ns or None,
+                    r.file.etag or None,
                     r.rows,
                     r.rejects,
                     first_loaded.get(r.file.name, now),
                     load_id,
+                    feed_root,
                 )
             )
 

@@ -46,7 +46,14 @@ class _Reported(Exception):
 
 
 class WorkerFailed(Exception):
-    """A worker could not load its batch: the message is one line for the user."""
+    """A worker could not load its batch: the message is one line for the user.
+
+    `store_kind` is the kind of an object store's failure (s3_source), if that
+    was it, so that the exit code is the same with one worker or many."""
+
+    def __init__(self, message: str, store_kind: str | None = None):
+        super().__init__(message)
+        self.store_kind = store_kind
 
 
 @dataclass
@@ -54,6 +61,7 @@ class _Failure:
     worker: int
     kind: str  # 'unreachable', 'database', 'file' or 'bug'
     message: str
+    store_kind: str | None = None  # an object store's failure: its kind
 
 
 def drain_earlier_workers(conn: psycopg.Connection) -> None:
@@ -119,7 +127,7 @@ class WorkerPool:
                 _check_alive(self.processes, pending)
                 continue
             if isinstance(report, _Failure):
-                raise WorkerFailed(_describe(report))
+                raise WorkerFailed(_describe(report), report.store_kind)
             kind, number, payload = report
             if kind == "read":
                 on_read(number, payload)
@@ -219,7 +227,7 @@ def _worker(
     except psycopg.Error as exc:
         reports.put(_Failure(number, "database", _with_file(batch, describe(exc))))
     except OSError as exc:
-        reports.put(_Failure(number, "file", _one_line(exc)))
+        reports.put(_Failure(number, "file", _one_line(exc), getattr(exc, "kind", None)))
     except Exception as exc:  # a bug: still one line, and the coordinator stops
         reports.put(_Failure(number, "bug", f"{type(exc).__name__}: {_one_line(exc)}"))
     else:

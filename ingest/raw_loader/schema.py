@@ -15,7 +15,11 @@ from raw_loader.lines import REASONS
 # - rejects keep the line as bytea: a line that is not valid UTF-8, or holds a
 #   NUL byte, cannot be stored as text, and nothing may be lost.
 # - raw.load_manifest.mtime_ns (with size_bytes) is the file's modification stamp
-#   when it was loaded: same size and stamp, the file is not read again.
+#   when it was loaded: same size and stamp, the file is not read again. An
+#   object in S3 adds its ETag (raw.load_manifest.etag) to the stamp.
+# - raw.load_manifest.feed_root is where the file was loaded from (a folder, or
+#   s3://bucket/prefix): a file of the same name from another feed is refused
+#   rather than silently replaced (--replace-other-feed allows it).
 # - raw.load_manifest.first_loaded_at is when the file was first loaded; it is
 #   older than loaded_at once the file was replaced: a replaced file can take
 #   rows away, an appended one cannot (raw.loads.replaced_file_count counts them,
@@ -157,6 +161,23 @@ begin
             coalesce(sum(reject_count), 0), 0, coalesce(max(loaded_at), now())
         from raw.load_manifest
         on conflict (load_id) do nothing;
+    end if;
+    -- etag: an object's ETag (object storage), with size and mtime_ns its stamp.
+    if not exists (
+        select 1 from pg_attribute
+        where attrelid = 'raw.load_manifest'::regclass
+          and attname = 'etag' and not attisdropped
+    ) then
+        alter table raw.load_manifest add column etag text;
+    end if;
+    -- feed_root: the folder or s3:// prefix the file was loaded from; a file of
+    -- another feed is not replaced unless asked (null: loaded before it was kept).
+    if not exists (
+        select 1 from pg_attribute
+        where attrelid = 'raw.load_manifest'::regclass
+          and attname = 'feed_root' and not attisdropped
+    ) then
+        alter table raw.load_manifest add column feed_root text;
     end if;
     -- Dropped: readers no longer select raw rows by loaded_at (see above).
     if to_regclass('raw.events_loaded_at_idx') is not null then

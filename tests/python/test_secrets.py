@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, connect, run_dbt, run_loader
+from s3_server import bucket, moto, moto_with_auth  # noqa: F401  (fixtures: S3 servers)
 from test_roles import roles  # noqa: F401  (the fixture: role names of this test's own)
 
 SECRET = "pw'; drop role postgres; --\"$$s3cret-7f1c"
@@ -59,6 +60,47 @@ def test_loader_never_prints_the_password(db_env, tmp_path):
         result = run_loader(env, "-v", "--data-dir", feed)
         said.append(result.stdout + result.stderr)
         assert "Traceback" not in result.stderr
+    assert all(SECRET not in text for text in said)
+    assert "loaded 1 files" in said[-1]
+
+
+def test_loader_never_prints_the_aws_secrets(
+    moto,  # noqa: F811
+    moto_with_auth,  # noqa: F811
+    bucket,  # noqa: F811
+    db_env,
+    tmp_path,
+):
+    """An s3:// feed: the secret key and the session token, from the variables or
+    from a profile's credentials file, are never said, whatever goes wrong."""
+    moto.client().put_object(Bucket=bucket, Key="feed/log_data/day.json", Body=b'{"userId": "1"}\n')
+    url = f"s3://{bucket}/feed"
+    token = f"{SECRET}-token"
+    with_secrets = {**moto.env(db_env), "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": token}
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        f"[sparkify]\naws_access_key_id = AKIATESTPROFILE\naws_secret_access_key = {SECRET}\n"
+        f"aws_session_token = {token}\n"
+    )
+    from_profile = {
+        key: value
+        for key, value in with_secrets.items()
+        if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    from_profile.update(AWS_PROFILE="sparkify", AWS_SHARED_CREDENTIALS_FILE=str(credentials))
+    said = []
+    for env, code in (
+        ({**with_secrets, "AWS_ENDPOINT_URL": moto_with_auth.endpoint}, 5),  # refused
+        ({**from_profile, "AWS_ENDPOINT_URL": moto_with_auth.endpoint}, 5),  # refused
+        ({**with_secrets, "AWS_ENDPOINT_URL": str(tmp_path)}, 4),  # no endpoint there
+        ({**with_secrets, "AWS_PROFILE": "no_such_profile"}, 5),
+        ({**from_profile, "PGHOST": str(tmp_path / "no-server")}, 1),  # listed, no database
+        (with_secrets, 0),  # a normal, verbose load
+    ):
+        result = run_loader(env, "-v", "--data-dir", url)
+        said.append(result.stdout + result.stderr)
+        assert "Traceback" not in result.stderr
+        assert result.returncode == code, result.stderr
     assert all(SECRET not in text for text in said)
     assert "loaded 1 files" in said[-1]
 
