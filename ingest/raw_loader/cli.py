@@ -628,7 +628,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _run_lake(args: argparse.Namespace) -> dict:
-    from raw_loader import lake  # needs pyarrow (requirements-spark.txt)
+    from raw_loader import lake  # pyarrow, imported only for a lake
 
     return lake.run(
         _source(resolve_roots(args)),
