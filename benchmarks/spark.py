@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("PGHOST"):
         log("PGHOST is not set: run through 'python ingest/embedded_pg.py exec -- ...'")
         return 2
+    (REPO_ROOT / ".spark").mkdir(exist_ok=True)  # before any make run-spark made it
     work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=REPO_ROOT / ".spark"))
     database = f"sparkify_bench_{uuid.uuid4().hex[:8]}"
     figures: dict = {"events": args.events, "days": args.days, "songs": args.songs}
