@@ -110,25 +110,38 @@
     delete from {{ consumed }} where model_name = '{{ name }}';
     {%- endif %}
     insert into {{ consumed }} (model_name, load_id, invocation_id)
-    select '{{ name }}', loads.load_id, '{{ invocation_id }}'
+    select '{{ name }}', claimable.load_id, '{{ invocation_id }}'
+    from ({{ claimable_loads(forget_consumed=false) }}) as claimable;
+    {%- if is_incremental() %}
+    {{ create_touched_partitions(touched_set(policy)) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The loads this model may claim now: those all its tracked parents have
+    consumed and it has not (with forget_consumed, a full build that cannot
+    delete its record first: whatever it consumed before). One select of
+    load_id, on every engine. -#}
+{% macro claimable_loads(forget_consumed) -%}
+    select loads.load_id
     from {{ raw_relation('loads') }} as loads
     where
         {%- for parent in tracked_parents(model) %}
         loads.load_id in (
-            select load_id from {{ consumed }}
+            select load_id from {{ consumed_loads_relation() }}
             where model_name = '{{ parent }}'
         ) and
         {%- endfor %}
+        {%- if forget_consumed %}
+        true
+        {%- else %}
         not exists (
             select 1
-            from {{ consumed }} as mine
+            from {{ consumed_loads_relation() }} as mine
             where
-                mine.model_name = '{{ name }}'
+                mine.model_name = '{{ this.identifier }}'
                 and mine.load_id = loads.load_id
-        );
-    {%- if is_incremental() %}
-    {{ create_touched_partitions(touched_set(policy)) }}
-    {%- endif -%}
+        )
+        {%- endif %}
 {%- endmacro %}
 
 {#- The nearest incremental models upstream of `node`, seen through views

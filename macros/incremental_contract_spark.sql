@@ -56,28 +56,8 @@
     {%- if policy is none or not execute -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set consumed = consumed_loads_relation() -%}
-    {%- set name = this.identifier -%}
     {%- set full_build = not is_incremental() -%}
-    {%- set claimable -%}
-        select loads.load_id
-        from {{ raw_relation('loads') }} as loads
-        where
-            {%- for parent in tracked_parents(model) %}
-            loads.load_id in (
-                select load_id from {{ consumed }}
-                where model_name = '{{ parent }}'
-            ) and
-            {%- endfor %}
-            {%- if full_build %}
-            true
-            {%- else %}
-            loads.load_id not in (
-                select mine.load_id from {{ consumed }} as mine
-                where mine.model_name = '{{ name }}'
-            )
-            {%- endif %}
-    {%- endset -%}
+    {%- set claimable = claimable_loads(forget_consumed=full_build) -%}
     {%- set load_ids = run_query(claimable).columns[0].values() | list -%}
     {#- One row per load, and one without a load that says whether this is
         a full build, so that the post-hook knows even when no load is new. -#}
