@@ -56,11 +56,15 @@ help: ## list the targets and the variables you can set
 	  "BENCH_SPARK_ARGS=" "options for make bench-spark, e.g. BENCH_SPARK_ARGS=\"--events 100000\"" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
-venv: $(VENV)/.installed ## create .venv and install the pinned requirements
+venv: $(VENV)/.installed ## create .venv: the pinned requirements, and the project itself (editable)
 
-$(VENV)/.installed: requirements.txt
+# The project installs in editable mode with the pinned setuptools already in
+# .venv (--no-build-isolation): the build downloads nothing.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --no-build-isolation --editable .
 	@touch $@
 
 .dbt/profiles.yml: profiles.yml.example
@@ -79,7 +83,7 @@ build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit 
 
 docs-build: venv .dbt/profiles.yml ## build the dbt docs site (target/) and print its documentation coverage
 	$(WITH_PG) $(BIN)/dbt docs generate --static
-	$(BIN)/python report/docs_check.py --target-path target
+	$(BIN)/python checks/docs_check.py --target-path target
 	@echo "docs: target/static_index.html (one file), or 'make docs' to serve target/"
 
 docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (DOCS_PORT; Ctrl-C stops)
@@ -135,7 +139,7 @@ java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk
 	fi
 
 browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
-	$(BIN)/python report/headless_chromium.py install
+	$(BIN)/python tests/python/headless_chromium.py install
 
 counts: venv ## print the row count of each mart
 	$(WITH_PG) $(BIN)/python ingest/mart_counts.py

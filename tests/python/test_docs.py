@@ -1,5 +1,5 @@
 """The docs are complete and the project keeps its rules, checked over the manifest.json
-and catalog.json that `dbt docs generate` writes (report/docs_check.py holds the rules).
+and catalog.json that `dbt docs generate` writes (checks/docs_check.py holds the rules).
 
 The first tests hold the real project to them; the rest doctor a copy of its manifest
 to show that each rule does fail when broken.
@@ -11,8 +11,7 @@ import copy
 
 import pytest
 
-from conftest import connect
-from docs_check import (
+from checks.docs_check import (
     coverage,
     coverage_table,
     hard_coded_relations,
@@ -22,6 +21,7 @@ from docs_check import (
     problems,
     repeated_wording,
 )
+from helpers import connect
 
 MARTS = ("songplays", "users", "songs", "artists", "time")
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO_ROOT, _admin_conninfo, connect, dbt_invocation, generate_feed
+from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate_feed
 
 EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
 # Two different feeds: other seeds, sizes and months.
@@ -34,7 +34,7 @@ def new_database_names(server_env: dict[str, str]) -> Iterator[list[str]]:
     """Two database names that do not exist yet; whatever was created is dropped after."""
     names = [f"sparkify_pytest_{uuid.uuid4().hex[:12]}" for _ in range(2)]
     yield names
-    with psycopg.connect(_admin_conninfo(server_env), autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo(server_env), autocommit=True) as conn:
         for name in names:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
@@ -56,7 +56,7 @@ def through_embedded_pg(
 
 def database_exists(server_env: dict[str, str], name: str) -> bool:
     query = "select exists (select from pg_database where datname = %s)"
-    with psycopg.connect(_admin_conninfo(server_env)) as conn:
+    with psycopg.connect(admin_conninfo(server_env)) as conn:
         return conn.execute(query, [name]).fetchone()[0]
 
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
+from helpers import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
 from test_faults import (
     Blocker,
     blocking_pids,

@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 # `make run`'s steps, taken as done (-o): only run's own recipe, its closing note, runs.
 RUN_STEPS = ("load", "build", "docs-build", "report", "counts")

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
 
-from conftest import build, connect, generate_feed, mart_contents, run_loader
+from helpers import build, connect, generate_feed, mart_contents, run_loader
 
 NEAR_MISSES = ("case", "whitespace", "duration_rounding", "mojibake")
 

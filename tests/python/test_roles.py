@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO_ROOT, connect, generate_feed, run_dbt, run_loader
+from helpers import REPO_ROOT, connect, generate_feed, run_dbt, run_loader
 
 JOBS = ("loader", "transformer", "analyst")
 MARTS = ("songplays", "users", "songs", "artists", "time")

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     UDACITY_SAMPLE,
     assert_loads_match,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from helpers import (
     MART_KEYS,
     UDACITY_SAMPLE,
     build,

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     assert_loads_match,
     build,
@@ -474,7 +474,7 @@ def test_verify_catches_a_change_the_stat_skip_misses(db_env, tmp_path):
 
 
 def test_vanished_files_are_reported_then_pruned(db_env, other_db_env, tmp_path):
-    from conftest import generate_feed
+    from helpers import generate_feed
 
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "4", "--users", "8", "--songs", "30", "--events-per-day", "80")
