@@ -165,10 +165,11 @@ pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real Postg
 dbt-test: load .dbt/profiles.yml ## dbt build on the sample, warnings as errors: models, data tests, unit tests
 	$(WITH_PG) $(BIN)/dbt --warn-error build
 
-lint: venv ## ruff and sqlfluff
+lint: venv ## ruff, sqlfluff and the type checker (mypy; strict on the loader, raw_loader)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
+	$(BIN)/mypy
 
 # make bench BENCH_ARGS="--events 10000000" for the 10M-event run.
 BENCH_ARGS ?=

@@ -13,9 +13,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UDACITY_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "udacity-sample"
@@ -48,6 +50,24 @@ def connect(env: dict[str, str]) -> psycopg.Connection:
     return psycopg.connect(
         admin_conninfo(env).replace("dbname=postgres", f"dbname={env['PGDATABASE']}")
     )
+
+
+def scalar(
+    conn: psycopg.Connection[Any], query: str | sql.SQL | sql.Composed, params: Params | None = None
+) -> Any:
+    """The first value of the one row a query returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row[0]
+
+
+def one_row(
+    conn: psycopg.Connection[Any], query: str | sql.SQL | sql.Composed, params: Params | None = None
+) -> tuple[Any, ...]:
+    """The one row a query returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row
 
 
 def run_loader(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -210,8 +230,7 @@ MART_KEYS = {
 def mart_counts(env: dict[str, str]) -> dict[str, int]:
     with connect(env) as conn:
         return {
-            mart: conn.execute(f'select count(*) from analytics."{mart}"').fetchone()[0]
-            for mart in MART_KEYS
+            mart: scalar(conn, f'select count(*) from analytics."{mart}"') for mart in MART_KEYS
         }
 
 

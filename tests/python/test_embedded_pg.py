@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate_feed
+from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate_feed, scalar
 
 EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
 # Two different feeds: other seeds, sizes and months.
@@ -57,7 +57,7 @@ def through_embedded_pg(
 def database_exists(server_env: dict[str, str], name: str) -> bool:
     query = "select exists (select from pg_database where datname = %s)"
     with psycopg.connect(admin_conninfo(server_env)) as conn:
-        return conn.execute(query, [name]).fetchone()[0]
+        return bool(scalar(conn, query, [name]))
 
 
 def feed_files(feed: Path) -> dict[str, str]:

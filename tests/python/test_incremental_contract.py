@@ -16,7 +16,16 @@ import signal
 import subprocess
 from pathlib import Path
 
-from helpers import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
+from helpers import (
+    REPO_ROOT,
+    build,
+    connect,
+    dbt_invocation,
+    generate_feed,
+    one_row,
+    run_dbt,
+    run_loader,
+)
 from test_faults import (
     Blocker,
     blocking_pids,
@@ -43,10 +52,11 @@ def warehouse_fingerprint(env: dict[str, str]) -> dict[str, tuple[int, str]]:
         ).fetchall()
         assert len(tables) > 10, tables
         return {
-            f"{schema}.{table}": conn.execute(
+            f"{schema}.{table}": one_row(
+                conn,
                 "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f'from "{schema}"."{table}" as t'
-            ).fetchone()
+                f'from "{schema}"."{table}" as t',
+            )
             for schema, table in tables
         }
 

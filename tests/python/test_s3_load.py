@@ -28,6 +28,7 @@ from helpers import (
     generate_feed,
     mart_contents,
     run_loader,
+    scalar,
 )
 from s3_server import bucket, moto, moto_with_auth, start_moto, upload_feed  # noqa: F401
 
@@ -212,7 +213,7 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
 def _loads(env: dict[str, str]) -> int:
     try:
         with connect(env) as conn:
-            return conn.execute("select count(*) from raw.loads").fetchone()[0]
+            return int(scalar(conn, "select count(*) from raw.loads"))
     except psycopg.Error:  # the loader has not made raw.loads yet
         return 0
 

@@ -83,7 +83,7 @@ def best_song(event: dict, catalogue: list[dict]) -> tuple[str, str] | None:
 
 def oracle(events: list[dict], songs: list[dict]) -> dict:
     """What the marts must hold, by the documented rules, computed in plain Python."""
-    plays = {}
+    plays: dict[tuple, dict] = {}
     for event in events:
         if event["page"] == "NextSong" and isinstance(event["ts"], int):
             key = (event["userId"], event["sessionId"], event["itemInSession"], event["ts"])

@@ -28,6 +28,7 @@ from helpers import (
     connect,
     mart_contents,
     run_loader,
+    scalar,
     write_lines,
 )
 from raw_loader.errors import describe
@@ -246,10 +247,11 @@ def test_cancelled_load_says_so(db_env, tmp_path):
 def _blocked_for(env: dict[str, str], pid: int) -> float:
     """Seconds the backend has been running its current statement."""
     with connect(env) as conn:
-        (seconds,) = conn.execute(
+        seconds = scalar(
+            conn,
             "select extract(epoch from now() - query_start) from pg_stat_activity where pid = %s",
             [pid],
-        ).fetchone()
+        )
     return float(seconds or 0)
 
 
