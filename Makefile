@@ -2,6 +2,7 @@
 #   make run    sample data -> raw load -> dbt build -> docs -> report -> mart counts
 #   make test   every test: pytest, dbt build with all data and unit tests, lint,
 #               and the Spark pass (make test-spark)
+#   make test-fast   the tests that need no server, in under a minute
 #   make run-spark   the same job on Apache Spark (docs/spark.md)
 #
 # With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
@@ -29,7 +30,8 @@ WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
 # The second PostgreSQL that make test also runs the suite on (Debian's postgresql-15).
 PG15_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
+.PHONY: help venv data load build docs docs-build report browser counts run test test-fast pytest \
+	dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
 	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark
 
@@ -159,6 +161,12 @@ test: lint pytest dbt-test test-pg15-if-present test-spark ## every test (what C
 
 pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
+
+# The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
+# the loader's pure parts, the charts, the docs rules, the Makefile and README.
+# Under a minute; tests that need one are marked slow (pyproject.toml).
+test-fast: venv ## the fast tests: no server, under a minute (make test runs them too)
+	$(BIN)/pytest -m "not slow and not spark"
 
 # --warn-error: on the demo feed any warning is a failure, a warn-severity test
 # that finds rows as much as dbt's own (e.g. a numeric column without a scale).

@@ -17,6 +17,19 @@ from helpers import throwaway_database
 # The analysts' side (docs site, report) shares one built warehouse per session.
 pytest_plugins = ["analyst_site"]
 
+# The fixtures that stand up a real server: PostgreSQL, Chromium, the S3 server.
+SERVER_FIXTURES = frozenset({"server_env", "chromium_browser", "moto", "moto_with_auth"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: make test-fast is -m "not slow"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a server is slow, directly or through another fixture: a
+    safety net under each module's `pytestmark = pytest.mark.slow`, so that the fast
+    tier never waits for a server a test forgot to declare."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:

@@ -17,6 +17,8 @@ from analyst_site import SCREENSHOTS
 from checks.docs_check import load_artifacts
 from helpers import REPO_ROOT, VENV_BIN
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
+
 MARTS = ("songplays", "users", "songs", "artists", "time")
 
 # The docs app's own graph service holds the cytoscape instance it drew.

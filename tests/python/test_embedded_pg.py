@@ -20,6 +20,8 @@ from psycopg import sql
 
 from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate_feed, scalar
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
+
 EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
 # Two different feeds: other seeds, sizes and months.
 FEED_A = ("--days", "2", "--users", "5", "--songs", "12", "--events-per-day", "40", "--seed", "1")
@@ -78,7 +80,6 @@ def event_lines(feed: Path) -> int:
     )
 
 
-@pytest.mark.slow
 def test_pgdatabase_keeps_two_feeds_apart(embedded_env, new_database_names, server_env, tmp_path):
     feeds = {name: tmp_path / f"feed_{i}" for i, name in enumerate(new_database_names)}
     for (name, feed), options in zip(feeds.items(), (FEED_A, FEED_B), strict=True):

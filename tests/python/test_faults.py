@@ -38,6 +38,8 @@ from helpers import (
     scalar,
 )
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
+
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
 MARTS = ("songplays", "users", "songs", "artists", "time")
 WAIT_SECONDS = 300  # generous: a deadline for a state to be reached, never a timing assertion

@@ -16,6 +16,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from helpers import (
     REPO_ROOT,
     build,
@@ -35,6 +37,8 @@ from test_faults import (
     wait_until,
 )
 from test_marts import deliver
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "6", "--users", "12", "--songs", "40", "--events-per-day", "120")
 # Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.

@@ -16,7 +16,11 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from helpers import build, connect, generate_feed, mart_contents, run_loader
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 NEAR_MISSES = ("case", "whitespace", "duration_rounding", "mojibake")
 

@@ -15,6 +15,8 @@ from analyst_site import SCREENSHOTS
 from checks.docs_check import load_artifacts
 from helpers import REPO_ROOT, connect
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
+
 # Each chart's figure: its svg's box, and every mark's series, value and box.
 _FIGURES = """figures => figures.map(figure => {
     const box = element => {

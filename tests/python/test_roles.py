@@ -18,6 +18,8 @@ from psycopg import sql
 
 from helpers import REPO_ROOT, connect, generate_feed, run_dbt, run_loader, scalar
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
+
 JOBS = ("loader", "transformer", "analyst")
 MARTS = ("songplays", "users", "songs", "artists", "time")
 SMALL_FEED = ("--days", "3", "--users", "8", "--songs", "30", "--events-per-day", "60")

@@ -32,6 +32,8 @@ from helpers import (
 )
 from s3_server import bucket, moto, moto_with_auth, start_moto, upload_feed  # noqa: F401
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
+
 # More song files than one listing page holds (1,000 keys).
 SONGS = 1100
 FIRST_DAY = "log_data/2018/11/2018-11-01-events.json"

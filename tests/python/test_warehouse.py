@@ -26,6 +26,8 @@ from helpers import (
     run_loader,
 )
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
+
 ORACLE_MARTS = ("songplays", "users", "songs", "artists", "time")
 
 needs_udacity = pytest.mark.skipif(

@@ -43,6 +43,8 @@ from test_faults import (
 from test_load_raw import SONG, event_line, make_feed
 from test_roles import as_role, roles, run_setup_roles  # noqa: F401 (roles: a fixture)
 
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
+
 EV = "events"  # the line lands in raw.events
 SONG_ROW = "songs"  # the song file lands in raw.songs
 DEEP = 10_000  # PostgreSQL's jsonb takes it; Python's json does not
