@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from helpers import throwaway_database
+from helpers import build, generate_feed, run_loader, throwaway_database
 
 # The analysts' side (docs site, report) shares one built warehouse per session.
 pytest_plugins = ["analyst_site"]
@@ -64,3 +66,28 @@ def db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
 def other_db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A second empty database on the same server, for side-by-side loads."""
     yield from throwaway_database(server_env)
+
+
+@dataclass(frozen=True)
+class BuiltWarehouse:
+    env: dict[str, str]  # PG* variables of the built database
+    feed: Path  # the generated feed it was loaded from (with its _truth/)
+
+
+# The feed shape of the tests that only read the marts of a small feed (test_marts.py):
+# 150 songs for every kind of near miss, 20 days for level changes.
+SMALL_MONTH = ("--days", "20", "--users", "40", "--songs", "150", "--events-per-day", "200")
+
+
+@pytest.fixture(scope="session")
+def small_month(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BuiltWarehouse]:
+    """A database holding SMALL_MONTH, loaded and built once per session. Read it only."""
+    work = tmp_path_factory.mktemp("small_month")
+    for env in throwaway_database(server_env):
+        generate_feed(work / "feed", *SMALL_MONTH, "--seed", "7")
+        loaded = run_loader(env, "--data-dir", work / "feed")
+        assert loaded.returncode == 0, loaded.stderr
+        build(env, work)
+        yield BuiltWarehouse(env=env, feed=work / "feed")
