@@ -2,6 +2,7 @@
 #   make run    sample data -> raw load -> dbt build -> docs -> report -> mart counts
 #   make test   every test: pytest, dbt build with all data and unit tests, lint,
 #               and the Spark pass (make test-spark)
+#   make test-fast   the tests that need no server, in under a minute
 #   make run-spark   the same job on Apache Spark (docs/spark.md)
 #
 # With PGHOST unset, every target runs against the embedded PostgreSQL in .pgdata/
@@ -29,7 +30,8 @@ WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
 # The second PostgreSQL that make test also runs the suite on (Debian's postgresql-15).
 PG15_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: help venv data load build docs docs-build report browser counts run test pytest dbt-test lint \
+.PHONY: help venv data load build docs docs-build report browser counts run test test-fast pytest \
+	dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
 	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark
 
@@ -56,11 +58,15 @@ help: ## list the targets and the variables you can set
 	  "BENCH_SPARK_ARGS=" "options for make bench-spark, e.g. BENCH_SPARK_ARGS=\"--events 100000\"" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
-venv: $(VENV)/.installed ## create .venv and install the pinned requirements
+venv: $(VENV)/.installed ## create .venv: the pinned requirements, and the project itself (editable)
 
-$(VENV)/.installed: requirements.txt
+# The project installs in editable mode with the pinned setuptools already in
+# .venv (--no-build-isolation): the build downloads nothing.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --no-build-isolation --editable .
 	@touch $@
 
 .dbt/profiles.yml: profiles.yml.example
@@ -79,7 +85,7 @@ build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit 
 
 docs-build: venv .dbt/profiles.yml ## build the dbt docs site (target/) and print its documentation coverage
 	$(WITH_PG) $(BIN)/dbt docs generate --static
-	$(BIN)/python report/docs_check.py --target-path target
+	$(BIN)/python checks/docs_check.py --target-path target
 	@echo "docs: target/static_index.html (one file), or 'make docs' to serve target/"
 
 docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (DOCS_PORT; Ctrl-C stops)
@@ -135,7 +141,7 @@ java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk
 	fi
 
 browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
-	$(BIN)/python report/headless_chromium.py install
+	$(BIN)/python tests/python/headless_chromium.py install
 
 counts: venv ## print the row count of each mart
 	$(WITH_PG) $(BIN)/python ingest/mart_counts.py
@@ -156,15 +162,22 @@ test: lint pytest dbt-test test-pg15-if-present test-spark ## every test (what C
 pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
 
+# The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
+# the loader's pure parts, the charts, the docs rules, the Makefile and README.
+# Under a minute; tests that need one are marked slow (pyproject.toml).
+test-fast: venv ## the fast tests: no server, under a minute (make test runs them too)
+	$(BIN)/pytest -m "not slow and not spark"
+
 # --warn-error: on the demo feed any warning is a failure, a warn-severity test
 # that finds rows as much as dbt's own (e.g. a numeric column without a scale).
 dbt-test: load .dbt/profiles.yml ## dbt build on the sample, warnings as errors: models, data tests, unit tests
 	$(WITH_PG) $(BIN)/dbt --warn-error build
 
-lint: venv ## ruff and sqlfluff
+lint: venv ## ruff, sqlfluff and the type checker (mypy; strict on the loader, raw_loader)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
+	$(BIN)/mypy
 
 # make bench BENCH_ARGS="--events 10000000" for the 10M-event run.
 BENCH_ARGS ?=

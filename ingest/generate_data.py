@@ -177,7 +177,7 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def summary_paragraph(summary: dict, out: Path) -> str:  # type: ignore[type-arg]
+def summary_paragraph(summary: dict, out: Path) -> str:
     v = summary["variants"]
     near = v["case"] + v["whitespace"] + v["duration_rounding"] + v["mojibake"]
     opts = summary["options"]

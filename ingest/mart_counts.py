@@ -21,7 +21,9 @@ def mart_counts(conn: psycopg.Connection) -> dict[str, int]:
     counts = {}
     for mart in MARTS:
         query = sql.SQL("select count(*) from {}").format(sql.Identifier("analytics", mart))
-        counts[mart] = conn.execute(query).fetchone()[0]
+        row = conn.execute(query).fetchone()
+        assert row is not None  # count(*) always returns one row
+        counts[mart] = row[0]
     return counts
 
 

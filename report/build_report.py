@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-import svg_charts as charts
+from report import svg_charts as charts
 
 Rows = list[dict[str, Any]]
 

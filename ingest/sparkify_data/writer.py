@@ -84,8 +84,8 @@ class FeedWriter:
         planned = self._plan.for_day(day_index) if self._plan else fl.DayFaults()
         carry, self._carry = self._carry, fl.DayFaults()
         todo = fl.DayFaults(
-            inserts=[(0, *rest) for _, *rest in carry.inserts] + planned.inserts,
-            damages=[(0, *rest) for _, *rest in carry.damages] + planned.damages,
+            inserts=[(0, kind, a, b) for _, kind, a, b in carry.inserts] + planned.inserts,
+            damages=[(0, kind, a, b) for _, kind, a, b in carry.damages] + planned.damages,
             truncate_last_line=planned.truncate_last_line or carry.truncate_last_line,
             bom_crlf=planned.bom_crlf,
             duplicate=planned.duplicate,

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO_ROOT, _admin_conninfo, generate_feed, run_dbt, run_loader
+from helpers import REPO_ROOT, admin_conninfo, generate_feed, run_dbt, run_loader
 
 # Screenshots the browser tests take: kept after the run, ignored by git.
 SCREENSHOTS = REPO_ROOT / "target" / "screenshots"
@@ -34,7 +34,7 @@ class BuiltSite:
 def built_site(server_env: dict[str, str], tmp_path_factory) -> Iterator[BuiltSite]:
     work = tmp_path_factory.mktemp("analyst_site")
     name = f"sparkify_pytest_site_{uuid.uuid4().hex[:12]}"
-    admin = _admin_conninfo(server_env)
+    admin = admin_conninfo(server_env)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     env = {**server_env, "PGDATABASE": name}

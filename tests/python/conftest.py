@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL, a fresh database per test, and the project's CLIs.
+"""Shared fixtures: a real PostgreSQL and a fresh database per test (helpers.py: the rest).
 
 The server is the one PGHOST names, or else the embedded one (started on demand),
 exactly as the make targets choose. Each test that needs a database gets its own,
@@ -8,23 +8,29 @@ created empty and dropped afterwards, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from helpers import build, generate_feed, run_loader, throwaway_database
 
 # The analysts' side (docs site, report) shares one built warehouse per session.
 pytest_plugins = ["analyst_site"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-UDACITY_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "udacity-sample"
-VENV_BIN = Path(sys.executable).parent
+# The fixtures that stand up a real server: PostgreSQL, Chromium, the S3 server.
+SERVER_FIXTURES = frozenset({"server_env", "chromium_browser", "moto", "moto_with_auth"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: make test-fast is -m "not slow"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a server is slow, directly or through another fixture: a
+    safety net under each module's `pytestmark = pytest.mark.slow`, so that the fast
+    tier never waits for a server a test forgot to declare."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -53,234 +59,35 @@ def embedded_env(server_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """An environment whose PGDATABASE is a new, empty database, dropped after the test."""
-    yield from _throwaway_database(server_env)
+    yield from throwaway_database(server_env)
 
 
 @pytest.fixture
 def other_db_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A second empty database on the same server, for side-by-side loads."""
-    yield from _throwaway_database(server_env)
+    yield from throwaway_database(server_env)
 
 
-def _throwaway_database(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    name = f"sparkify_pytest_{uuid.uuid4().hex[:12]}"
-    admin = _admin_conninfo(server_env)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield {**server_env, "PGDATABASE": name}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+@dataclass(frozen=True)
+class BuiltWarehouse:
+    env: dict[str, str]  # PG* variables of the built database
+    feed: Path  # the generated feed it was loaded from (with its _truth/)
 
 
-def _admin_conninfo(env: dict[str, str]) -> str:
-    # Connect to the maintenance database of the same server to create/drop ours.
-    keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password"}
-    parts = [f"{key}={env[var]}" for var, key in keys.items() if env.get(var)]
-    return " ".join([*parts, "dbname=postgres"])
+# The feed shape of the tests that only read the marts of a small feed (test_marts.py):
+# 150 songs for every kind of near miss, 20 days for level changes.
+SMALL_MONTH = ("--days", "20", "--users", "40", "--songs", "150", "--events-per-day", "200")
 
 
-def connect(env: dict[str, str]) -> psycopg.Connection:
-    return psycopg.connect(
-        _admin_conninfo(env).replace("dbname=postgres", f"dbname={env['PGDATABASE']}")
-    )
-
-
-def run_loader(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run `python ingest/load_raw.py` as a user would, and capture what it says."""
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def generate_feed(out: Path, *options: str) -> None:
-    """Write a feed with the project's own generator, run as a user would."""
-    generated = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "ingest" / "generate_data.py"),
-            "--out",
-            str(out),
-            *options,
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert generated.returncode == 0, generated.stderr
-
-
-def dbt_invocation(
-    env: dict[str, str], tmp_path: Path, *args: str
-) -> tuple[list[str], dict[str, str]]:
-    """The dbt command and environment: the example profile copied unchanged, and a
-    target and log folder of the test's own."""
-    profiles = tmp_path / "dbt-profiles"
-    profiles.mkdir(exist_ok=True)
-    shutil.copy(REPO_ROOT / "profiles.yml.example", profiles / "profiles.yml")
-    command = [
-        str(VENV_BIN / "dbt"),
-        *args,
-        "--project-dir",
-        str(REPO_ROOT),
-        "--target-path",
-        str(tmp_path / "dbt-target"),
-        "--log-path",
-        str(tmp_path / "dbt-logs"),
-    ]
-    return command, {**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
-
-
-def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run dbt (see dbt_invocation) and wait for it."""
-    command, dbt_env = dbt_invocation(env, tmp_path, *args)
-    return subprocess.run(
-        command,
-        env=dbt_env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        cwd=REPO_ROOT,
-    )
-
-
-def load_accounts(env: dict[str, str]) -> dict[int, tuple[tuple, tuple]]:
-    """Per load id: (what raw.loads says, what the raw tables hold now), each as
-    (source_kind, file_count, replaced_file_count, row_count, reject_count). A load
-    whose file was later replaced holds less now than it says it landed."""
-    with connect(env) as conn:
-        rows = conn.execute(
-            """
-            with held as (
-                select load_id, count(*) as n from raw.events group by 1
-                union all
-                select load_id, count(*) from raw.songs group by 1
-            ),
-            rejected as (select load_id, count(*) as n from raw.rejects group by 1),
-            files as (
-                select load_id, count(*) as n, min(source_kind) as kind,
-                    count(*) filter (where first_loaded_at < loaded_at) as replaced
-                from raw.load_manifest group by 1
-            ),
-            ids as (
-                select load_id from raw.loads
-                union select load_id from held
-                union select load_id from rejected
-                union select load_id from files
-            )
-            select
-                ids.load_id,
-                loads.source_kind, loads.file_count, loads.replaced_file_count,
-                loads.row_count, loads.reject_count,
-                files.kind, coalesce(files.n, 0), coalesce(files.replaced, 0),
-                coalesce((select sum(n) from held where held.load_id = ids.load_id), 0),
-                coalesce(rejected.n, 0)
-            from ids
-            left join raw.loads as loads on loads.load_id = ids.load_id
-            left join files on files.load_id = ids.load_id
-            left join rejected on rejected.load_id = ids.load_id
-            order by 1
-            """
-        ).fetchall()
-    return {row[0]: (tuple(row[1:6]), tuple(row[6:11])) for row in rows}
-
-
-def assert_loads_match(env: dict[str, str], *, superseded: tuple[int, ...] = ()) -> None:
-    """The loads contract: every load id on a raw row, reject or manifest entry is
-    in raw.loads; every file's rows and rejects carry its manifest entry's load id;
-    and each load's counts are what the raw tables hold for it. A load in
-    `superseded` had files replaced by a later load: it may hold less than it
-    landed, never more. A prune load lands nothing and counts the files it
-    removed as replaced."""
-    accounts = load_accounts(env)
-    for load_id, (said, held) in accounts.items():
-        assert said[1] is not None, f"load {load_id} is on raw rows but not in raw.loads"
-        if said[1] == 0 and said[2] > 0:  # a prune (--prune): it removed files, landed none
-            assert said[3:] == (0, 0) and held == (None, 0, 0, 0, 0), (load_id, said, held)
-        elif load_id in superseded:
-            assert all(h <= s for h, s in zip(held[1:], said[1:], strict=True)), (load_id, said)
-        elif load_id == 0:  # rows landed before load ids: no kind, nothing replaced
-            assert said == (None, held[1], 0, held[3], held[4]), (said, held)
-        else:
-            assert said == held, f"load {load_id}: raw.loads says {said}, raw holds {held}"
-    with connect(env) as conn:
-        astray = conn.execute(
-            """
-            select source_file, rows.load_id, m.load_id
-            from (
-                select source_file, load_id from raw.events
-                union select source_file, load_id from raw.songs
-                union select source_file, load_id from raw.rejects
-            ) as rows
-            left join raw.load_manifest as m using (source_file)
-            where m.load_id is distinct from rows.load_id
-            """
-        ).fetchall()
-    assert astray == [], "rows whose load is not their file's manifest load"
-
-
-def write_lines(path: Path, lines: list[bytes], *, trailing_newline: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
-    path.write_bytes(data)
-    return path
-
-
-# Every mart with its key, for whole-table equality checks.
-MART_KEYS = {
-    "songplays": "songplay_id",
-    "users": "user_id",
-    "songs": "song_id",
-    "artists": "artist_id",
-    "time": "start_time",
-    "users_history": "user_level_period_id",
-    "dates": "date_key",
-}
-
-
-def mart_counts(env: dict[str, str]) -> dict[str, int]:
-    with connect(env) as conn:
-        return {
-            mart: conn.execute(f'select count(*) from analytics."{mart}"').fetchone()[0]
-            for mart in MART_KEYS
-        }
-
-
-def mart_contents(env: dict[str, str], *, load_times: bool = True) -> dict[str, list[tuple]]:
-    """Every row of every mart, in key order, for equality checks. Without
-    load_times, the columns saying when rows were landed (`*_loaded_at`) are
-    left out: a day delivered again moves them, and nothing else."""
-    with connect(env) as conn:
-        contents = {}
-        for mart, key in MART_KEYS.items():
-            columns = [
-                row[0]
-                for row in conn.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'analytics' and table_name = %s "
-                    "and column_name not like '\\_%%' order by ordinal_position",
-                    [mart],
-                )
-            ]
-            if not load_times:
-                columns = [c for c in columns if not c.endswith("_loaded_at")]
-            select = ", ".join(f'"{c}"' for c in columns)
-            contents[mart] = conn.execute(
-                f'select {select} from analytics."{mart}" order by "{key}"'
-            ).fetchall()
-        return contents
-
-
-def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """dbt build, which must succeed."""
-    result = run_dbt(env, tmp_path, "build", *extra)
-    assert result.returncode == 0, result.stdout[-4000:]
-    return result
+@pytest.fixture(scope="session")
+def small_month(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BuiltWarehouse]:
+    """A database holding SMALL_MONTH, loaded and built once per session. Read it only."""
+    work = tmp_path_factory.mktemp("small_month")
+    for env in throwaway_database(server_env):
+        generate_feed(work / "feed", *SMALL_MONTH, "--seed", "7")
+        loaded = run_loader(env, "--data-dir", work / "feed")
+        assert loaded.returncode == 0, loaded.stderr
+        build(env, work)
+        yield BuiltWarehouse(env=env, feed=work / "feed")

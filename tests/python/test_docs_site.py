@@ -14,8 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from analyst_site import SCREENSHOTS
-from conftest import REPO_ROOT, VENV_BIN
-from docs_check import load_artifacts
+from checks.docs_check import load_artifacts
+from helpers import REPO_ROOT, VENV_BIN
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
 
 MARTS = ("songplays", "users", "songs", "artists", "time")
 

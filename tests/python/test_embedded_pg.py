@@ -18,7 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO_ROOT, _admin_conninfo, connect, dbt_invocation, generate_feed
+from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate_feed, scalar
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
 # Two different feeds: other seeds, sizes and months.
@@ -34,7 +36,7 @@ def new_database_names(server_env: dict[str, str]) -> Iterator[list[str]]:
     """Two database names that do not exist yet; whatever was created is dropped after."""
     names = [f"sparkify_pytest_{uuid.uuid4().hex[:12]}" for _ in range(2)]
     yield names
-    with psycopg.connect(_admin_conninfo(server_env), autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo(server_env), autocommit=True) as conn:
         for name in names:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
@@ -56,8 +58,8 @@ def through_embedded_pg(
 
 def database_exists(server_env: dict[str, str], name: str) -> bool:
     query = "select exists (select from pg_database where datname = %s)"
-    with psycopg.connect(_admin_conninfo(server_env)) as conn:
-        return conn.execute(query, [name]).fetchone()[0]
+    with psycopg.connect(admin_conninfo(server_env)) as conn:
+        return bool(scalar(conn, query, [name]))
 
 
 def feed_files(feed: Path) -> dict[str, str]:
@@ -78,7 +80,6 @@ def event_lines(feed: Path) -> int:
     )
 
 
-@pytest.mark.slow
 def test_pgdatabase_keeps_two_feeds_apart(embedded_env, new_database_names, server_env, tmp_path):
     feeds = {name: tmp_path / f"feed_{i}" for i, name in enumerate(new_database_names)}
     for (name, feed), options in zip(feeds.items(), (FEED_A, FEED_B), strict=True):

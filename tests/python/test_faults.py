@@ -26,15 +26,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     assert_loads_match,
     connect,
     dbt_invocation,
     generate_feed,
+    one_row,
     run_dbt,
     run_loader,
+    scalar,
 )
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
 MARTS = ("songplays", "users", "songs", "artists", "time")
@@ -74,7 +78,7 @@ def assert_exactly_once(env: dict[str, str], feed: Path) -> None:
     assert len(landed) == len(set(landed)), "a line landed twice"
     assert set(landed) == expected_lines(feed)
     with connect(env) as conn:
-        songs = conn.execute("select count(*) from raw.songs").fetchone()[0]
+        songs = scalar(conn, "select count(*) from raw.songs")
     assert songs == len(list((feed / "song_data").rglob("*.json")))
 
 
@@ -308,10 +312,11 @@ def mart_fingerprints(env: dict[str, str]) -> dict[str, tuple[int, str]]:
     """Each mart's row count and a hash of all its rows: readable, and whole or not."""
     with connect(env) as conn:
         return {
-            mart: conn.execute(
+            mart: one_row(
+                conn,
                 f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f"from analytics.{mart} as t"
-            ).fetchone()
+                f"from analytics.{mart} as t",
+            )
             for mart in MARTS
         }
 

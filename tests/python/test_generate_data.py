@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT.parent / "shared/data/udacity-sample"
 SCRIPT = REPO_ROOT / "ingest" / "generate_data.py"
 
-SMALL = {"days": 6, "users": 25, "songs": 120, "events_per_day": 400.0, "seed": 7}
+SMALL: dict[str, Any] = {"days": 6, "users": 25, "songs": 120, "events_per_day": 400.0, "seed": 7}
 LOG_NAME = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
 SONG_NAME = re.compile(r"^song_data/([A-Z])/([A-Z])/([A-Z])/(TR[A-Z0-9]{16})\.json$")
 REJECT_CODES = {"truncated", "invalid_utf8", "not_json", "not_an_object", "jsonb_refused"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import connect, run_dbt, run_loader
+from helpers import connect, run_dbt, run_loader
 from test_load_raw import EVENT as OK_EVENT
 
 EV = "events"  # the line lands in raw.events
@@ -224,7 +224,7 @@ def loaded(tmp_path_factory, server_env):
     import psycopg
     from psycopg import sql
 
-    from conftest import _admin_conninfo
+    from helpers import admin_conninfo as _admin_conninfo
 
     tmp = tmp_path_factory.mktemp("hostile")
     feed = build_feed(tmp / "feed", tmp / "outside")

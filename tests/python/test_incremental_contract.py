@@ -16,7 +16,18 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import REPO_ROOT, build, connect, dbt_invocation, generate_feed, run_dbt, run_loader
+import pytest
+
+from helpers import (
+    REPO_ROOT,
+    build,
+    connect,
+    dbt_invocation,
+    generate_feed,
+    one_row,
+    run_dbt,
+    run_loader,
+)
 from test_faults import (
     Blocker,
     blocking_pids,
@@ -26,6 +37,8 @@ from test_faults import (
     wait_until,
 )
 from test_marts import deliver
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "6", "--users", "12", "--songs", "40", "--events-per-day", "120")
 # Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
@@ -43,10 +56,11 @@ def warehouse_fingerprint(env: dict[str, str]) -> dict[str, tuple[int, str]]:
         ).fetchall()
         assert len(tables) > 10, tables
         return {
-            f"{schema}.{table}": conn.execute(
+            f"{schema}.{table}": one_row(
+                conn,
                 "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f'from "{schema}"."{table}" as t'
-            ).fetchone()
+                f'from "{schema}"."{table}" as t',
+            )
             for schema, table in tables
         }
 

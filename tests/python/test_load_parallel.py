@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     assert_loads_match,
     connect,

@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 
-from conftest import REPO_ROOT
+import pytest
+
+from helpers import REPO_ROOT
 
 # `make run`'s steps, taken as done (-o): only run's own recipe, its closing note, runs.
 RUN_STEPS = ("load", "build", "docs-build", "report", "counts")
@@ -36,6 +38,7 @@ def test_make_help_names_every_variable_a_user_sets():
         assert f"make {target} " in shown.stdout, target
 
 
+@pytest.mark.slow  # the embedded PostgreSQL
 def test_make_run_ends_saying_the_server_still_runs_and_how_to_stop_it(embedded_env):
     embedded = embedded_env
     skipped = [option for step in RUN_STEPS for option in ("-o", step)]

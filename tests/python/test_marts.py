@@ -16,7 +16,11 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
 
-from conftest import build, connect, generate_feed, mart_contents, run_loader
+import pytest
+
+from helpers import build, connect, generate_feed, mart_contents, run_loader
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 NEAR_MISSES = ("case", "whitespace", "duration_rounding", "mojibake")
 
@@ -27,14 +31,9 @@ def read_truth(feed: Path) -> dict[tuple[str, int], dict]:
         return {(row["source_file"], int(row["line_number"])): row for row in rows}
 
 
-def test_improved_matching_recovers_near_misses_and_never_matches_falsely(db_env, tmp_path):
-    feed = tmp_path / "feed"
-    generate_feed(feed, "--days", "10", "--users", "40", "--songs", "150", "--seed", "7")
-    truth = read_truth(feed)
-    assert run_loader(db_env, "--data-dir", feed).returncode == 0
-    build(db_env, tmp_path)
-
-    with connect(db_env) as conn:
+def test_improved_matching_recovers_near_misses_and_never_matches_falsely(small_month):
+    truth = read_truth(small_month.feed)
+    with connect(small_month.env) as conn:
         built = conn.execute(
             "select events.source_file, events.line_number, plays.song_id, "
             "plays.song_match_rule "
@@ -170,18 +169,13 @@ def level_timelines(feed: Path) -> dict[str, list[str]]:
     return {user: [level for _, level in sorted(rows)] for user, rows in timelines.items()}
 
 
-def test_users_history_has_a_period_per_level_change_and_agrees_with_users(db_env, tmp_path):
-    feed = tmp_path / "feed"
-    generate_feed(feed, "--days", "20", "--users", "40", "--songs", "60", "--events-per-day", "200")
-    assert run_loader(db_env, "--data-dir", feed).returncode == 0
-    build(db_env, tmp_path)
-
+def test_users_history_has_a_period_per_level_change_and_agrees_with_users(small_month):
     expected = {
         user: [level for i, level in enumerate(levels) if i == 0 or levels[i - 1] != level]
-        for user, levels in level_timelines(feed).items()
+        for user, levels in level_timelines(small_month.feed).items()
     }
     assert any(len(periods) > 1 for periods in expected.values()), "no level changes generated"
-    with connect(db_env) as conn:
+    with connect(small_month.env) as conn:
         rows = conn.execute(
             "select user_id, level, valid_from, valid_to, is_current "
             "from analytics.users_history order by user_id, valid_from, valid_to nulls last"

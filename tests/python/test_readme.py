@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 MAX_README_LINES = 150

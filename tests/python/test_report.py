@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from analyst_site import SCREENSHOTS
-from conftest import REPO_ROOT, connect
-from docs_check import load_artifacts
+from checks.docs_check import load_artifacts
+from helpers import REPO_ROOT, connect
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
 
 # Each chart's figure: its svg's box, and every mark's series, value and box.
 _FIGURES = """figures => figures.map(figure => {

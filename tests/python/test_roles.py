@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO_ROOT, connect, generate_feed, run_dbt, run_loader
+from helpers import REPO_ROOT, connect, generate_feed, run_dbt, run_loader, scalar
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 JOBS = ("loader", "transformer", "analyst")
 MARTS = ("songplays", "users", "songs", "artists", "time")
@@ -191,7 +193,7 @@ def test_roles_set_up_after_a_superuser_run(roles, tmp_path):
 
 def search_path(env: dict[str, str]) -> str:
     with connect(env) as conn:
-        return conn.execute("show search_path").fetchone()[0]
+        return scalar(conn, "show search_path")
 
 
 def test_setup_roles_is_idempotent_and_refuses_bad_names(roles, other_db_env):

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     UDACITY_SAMPLE,
     assert_loads_match,
@@ -28,8 +28,11 @@ from conftest import (
     generate_feed,
     mart_contents,
     run_loader,
+    scalar,
 )
 from s3_server import bucket, moto, moto_with_auth, start_moto, upload_feed  # noqa: F401
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 
 # More song files than one listing page holds (1,000 keys).
 SONGS = 1100
@@ -212,7 +215,7 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
 def _loads(env: dict[str, str]) -> int:
     try:
         with connect(env) as conn:
-            return conn.execute("select count(*) from raw.loads").fetchone()[0]
+            return int(scalar(conn, "select count(*) from raw.loads"))
     except psycopg.Error:  # the loader has not made raw.loads yet
         return 0
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, connect, run_dbt, run_loader
+from helpers import REPO_ROOT, connect, run_dbt, run_loader
 from s3_server import bucket, moto, moto_with_auth  # noqa: F401  (fixtures: S3 servers)
 from test_roles import roles  # noqa: F401  (the fixture: role names of this test's own)
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 
 SECRET = "pw'; drop role postgres; --\"$$s3cret-7f1c"
 CLIS = ["load_raw.py", "setup_roles.py", "embedded_pg.py"]

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from helpers import (
     UDACITY_SAMPLE,
-    _throwaway_database,
     connect,
     generate_feed,
     run_dbt,
     run_loader,
+)
+from helpers import (
+    throwaway_database as _throwaway_database,
 )
 from spark_warehouse import (
     COMPARED_SCHEMAS,

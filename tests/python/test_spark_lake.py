@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import connect, generate_feed, run_loader
+from helpers import connect, generate_feed, run_loader
 
 pytestmark = pytest.mark.spark
 

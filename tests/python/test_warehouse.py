@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from helpers import (
     MART_KEYS,
     UDACITY_SAMPLE,
     build,
@@ -25,6 +25,8 @@ from conftest import (
     run_dbt,
     run_loader,
 )
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 ORACLE_MARTS = ("songplays", "users", "songs", "artists", "time")
 
@@ -83,7 +85,7 @@ def best_song(event: dict, catalogue: list[dict]) -> tuple[str, str] | None:
 
 def oracle(events: list[dict], songs: list[dict]) -> dict:
     """What the marts must hold, by the documented rules, computed in plain Python."""
-    plays = {}
+    plays: dict[tuple, dict] = {}
     for event in events:
         if event["page"] == "NextSong" and isinstance(event["ts"], int):
             key = (event["userId"], event["sessionId"], event["itemInSession"], event["ts"])

@@ -21,13 +21,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import (
+from helpers import (
     REPO_ROOT,
     assert_loads_match,
     build,
     connect,
     mart_contents,
     run_loader,
+    scalar,
     write_lines,
 )
 from raw_loader.errors import describe
@@ -41,6 +42,8 @@ from test_faults import (
 )
 from test_load_raw import SONG, event_line, make_feed
 from test_roles import as_role, roles, run_setup_roles  # noqa: F401 (roles: a fixture)
+
+pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 EV = "events"  # the line lands in raw.events
 SONG_ROW = "songs"  # the song file lands in raw.songs
@@ -246,10 +249,11 @@ def test_cancelled_load_says_so(db_env, tmp_path):
 def _blocked_for(env: dict[str, str], pid: int) -> float:
     """Seconds the backend has been running its current statement."""
     with connect(env) as conn:
-        (seconds,) = conn.execute(
+        seconds = scalar(
+            conn,
             "select extract(epoch from now() - query_start) from pg_stat_activity where pid = %s",
             [pid],
-        ).fetchone()
+        )
     return float(seconds or 0)
 
 
@@ -474,7 +478,7 @@ def test_verify_catches_a_change_the_stat_skip_misses(db_env, tmp_path):
 
 
 def test_vanished_files_are_reported_then_pruned(db_env, other_db_env, tmp_path):
-    from conftest import generate_feed
+    from helpers import generate_feed
 
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "4", "--users", "8", "--songs", "30", "--events-per-day", "80")

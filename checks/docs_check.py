@@ -1,6 +1,6 @@
 """The docs site's rules, checked over dbt's target/manifest.json and catalog.json.
 
-    python report/docs_check.py [--target-path target] [--check]
+    python checks/docs_check.py [--target-path target] [--check]
 
 prints the documentation coverage of the project (sources, models, seeds, analyses,
 exposures, macros and every column the database holds), then any broken rule:

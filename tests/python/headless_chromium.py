@@ -1,9 +1,9 @@
 """Debian's Chromium, headless, for the browser tests and screenshots.
 
-    python report/headless_chromium.py install             # install it if missing (root)
-    python report/headless_chromium.py screenshot URL PNG  # full-page screenshot of a page
+    python tests/python/headless_chromium.py install             # install it if missing (root)
+    python tests/python/headless_chromium.py screenshot URL PNG  # full-page screenshot of a page
 
-The tests drive it through Playwright's Python package (pinned in requirements.txt),
+The tests drive it through Playwright's Python package (pinned in requirements-dev.txt),
 which talks to the browser we name (/usr/bin/chromium) and never downloads one of its
 own. Run as root, `install` uses apt-get; otherwise it says what to install.
 """
