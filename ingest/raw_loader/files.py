@@ -52,8 +52,11 @@ class FileSource(Protocol):
     # (name, why) of paths that could not be listed by the last list_files():
     # skipped, and the rest listed.
     unreadable: list[tuple[str, str]]
-    # kind ('songs' | 'events') -> where that kind's files are listed from.
-    roots: Mapping[str, object]
+
+    @property
+    def roots(self) -> Mapping[str, object]:
+        """kind ('songs' | 'events') -> where that kind's files are listed from."""
+        ...
 
     def feed_root(self, kind: str) -> str:
         """Where the files of a kind come from (a folder, or s3://bucket/prefix):
@@ -84,7 +87,7 @@ class UnreadableFile(OSError):
 class _NamedErrors:
     """A decompressing stream whose read errors name the file they come from."""
 
-    def __init__(self, stream: BinaryIO, name: str):
+    def __init__(self, stream: gzip.GzipFile, name: str):
         self._stream = stream
         self._name = name
 
@@ -188,7 +191,7 @@ class _HashingReader:
         self.digest = hashlib.sha256()
 
     def read(self, size: int | None = -1) -> bytes:
-        block = self.raw.read(size)
+        block = self.raw.read(-1 if size is None else size)
         self.digest.update(block)
         return block
 
@@ -224,7 +227,8 @@ class HashedFile:
         self.stream: BinaryIO
         if source_file.compressed:
             self.stream = _NamedErrors(  # type: ignore[assignment]
-                gzip.GzipFile(fileobj=self._stored, mode="rb"),  # type: ignore[arg-type]
+                # GzipFile seeks its fileobj only to rewind, which the loader never asks.
+                gzip.GzipFile(fileobj=self._stored, mode="rb"),  # type: ignore[call-overload]
                 source_file.name,
             )
         else:

@@ -174,7 +174,8 @@ class _ObjectStream:
 
     def read(self, size: int | None = -1) -> bytes:
         try:
-            return self._body.read(None if size is None or size < 0 else size)
+            block: bytes = self._body.read(None if size is None or size < 0 else size)
+            return block
         except _STORE_ERRORS as exc:
             raise describe(exc, f"reading {self._name} broke off") from None
 
@@ -200,7 +201,7 @@ class S3FileSource:
         self._client: Any = None
         self._pid = 0
 
-    def __getstate__(self) -> dict:  # spawned workers make their own client
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers make their own client
         return {**self.__dict__, "_client": None, "_pid": 0}
 
     @property
@@ -263,7 +264,7 @@ class S3FileSource:
     def open(self, source_file: SourceFile) -> BinaryIO:
         stream = self.open_stored(source_file)
         if source_file.compressed:
-            return _NamedErrors(gzip.GzipFile(fileobj=stream, mode="rb"), source_file.name)  # type: ignore[arg-type,return-value]
+            return _NamedErrors(gzip.GzipFile(fileobj=stream, mode="rb"), source_file.name)  # type: ignore[return-value]
         return stream
 
     def checksum(self, source_file: SourceFile) -> str:

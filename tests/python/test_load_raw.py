@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import UDACITY_SAMPLE, connect, run_loader, write_lines
+from raw_loader.batch import load_batch
 from raw_loader.files import LocalFileSource, SourceFile
-from raw_loader.load import PlannedFile, load_batch
+from raw_loader.planning import PlannedFile
 from raw_loader.schema import ensure_schema
 
 EVENT = {
