@@ -12,6 +12,9 @@ from __future__ import annotations
 SONGS = "songs"
 EVENTS = "events"
 SOURCE_KINDS = (SONGS, EVENTS)
+# The folder (or s3:// prefix) of each kind under a feed's root; a file's name
+# (raw.*.source_file) starts with it: 'log_data/2018/11/2018-11-01-events.json'.
+FEED_FOLDERS = {SONGS: "song_data", EVENTS: "log_data"}
 
 # Why a line is rejected (raw.rejects.reason; raw.line_refusal() returns the
 # last three from SQL).

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from raw_loader.contract import FEED_FOLDERS
+
 log = logging.getLogger("load_raw")
 
 # Read in large blocks: fewer syscalls, and memory stays bounded by the block size.
@@ -121,7 +123,7 @@ class LocalFileSource:
     def __init__(self, roots: dict[str, Path]):
         # roots maps kind ('songs' | 'events') to a folder.
         self.roots = roots
-        self.prefixes = {"songs": "song_data", "events": "log_data"}
+        self.prefixes = FEED_FOLDERS
         self.unreadable: list[tuple[str, str]] = []
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:

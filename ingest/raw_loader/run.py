@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from raw_loader.batch import load_batch, prune, restamp
-from raw_loader.contract import EVENTS, LOAD_LOCK, SONGS
+from raw_loader.contract import EVENTS, FEED_FOLDERS, LOAD_LOCK, SONGS
 from raw_loader.errors import UsageError, described
 from raw_loader.files import FileSource, LocalFileSource, SourceFile
 from raw_loader.options import LoadOptions
@@ -35,8 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / "data" / "sample"
 # Vanished files named in the log (the count is always given).
 VANISHED_NAMED = 5
-# The folder (or s3:// prefix) under a data dir that feeds each landing table.
-FEED_FOLDERS = {SONGS: "song_data", EVENTS: "log_data"}
 
 Roots = Mapping[str, Path] | Mapping[str, str]
 

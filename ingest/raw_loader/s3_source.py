@@ -30,13 +30,13 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from raw_loader.contract import FEED_FOLDERS
 from raw_loader.files import READ_BLOCK_BYTES, SourceFile, _NamedErrors, is_data_file
 
 # botocore says at INFO where it found the credentials: noise in every worker.
 logging.getLogger("botocore").setLevel(logging.WARNING)
 
 SCHEME = "s3://"
-PREFIXES = {"songs": "song_data", "events": "log_data"}
 DEFAULT_MAX_ATTEMPTS = 5
 
 # The kinds of failure, each its own exit code (cli.py).
@@ -218,7 +218,7 @@ class S3FileSource:
         skipped: list[str] = []
         for kind, root in sorted(self.roots.items()):
             for key, size, stamp, etag in self.list_objects(root):
-                name = f"{PREFIXES[kind]}/{key[len(root.prefix) :].lstrip('/')}"
+                name = f"{FEED_FOLDERS[kind]}/{key[len(root.prefix) :].lstrip('/')}"
                 if is_data_file(key):
                     files.append(SourceFile(kind, name, size, stamp, etag))
                 else:
@@ -249,7 +249,7 @@ class S3FileSource:
 
     def _key(self, source_file: SourceFile) -> tuple[str, str]:
         root = self.roots[source_file.kind]
-        relative = source_file.name[len(PREFIXES[source_file.kind]) + 1 :]
+        relative = source_file.name[len(FEED_FOLDERS[source_file.kind]) + 1 :]
         return root.bucket, f"{root.prefix}/{relative}" if root.prefix else relative
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
