@@ -71,7 +71,7 @@ Columns = dict[str, list[Any]]
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 # PostgreSQL's types of the landing tables' columns (columns.py), as Arrow's.
 # A payload is jsonb in PostgreSQL, its text here: Spark parses it when read.
-_ARROW_TYPES = {
+_ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "jsonb": pa.string(),
     "bytea": pa.binary(),
@@ -88,22 +88,21 @@ def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
 LINE_SCHEMA = _arrow_schema(LINE_COLUMNS)
 REJECT_SCHEMA = _arrow_schema(REJECT_COLUMNS)
 LOADS_SCHEMA = _arrow_schema(LOADS_COLUMNS)
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("source_file", pa.string()),
-        ("source_kind", pa.string()),
-        ("checksum", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("mtime_ns", pa.int64()),
-        ("row_count", pa.int32()),
-        ("reject_count", pa.int32()),
-        ("loaded_at", _TIMESTAMP),
-        ("first_loaded_at", _TIMESTAMP),
-        ("load_id", pa.int64()),
-        # A --prune load's row for a file no longer in the feed.
-        ("is_removed", pa.bool_()),
-    ]
-)
+_MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("source_file", pa.string()),
+    ("source_kind", pa.string()),
+    ("checksum", pa.string()),
+    ("size_bytes", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("row_count", pa.int32()),
+    ("reject_count", pa.int32()),
+    ("loaded_at", _TIMESTAMP),
+    ("first_loaded_at", _TIMESTAMP),
+    ("load_id", pa.int64()),
+    # A --prune load's row for a file no longer in the feed.
+    ("is_removed", pa.bool_()),
+]
+MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
 
 
 class Lake:

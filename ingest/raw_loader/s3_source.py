@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, cast
 
 import boto3
 import botocore.exceptions
@@ -38,6 +38,7 @@ logging.getLogger("botocore").setLevel(logging.WARNING)
 
 SCHEME = "s3://"
 DEFAULT_MAX_ATTEMPTS = 5
+_RetryMode = Literal["legacy", "standard", "adaptive"]
 
 # The kinds of failure, each its own exit code (cli.py).
 UNREACHABLE = "unreachable"  # no answer (endpoint down, DNS, retries used up)
@@ -104,7 +105,8 @@ def make_client() -> Any:
     retried, a slow big object is not cut off."""
     config = Config(
         retries={
-            "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
+            # botocore checks the mode's value itself, as for any AWS tool.
+            "mode": cast(_RetryMode, os.environ.get("AWS_RETRY_MODE") or "standard"),
             "max_attempts": _attempts(),
         },
         connect_timeout=5,
