@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 import struct
 from dataclasses import fields
 from pathlib import Path
@@ -449,6 +450,13 @@ def accepted_values(model: str, column: str) -> list[str]:
 
 def test_the_dbt_yaml_accepts_exactly_the_loaders_reject_reasons():
     assert accepted_values("stg_sparkify__rejects", "reason") == list(REJECT_REASONS)
+
+
+def test_the_reject_reason_doc_names_every_reason():
+    docs = (REPO_ROOT / "models" / "_docs.md").read_text()
+    block = docs.split("{% docs reject_reason %}")[1].split("{% enddocs %}")[0]
+    named = re.findall(r"[a-z0-9]+(?:_[a-z0-9]+)+|truncated", block)
+    assert [word for word in named if word in REJECT_REASONS] == list(REJECT_REASONS)
 
 
 def test_the_ddl_is_built_from_the_shared_values():
