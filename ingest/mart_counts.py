@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from raw_loader.errors import one_line
+
 MARTS = ("songplays", "users", "songs", "artists", "time")
 
 
@@ -51,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect() as conn:
             counts = mart_counts(conn)
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"mart_counts: {message} (has 'make build' run?)", file=sys.stderr)
+        print(f"mart_counts: {one_line(exc)} (has 'make build' run?)", file=sys.stderr)
         return 1
     return _print(counts)
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from raw_loader.errors import one_line
+
 log = logging.getLogger("setup_roles")
 
 EXIT_OK = 0
@@ -203,19 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"setup_roles: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg.OperationalError as exc:
-        print(f"setup_roles: cannot reach PostgreSQL: {_one_line(exc)}", file=sys.stderr)
+        print(f"setup_roles: cannot reach PostgreSQL: {one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE
     except psycopg.Error as exc:
-        print(f"setup_roles: PostgreSQL refused: {_one_line(exc)}", file=sys.stderr)
+        print(f"setup_roles: PostgreSQL refused: {one_line(exc)}", file=sys.stderr)
         return EXIT_DATABASE
     names = ", ".join(f"{role.job} {role.name}" for role in roles)
     print(f"roles ready in database {database}: {names}")
     return EXIT_OK
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

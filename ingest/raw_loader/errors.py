@@ -8,6 +8,9 @@ a re-run helps after a lost connection, not after a full disk.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import psycopg
 
 _RERUN = "the batch under way was rolled back: re-run to finish"
@@ -79,5 +82,25 @@ def describe(exc: psycopg.Error) -> str:
 
 
 def one_line(exc: BaseException) -> str:
+    """An error in one line: the first line of its message, or its type's name.
+    (The project's one formatter of this kind: other tools import it.)"""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class UsageError(Exception):
+    """Bad arguments or a feed that cannot be loaded as asked: one line, exit code 2."""
+
+
+class ServerError(Exception):
+    """PostgreSQL failed the load after it began: what and what to do, in one line
+    (describe, by SQLSTATE); exit code 1."""
+
+
+@contextlib.contextmanager
+def described() -> Iterator[None]:
+    """Turn PostgreSQL's errors into a ServerError that says what to do."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise ServerError(describe(exc)) from exc

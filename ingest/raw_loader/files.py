@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from raw_loader.contract import FEED_FOLDERS
+
 log = logging.getLogger("load_raw")
 
 # Read in large blocks: fewer syscalls, and memory stays bounded by the block size.
@@ -52,8 +54,11 @@ class FileSource(Protocol):
     # (name, why) of paths that could not be listed by the last list_files():
     # skipped, and the rest listed.
     unreadable: list[tuple[str, str]]
-    # kind ('songs' | 'events') -> where that kind's files are listed from.
-    roots: Mapping[str, object]
+
+    @property
+    def roots(self) -> Mapping[str, object]:
+        """kind ('songs' | 'events') -> where that kind's files are listed from."""
+        ...
 
     def feed_root(self, kind: str) -> str:
         """Where the files of a kind come from (a folder, or s3://bucket/prefix):
@@ -84,7 +89,7 @@ class UnreadableFile(OSError):
 class _NamedErrors:
     """A decompressing stream whose read errors name the file they come from."""
 
-    def __init__(self, stream: BinaryIO, name: str):
+    def __init__(self, stream: gzip.GzipFile, name: str):
         self._stream = stream
         self._name = name
 
@@ -118,7 +123,7 @@ class LocalFileSource:
     def __init__(self, roots: dict[str, Path]):
         # roots maps kind ('songs' | 'events') to a folder.
         self.roots = roots
-        self.prefixes = {"songs": "song_data", "events": "log_data"}
+        self.prefixes = FEED_FOLDERS
         self.unreadable: list[tuple[str, str]] = []
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
@@ -188,7 +193,7 @@ class _HashingReader:
         self.digest = hashlib.sha256()
 
     def read(self, size: int | None = -1) -> bytes:
-        block = self.raw.read(size)
+        block = self.raw.read(-1 if size is None else size)
         self.digest.update(block)
         return block
 
@@ -224,7 +229,8 @@ class HashedFile:
         self.stream: BinaryIO
         if source_file.compressed:
             self.stream = _NamedErrors(  # type: ignore[assignment]
-                gzip.GzipFile(fileobj=self._stored, mode="rb"),  # type: ignore[arg-type]
+                # GzipFile seeks its fileobj only to rewind, which the loader never asks.
+                gzip.GzipFile(fileobj=self._stored, mode="rb"),  # type: ignore[call-overload]
                 source_file.name,
             )
         else:

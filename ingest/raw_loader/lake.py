@@ -40,82 +40,69 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS, Column
+from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
 from raw_loader.files import FileSource, SourceFile
-from raw_loader.lines import (
-    DEFAULT_MAX_LINE_BYTES,
-    JSONB_REFUSED,
-    Reject,
-    classify,
-)
-from raw_loader.load import (
-    BATCH_MAX_BYTES,
-    BATCH_MAX_FILES,
-    FileResult,
-    PlannedFile,
-    Progress,
-    _read_file,
-    batches,
-)
+from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
+from raw_loader.options import LoadOptions
+from raw_loader.planning import PlannedFile, batches, in_load_order
+from raw_loader.progress import Progress
+from raw_loader.reading import FileResult, read_file
+from raw_loader.run import list_feed, log_rejects
+from raw_loader.summary import Summary
 
 log = logging.getLogger("load_raw")
 
-TABLES = ("songs", "events", "rejects", "load_manifest", "loads")
+TABLES = (*SOURCE_KINDS, "rejects", "load_manifest", "loads")
 # Rows of a log file are written in row groups of about this many lines.
 ROW_GROUP_LINES = 100_000
 _LOAD_FILE = re.compile(r"^load-(\d+)(?:-\d+)?\.parquet$")
 _UTC = dt.UTC
 
-LINE_SCHEMA = pa.schema(
-    [
-        ("source_file", pa.string()),
-        ("line_number", pa.int32()),
-        ("payload", pa.string()),
-        ("loaded_at", pa.timestamp("us", tz="UTC")),
-        ("load_id", pa.int64()),
-    ]
-)
-REJECT_SCHEMA = pa.schema(
-    [
-        ("source_file", pa.string()),
-        ("line_number", pa.int32()),
-        ("line", pa.binary()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("rejected_at", pa.timestamp("us", tz="UTC")),
-        ("load_id", pa.int64()),
-    ]
-)
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("source_file", pa.string()),
-        ("source_kind", pa.string()),
-        ("checksum", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("mtime_ns", pa.int64()),
-        ("row_count", pa.int32()),
-        ("reject_count", pa.int32()),
-        ("loaded_at", pa.timestamp("us", tz="UTC")),
-        ("first_loaded_at", pa.timestamp("us", tz="UTC")),
-        ("load_id", pa.int64()),
-        # A --prune load's row for a file no longer in the feed.
-        ("is_removed", pa.bool_()),
-    ]
-)
-LOADS_SCHEMA = pa.schema(
-    [
-        ("load_id", pa.int64()),
-        ("source_kind", pa.string()),
-        ("file_count", pa.int32()),
-        ("row_count", pa.int32()),
-        ("reject_count", pa.int32()),
-        ("replaced_file_count", pa.int32()),
-        ("loaded_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+# A manifest row as read back, and a Parquet file's columns as written.
+ManifestRow = dict[str, Any]
+Columns = dict[str, list[Any]]
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# PostgreSQL's types of the landing tables' columns (columns.py), as Arrow's.
+# A payload is jsonb in PostgreSQL, its text here: Spark parses it when read.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "jsonb": pa.string(),
+    "bytea": pa.binary(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "timestamptz": _TIMESTAMP,
+}
+
+
+def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    return pa.schema([(column.name, _ARROW_TYPES[column.pg_type]) for column in columns])
+
+
+LINE_SCHEMA = _arrow_schema(LINE_COLUMNS)
+REJECT_SCHEMA = _arrow_schema(REJECT_COLUMNS)
+LOADS_SCHEMA = _arrow_schema(LOADS_COLUMNS)
+_MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("source_file", pa.string()),
+    ("source_kind", pa.string()),
+    ("checksum", pa.string()),
+    ("size_bytes", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("row_count", pa.int32()),
+    ("reject_count", pa.int32()),
+    ("loaded_at", _TIMESTAMP),
+    ("first_loaded_at", _TIMESTAMP),
+    ("load_id", pa.int64()),
+    # A --prune load's row for a file no longer in the feed.
+    ("is_removed", pa.bool_()),
+]
+MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
 
 
 class Lake:
@@ -169,10 +156,10 @@ class Lake:
                 path.unlink()
         return highest
 
-    def manifest(self) -> dict[str, dict]:
+    def manifest(self) -> dict[str, ManifestRow]:
         """Each file's current manifest row: that of its latest committed load."""
         committed = self.committed_loads()
-        current: dict[str, dict] = {}
+        current: dict[str, ManifestRow] = {}
         for load_id, paths in sorted(self._load_files("load_manifest").items()):
             if load_id not in committed:
                 continue
@@ -194,7 +181,7 @@ class _TableFile:
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
-    def write(self, columns: dict[str, list]) -> None:
+    def write(self, columns: Columns) -> None:
         if not columns[self.schema.names[0]]:
             return
         if self.writer is None:
@@ -292,7 +279,7 @@ def load_batch(
     source: FileSource,
     batch: list[PlannedFile],
     load_id: int,
-    manifest: dict[str, dict],
+    manifest: dict[str, ManifestRow],
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> list[FileResult]:
     """Write a batch of files of one kind as one load; its loads row last."""
@@ -304,8 +291,8 @@ def load_batch(
     try:
         for item in batch:
             result = FileResult(item.file, load_id=load_id, replaces=item.replaces)
-            columns: dict[str, list] = {name: [] for name in LINE_SCHEMA.names}
-            for chunk in _read_file(source, item.file, result, None, max_line_bytes):
+            columns: Columns = {name: [] for name in LINE_SCHEMA.names}
+            for chunk in read_file(source, item.file, result, None, max_line_bytes):
                 candidates = chunk.numbered() + chunk.suspects
                 last = None
                 if chunk.ends_unterminated and candidates:
@@ -353,7 +340,7 @@ def _write_manifest_and_commit(
     results: list[FileResult],
     load_id: int,
     now: dt.datetime,
-    manifest: dict[str, dict],
+    manifest: dict[str, ManifestRow],
     removed: list[str] | None = None,
 ) -> None:
     entries = _TableFile(lake, "load_manifest", MANIFEST_SCHEMA, load_id)
@@ -390,24 +377,12 @@ def _write_manifest_and_commit(
     commit.publish()  # the commit: from here on, readers see the load
 
 
-def run(
-    source: FileSource,
-    lake_dir: Path,
-    *,
-    batch_files: int = BATCH_MAX_FILES,
-    batch_bytes: int = BATCH_MAX_BYTES,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    verify: bool = False,
-    prune_vanished: bool = False,
-) -> dict:
+def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
     """Land the feed `source` lists (a local folder or an s3:// prefix) into
-    the lake; the same summary as cli.run."""
+    the lake; the same summary as run.run. One process: options.workers and
+    options.replace_other_feed do not apply."""
     started = time.monotonic()
-    files, skipped = source.list_files()
-    for name in skipped:
-        log.warning("skipped %s: not a .json or .json.gz file", name)
-    for name, why in source.unreadable:
-        log.warning("skipped %s: cannot be listed (%s); the rest is loaded", name, why)
+    files, skipped = list_feed(source)
     listed = time.monotonic()
     lake = Lake(lake_dir)
     lake.root.mkdir(parents=True, exist_ok=True)
@@ -415,19 +390,16 @@ def run(
         lake.create()
         last_id = lake.remove_uncommitted()
         manifest = lake.manifest()
-        to_load, unchanged, vanished = plan_lake(lake, source, files, verify=verify)
-        unlisted = tuple(f"{name}/" for name, _ in source.unreadable)
+        to_load, unchanged, vanished = plan_lake(lake, source, files, verify=options.verify)
+        unreadable = {name for name, _ in source.unreadable}
+        unlisted = tuple(f"{name}/" for name in unreadable)
         vanished = [
             (kind, name)
             for kind, name in vanished
-            if name not in {n for n, _ in source.unreadable} and not name.startswith(unlisted)
+            if name not in unreadable and not name.startswith(unlisted)
         ]
         replaced = sum(item.replaces for item in to_load)
-        ordered = sorted(
-            to_load,
-            key=lambda item: (item.file.kind, -item.file.size if item.file.kind == "events" else 0),
-        )
-        work = list(batches(ordered, batch_bytes, batch_files))
+        work = list(batches(in_load_order(to_load), options.batch_bytes, options.batch_files))
         log.info(
             "%d files found: %d new, %d changed, %d already loaded; %d batches, lake %s",
             len(files),
@@ -444,15 +416,11 @@ def run(
         load_ids: set[int] = set()
         for batch in work:
             last_id += 1
-            results = load_batch(lake, source, batch, last_id, manifest, max_line_bytes)
+            results = load_batch(lake, source, batch, last_id, manifest, options.max_line_bytes)
             load_ids.add(last_id)
             progress.add(results)
-            for result in results:
-                if result.rejects:
-                    log.warning(
-                        "%s: %d rejected lines (see rejects)", result.file.name, result.rejects
-                    )
-        if vanished and prune_vanished:
+            log_rejects(results, "rejects")
+        if vanished and options.prune:
             for kind in sorted({kind for kind, _ in vanished}):
                 last_id += 1
                 names = [name for k, name in vanished if k == kind]
@@ -468,26 +436,26 @@ def run(
                 len(vanished),
             )
     finished = time.monotonic()
-    return {
-        "files_found": len(files),
-        "files_loaded": len(to_load),
-        "files_replaced": replaced,
-        "files_unchanged": len(unchanged),
-        "files_skipped": len(skipped),
-        "paths_unreadable": [name for name, _ in source.unreadable],
-        "files_vanished": [name for _, name in vanished],
-        "files_pruned": len(vanished) if prune_vanished else 0,
-        "event_rows": progress.rows_by_kind["events"],
-        "song_rows": progress.rows_by_kind["songs"],
-        "rejects": progress.rejects,
-        "loads": len(load_ids),
-        "first_load_id": min(load_ids, default=0),
-        "last_load_id": max(load_ids, default=0),
-        "workers": 1,
-        "batches": len(work),
-        "seconds": finished - started,
-        "seconds_listing": listed - started,
-        "seconds_planning": planned - listed,
-        "seconds_loading": finished - planned,
-        "lake": str(lake.root),
-    }
+    return Summary(
+        files_found=len(files),
+        files_loaded=len(to_load),
+        files_replaced=replaced,
+        files_unchanged=len(unchanged),
+        files_skipped=len(skipped),
+        paths_unreadable=[name for name, _ in source.unreadable],
+        files_vanished=[name for _, name in vanished],
+        files_pruned=len(vanished) if options.prune else 0,
+        event_rows=progress.rows_by_kind["events"],
+        song_rows=progress.rows_by_kind["songs"],
+        rejects=progress.rejects,
+        loads=len(load_ids),
+        first_load_id=min(load_ids, default=0),
+        last_load_id=max(load_ids, default=0),
+        workers=1,
+        batches=len(work),
+        seconds=finished - started,
+        seconds_listing=listed - started,
+        seconds_planning=planned - listed,
+        seconds_loading=finished - planned,
+        lake=str(lake.root),
+    )

@@ -23,6 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from raw_loader.contract import (
+    CR_LINE_BREAKS,
+    INVALID_UTF8,
+    NOT_AN_OBJECT,
+    NOT_JSON,
+    TOO_DEEP,
+    TOO_LONG,
+    TRUNCATED,
+)
+
 BOM = b"\xef\xbb\xbf"
 # Memory per open file is a few times this (the block, its lines, its COPY input,
 # and the blocks queued for sending, see sender.py); 1 MB keeps a worker well
@@ -35,25 +45,6 @@ SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
 _FIRST = operator.itemgetter(0)
 _LAST = operator.itemgetter(-1)
 
-# The reasons a line can be rejected; raw.rejects checks the same list.
-TRUNCATED = "truncated"
-INVALID_UTF8 = "invalid_utf8"
-NOT_JSON = "not_json"
-NOT_AN_OBJECT = "not_an_object"
-JSONB_REFUSED = "jsonb_refused"
-TOO_LONG = "too_long"
-TOO_DEEP = "too_deep"
-CR_LINE_BREAKS = "cr_line_breaks"
-REASONS = (
-    TRUNCATED,
-    INVALID_UTF8,
-    NOT_JSON,
-    NOT_AN_OBJECT,
-    JSONB_REFUSED,
-    TOO_LONG,
-    TOO_DEEP,
-    CR_LINE_BREAKS,
-)
 # The longest line that lands (--max-line-bytes): the warehouse is proven to
 # build with a line this long (tests/python/test_worst_day.py). jsonb itself
 # refuses a string over 256 MB, and dbt's staging needs several times a line's

@@ -4,7 +4,7 @@ The coordinator (load_raw.py) starts the workers first (they connect while it
 lists and plans), takes the load lock, and hands batches out through a shared
 queue, largest first, so each worker takes the next batch as
 soon as it is free. A worker loads a batch in one transaction (rows, rejects and
-manifest rows together, see load.load_batch) and reports the results back. No
+manifest rows together, see batch.load_batch) and reports the results back. No
 two workers ever hold the same file.
 
 Failure rules:
@@ -20,24 +20,28 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import multiprocessing.queues
 import os
 import queue
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import psycopg
 
-from raw_loader.errors import describe
+from raw_loader.batch import load_batch
+from raw_loader.contract import WORKER_LOCK
+from raw_loader.errors import describe, one_line
 from raw_loader.files import FileSource
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
-from raw_loader.load import FileResult, PlannedFile, load_batch
+from raw_loader.planning import PlannedFile
+from raw_loader.reading import FileResult
 from raw_loader.session import connect
 
-# Held shared by every worker while connected, exclusively (for a moment) by a
-# coordinator before it starts: see drain_earlier_workers.
-WORKER_LOCK = "select hashtext('sparkify.load_raw.worker')"
+# WORKER_LOCK is held shared by every worker while connected, exclusively (for
+# a moment) by a coordinator before it starts: see drain_earlier_workers.
 APPLICATION_NAME = "sparkify load_raw worker"
 
 
@@ -64,10 +68,17 @@ class _Failure:
     store_kind: str | None = None  # an object store's failure: its kind
 
 
+# Batches to load (None: no more), and what workers report: ("read", worker,
+# bytes read), ("done", worker, results) or a _Failure.
+# (Strings: multiprocessing's Queue cannot be subscripted at run time.)
+Tasks: TypeAlias = "multiprocessing.queues.Queue[list[PlannedFile] | None]"
+Reports: TypeAlias = "multiprocessing.queues.Queue[tuple[str, int, Any] | _Failure]"
+
+
 def drain_earlier_workers(conn: psycopg.Connection) -> None:
     """Wait until no worker of an earlier (perhaps killed) loader is still connected."""
-    conn.execute(f"select pg_advisory_lock(({WORKER_LOCK}))")
-    conn.execute(f"select pg_advisory_unlock(({WORKER_LOCK}))")
+    conn.execute("select pg_advisory_lock(hashtext(%s))", [WORKER_LOCK])
+    conn.execute("select pg_advisory_unlock(hashtext(%s))", [WORKER_LOCK])
 
 
 def batch_cost(batch: list[PlannedFile]) -> int:
@@ -86,9 +97,13 @@ class WorkerPool:
         # imports. The pool is made before the coordinator opens a connection, so
         # no connection is shared with a child.
         methods = multiprocessing.get_all_start_methods()
-        self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self.tasks = self.context.Queue()
-        self.reports = self.context.Queue()
+        self.context = (
+            multiprocessing.get_context("fork")
+            if "fork" in methods
+            else multiprocessing.get_context("spawn")
+        )
+        self.tasks: Tasks = self.context.Queue()
+        self.reports: Reports = self.context.Queue()
         self.processes = [
             self.context.Process(
                 target=_worker,
@@ -154,7 +169,7 @@ class WorkerPool:
         self.close()
 
 
-def _check_alive(processes: list[multiprocessing.process.BaseProcess], pending: int) -> None:
+def _check_alive(processes: Sequence[multiprocessing.process.BaseProcess], pending: int) -> None:
     for number, process in enumerate(processes):
         if process.exitcode not in (None, 0):
             raise WorkerFailed(f"worker {number} stopped with exit code {process.exitcode}")
@@ -188,8 +203,8 @@ def _die_with_parent(parent: int) -> None:
 def _worker(
     number: int,
     source: FileSource,
-    tasks: multiprocessing.Queue,
-    reports: multiprocessing.Queue,
+    tasks: Tasks,
+    reports: Reports,
     parent: int,
     max_line_bytes: int,
 ) -> None:
@@ -202,7 +217,7 @@ def _worker(
         try:
             conn = connect(APPLICATION_NAME)
         except psycopg.OperationalError as exc:
-            reports.put(_Failure(number, "unreachable", _one_line(exc)))
+            reports.put(_Failure(number, "unreachable", one_line(exc)))
             raise _Reported from exc
         with conn:
             locked = False
@@ -210,7 +225,7 @@ def _worker(
                 if os.getppid() != parent:
                     return
                 if not locked:  # only now: the coordinator drained earlier workers
-                    conn.execute(f"select pg_advisory_lock_shared(({WORKER_LOCK}))")
+                    conn.execute("select pg_advisory_lock_shared(hashtext(%s))", [WORKER_LOCK])
                     locked = True
                 results = load_batch(
                     conn,
@@ -227,9 +242,9 @@ def _worker(
     except psycopg.Error as exc:
         reports.put(_Failure(number, "database", _with_file(batch, describe(exc))))
     except OSError as exc:
-        reports.put(_Failure(number, "file", _one_line(exc), getattr(exc, "kind", None)))
+        reports.put(_Failure(number, "file", one_line(exc), getattr(exc, "kind", None)))
     except Exception as exc:  # a bug: still one line, and the coordinator stops
-        reports.put(_Failure(number, "bug", f"{type(exc).__name__}: {_one_line(exc)}"))
+        reports.put(_Failure(number, "bug", f"{type(exc).__name__}: {one_line(exc)}"))
     else:
         return
     reports.close()
@@ -242,8 +257,3 @@ def _with_file(batch: list[PlannedFile] | None, message: str) -> str:
         return message
     first = batch[0].file.name
     return f"{message} (batch of {len(batch)} files from {first})"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,20 +24,21 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, cast
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from raw_loader.contract import FEED_FOLDERS
 from raw_loader.files import READ_BLOCK_BYTES, SourceFile, _NamedErrors, is_data_file
 
 # botocore says at INFO where it found the credentials: noise in every worker.
 logging.getLogger("botocore").setLevel(logging.WARNING)
 
 SCHEME = "s3://"
-PREFIXES = {"songs": "song_data", "events": "log_data"}
 DEFAULT_MAX_ATTEMPTS = 5
+_RetryMode = Literal["legacy", "standard", "adaptive"]
 
 # The kinds of failure, each its own exit code (cli.py).
 UNREACHABLE = "unreachable"  # no answer (endpoint down, DNS, retries used up)
@@ -104,7 +105,8 @@ def make_client() -> Any:
     retried, a slow big object is not cut off."""
     config = Config(
         retries={
-            "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
+            # botocore checks the mode's value itself, as for any AWS tool.
+            "mode": cast(_RetryMode, os.environ.get("AWS_RETRY_MODE") or "standard"),
             "max_attempts": _attempts(),
         },
         connect_timeout=5,
@@ -174,7 +176,8 @@ class _ObjectStream:
 
     def read(self, size: int | None = -1) -> bytes:
         try:
-            return self._body.read(None if size is None or size < 0 else size)
+            block: bytes = self._body.read(None if size is None or size < 0 else size)
+            return block
         except _STORE_ERRORS as exc:
             raise describe(exc, f"reading {self._name} broke off") from None
 
@@ -200,7 +203,7 @@ class S3FileSource:
         self._client: Any = None
         self._pid = 0
 
-    def __getstate__(self) -> dict:  # spawned workers make their own client
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers make their own client
         return {**self.__dict__, "_client": None, "_pid": 0}
 
     @property
@@ -217,7 +220,7 @@ class S3FileSource:
         skipped: list[str] = []
         for kind, root in sorted(self.roots.items()):
             for key, size, stamp, etag in self.list_objects(root):
-                name = f"{PREFIXES[kind]}/{key[len(root.prefix) :].lstrip('/')}"
+                name = f"{FEED_FOLDERS[kind]}/{key[len(root.prefix) :].lstrip('/')}"
                 if is_data_file(key):
                     files.append(SourceFile(kind, name, size, stamp, etag))
                 else:
@@ -248,7 +251,7 @@ class S3FileSource:
 
     def _key(self, source_file: SourceFile) -> tuple[str, str]:
         root = self.roots[source_file.kind]
-        relative = source_file.name[len(PREFIXES[source_file.kind]) + 1 :]
+        relative = source_file.name[len(FEED_FOLDERS[source_file.kind]) + 1 :]
         return root.bucket, f"{root.prefix}/{relative}" if root.prefix else relative
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
@@ -263,7 +266,7 @@ class S3FileSource:
     def open(self, source_file: SourceFile) -> BinaryIO:
         stream = self.open_stored(source_file)
         if source_file.compressed:
-            return _NamedErrors(gzip.GzipFile(fileobj=stream, mode="rb"), source_file.name)  # type: ignore[arg-type,return-value]
+            return _NamedErrors(gzip.GzipFile(fileobj=stream, mode="rb"), source_file.name)  # type: ignore[return-value]
         return stream
 
     def checksum(self, source_file: SourceFile) -> str:

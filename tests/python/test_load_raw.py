@@ -6,13 +6,16 @@ import gzip
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import UDACITY_SAMPLE, connect, run_loader, write_lines
+from raw_loader.batch import load_batch
 from raw_loader.files import LocalFileSource, SourceFile
-from raw_loader.load import PlannedFile, load_batch
+from raw_loader.planning import PlannedFile
 from raw_loader.schema import ensure_schema
 
 EVENT = {
@@ -67,6 +70,12 @@ def make_feed(root: Path, days: int = 3, per_day: int = 5) -> Path:
     return root
 
 
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The loader's --json summary: the last line of its stdout, one JSON object."""
+    assert result.returncode in (0, 3), result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def counts(env: dict[str, str]) -> dict[str, int]:
     with connect(env) as conn:
         return {
@@ -80,6 +89,7 @@ def test_loads_every_line_and_file(db_env, tmp_path):
     result = run_loader(db_env, "--data-dir", feed)
     assert result.returncode == 0, result.stderr
     assert counts(db_env) == {"events": 15, "songs": 3, "rejects": 0, "load_manifest": 6}
+    # The prose summary is the default (--json: see the other tests).
     assert "15 event rows, 3 song rows, 0 rejects" in result.stdout
     with connect(db_env) as conn:
         row = conn.execute(
@@ -97,9 +107,8 @@ def test_rerun_loads_nothing_new(db_env, tmp_path):
         before = conn.execute(
             "select source_file, checksum, loaded_at from raw.load_manifest order by 1"
         ).fetchall()
-    again = run_loader(db_env, "--data-dir", feed)
-    assert again.returncode == 0
-    assert "loaded 0 files" in again.stdout
+    again = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
+    assert (again["files_loaded"], again["files_unchanged"], again["loads"]) == (0, 6, 0)
     with connect(db_env) as conn:
         after = conn.execute(
             "select source_file, checksum, loaded_at from raw.load_manifest order by 1"
@@ -113,9 +122,8 @@ def test_changed_file_replaces_its_rows(db_env, tmp_path):
     assert run_loader(db_env, "--data-dir", feed).returncode == 0
     day = feed / "log_data" / "2018" / "11" / "2018-11-02-events.json"
     write_lines(day, [event_line(ts=1, itemInSession=i, song="changed") for i in range(2)])
-    result = run_loader(db_env, "--data-dir", feed)
-    assert result.returncode == 0, result.stderr
-    assert "1 replaced" in result.stdout
+    result = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
+    assert (result["files_loaded"], result["files_replaced"], result["event_rows"]) == (1, 1, 2)
     with connect(db_env) as conn:
         songs = conn.execute(
             "select payload->>'song' from raw.events where source_file like %s",
@@ -144,8 +152,7 @@ def test_hostile_lines_are_rejected_with_a_reason(db_env, tmp_path):
         b'{"artist":null,"auth":"Logged In","firstName":"Kay',  # 10 truncated last line
     ]
     write_lines(feed / "log_data" / "2018-11-01-events.json", lines)
-    result = run_loader(db_env, "--data-dir", feed)
-    assert result.returncode == 0, result.stderr
+    result = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
     with connect(db_env) as conn:
         landed = [r[0] for r in conn.execute("select line_number from raw.events order by 1")]
         rejects = conn.execute(
@@ -164,7 +171,7 @@ def test_hostile_lines_are_rejected_with_a_reason(db_env, tmp_path):
     # The raw bytes are kept exactly, even when they are not UTF-8.
     assert bytes(rejects[2][2]) == lines[4]
     assert manifest == (2, 6)
-    assert "6 rejects" in result.stdout
+    assert (result["event_rows"], result["rejects"]) == (2, 6)
 
 
 def test_bom_crlf_and_gzip_are_read_transparently(db_env, tmp_path):
@@ -185,9 +192,8 @@ def test_non_data_files_are_skipped_and_reported(db_env, tmp_path):
     feed = make_feed(tmp_path / "feed", days=1, per_day=2)
     (feed / "log_data" / "README.txt").write_text("not data")
     (feed / "log_data" / ".DS_Store").write_bytes(b"\x00\x01")
-    result = run_loader(db_env, "--data-dir", feed)
-    assert result.returncode == 0
-    assert "2 skipped as not data" in result.stdout
+    result = run_loader(db_env, "--data-dir", feed, "--json")
+    assert summary_of(result)["files_skipped"] == 2
     assert "log_data/README.txt" in result.stderr
     assert counts(db_env)["load_manifest"] == 4
 

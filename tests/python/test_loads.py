@@ -16,9 +16,10 @@ import os
 import pytest
 
 from helpers import assert_loads_match, connect, load_accounts, run_loader, write_lines
-from raw_loader.load import PlannedFile, load_batch
+from raw_loader.batch import load_batch
+from raw_loader.planning import PlannedFile
 from raw_loader.schema import ensure_schema
-from test_load_raw import FailingSource, event_line, make_feed
+from test_load_raw import FailingSource, event_line, make_feed, summary_of
 
 
 def loads(env: dict[str, str]) -> list[tuple]:
@@ -33,11 +34,13 @@ def test_each_batch_is_one_load_with_its_counts(db_env, tmp_path):
     feed = make_feed(tmp_path / "feed", days=5, per_day=4)
     day_3 = feed / "log_data" / "2018" / "11" / "2018-11-03-events.json"
     write_lines(day_3, [event_line(itemInSession=i) for i in range(3)] + [b"not json"])
-    result = run_loader(db_env, "--data-dir", feed, "--batch-files", "2", "--workers", "2")
-    assert result.returncode == 0, result.stderr
+    result = summary_of(
+        run_loader(db_env, "--data-dir", feed, "--batch-files", "2", "--workers", "2", "--json")
+    )
     landed = loads(db_env)
     # 5 event files two a batch, 3 song files two a batch: 3 + 2 loads.
-    assert len(landed) == 5 and "5 loads, load ids 1-5;" in result.stdout
+    assert len(landed) == 5
+    assert (result["loads"], result["first_load_id"], result["last_load_id"]) == (5, 1, 5)
     assert sorted(kind for _, kind, *_ in landed) == ["events"] * 3 + ["songs"] * 2
     assert sum(files for _, _, files, *_ in landed) == 8
     assert sum(rejects for *_, rejects, _ in landed) == 1
@@ -59,9 +62,8 @@ def test_each_batch_is_one_load_with_its_counts(db_env, tmp_path):
         (earlier,) = conn.execute(
             "select load_id from raw.load_manifest where source_file like %s", ["%11-03%"]
         ).fetchone()
-    again = run_loader(db_env, "--data-dir", feed)
-    assert again.returncode == 0, again.stderr
-    assert "1 load, load id 6;" in again.stdout
+    again = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
+    assert (again["loads"], again["first_load_id"], again["last_load_id"]) == (1, 6, 6)
     assert loads(db_env)[-1] == (6, "events", 1, 2, 0, 1)
     assert_loads_match(db_env, superseded=(earlier,))
     said, held = load_accounts(db_env)[earlier]
@@ -69,8 +71,8 @@ def test_each_batch_is_one_load_with_its_counts(db_env, tmp_path):
     assert held[3] == said[3] - 3 and held[4] == said[4] - 1  # its 3 rows and 1 reject
 
     # Nothing new: no load at all.
-    nothing = run_loader(db_env, "--data-dir", feed)
-    assert "loaded 0 files" in nothing.stdout and "; 0 loads;" in nothing.stdout
+    nothing = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
+    assert (nothing["files_loaded"], nothing["loads"], nothing["first_load_id"]) == (0, 0, 0)
     assert len(loads(db_env)) == 6
 
 
@@ -194,9 +196,12 @@ def test_upgrade_keeps_old_rows_under_load_0(db_env, tmp_path):
     for name in old_files:
         land_as_old_loader(db_env, feed, name)
 
-    result = run_loader(db_env, "--data-dir", feed)
-    assert result.returncode == 0, result.stderr
-    assert "loaded 4 files (0 replaced), 2 unchanged" in result.stdout
+    result = summary_of(run_loader(db_env, "--data-dir", feed, "--json"))
+    assert (result["files_loaded"], result["files_replaced"], result["files_unchanged"]) == (
+        4,
+        0,
+        2,
+    )
     landed = loads(db_env)
     # Load 0: the two files the old loader landed, 4 + 3 rows and 1 reject, of no one kind.
     assert landed[0] == (0, None, 2, 7, 1, 0)
@@ -221,8 +226,7 @@ def test_upgrade_keeps_old_rows_under_load_0(db_env, tmp_path):
     assert indexes == 0
 
     # The DDL runs again on every start: nothing changes, load 0 stays as it is.
-    again = run_loader(db_env, "--data-dir", feed)
-    assert "loaded 0 files" in again.stdout
+    assert summary_of(run_loader(db_env, "--data-dir", feed, "--json"))["files_loaded"] == 0
     assert loads(db_env) == landed
 
     # An old file replaced: its rows move to the new load; load 0 holds less.

@@ -1,0 +1,49 @@
+"""Read a planned file once: its chunks, hashed as they stream, and its result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from raw_loader.contract import SONGS
+from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
+from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Chunk, document_chunk, read_chunks
+
+# Called with the number of bytes read so far of a file: progress inside big files.
+ReadCallback = Callable[[int], None]
+
+
+@dataclass
+class FileResult:
+    """What loading one file came to."""
+
+    file: SourceFile
+    checksum: str = ""
+    rows: int = 0
+    rejects: int = 0
+    load_id: int = 0  # the load (batch transaction) that landed this version
+    replaces: bool = False  # it replaced a different, earlier version
+
+
+def read_file(
+    source: FileSource,
+    file: SourceFile,
+    result: FileResult,
+    on_read: ReadCallback | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Chunk]:
+    """The chunks of one file, read once; sets result.checksum when it is read."""
+    if file.kind == SONGS:  # one small document: read at once
+        data, result.checksum = read_whole(source, file)
+        yield document_chunk(data, max_line_bytes)
+        return
+    with HashedFile(source, file) as hashed:
+        read = 0
+        for chunk in read_chunks(
+            hashed.stream, whole_document=False, max_line_bytes=max_line_bytes
+        ):
+            yield chunk
+            read += chunk.size
+            if on_read is not None:
+                on_read(read)
+        result.checksum = hashed.checksum()

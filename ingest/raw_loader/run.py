@@ -1,0 +1,281 @@
+"""One run of the loader into PostgreSQL: list the feed, plan, load the batches, summarize.
+
+The order matters: the workers start first (they connect while the feed is
+listed), then the coordinator takes the load lock, waits for any earlier
+loader's workers, plans against the manifest and hands the batches out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from raw_loader.batch import load_batch, prune, restamp
+from raw_loader.contract import EVENTS, FEED_FOLDERS, LOAD_LOCK, SONGS
+from raw_loader.errors import UsageError, described
+from raw_loader.files import FileSource, LocalFileSource, SourceFile
+from raw_loader.options import LoadOptions
+from raw_loader.parallel import WorkerPool, drain_earlier_workers
+from raw_loader.planning import batches, in_load_order, plan
+from raw_loader.progress import Progress
+from raw_loader.reading import FileResult
+from raw_loader.s3_source import S3FileSource
+from raw_loader.s3_source import parse_url as parse_s3_url
+from raw_loader.schema import ensure_schema
+from raw_loader.session import connect
+from raw_loader.summary import Summary
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = REPO_ROOT / "data" / "sample"
+# Vanished files named in the log (the count is always given).
+VANISHED_NAMED = 5
+
+Roots = Mapping[str, Path] | Mapping[str, str]
+
+log = logging.getLogger("load_raw")
+
+
+def resolve_roots(
+    data_dir: Path | str | None, song_data: Path | str | None, log_data: Path | str | None
+) -> dict[str, Path] | dict[str, str]:
+    """Which folder (or s3:// prefix, kept as text) feeds which landing table."""
+    explicit = {SONGS: song_data, EVENTS: log_data}
+    given = [data_dir, *explicit.values()]
+    if any(isinstance(value, str) for value in given):
+        return _s3_roots(data_dir, explicit)
+    paths = {kind: path for kind, path in explicit.items() if isinstance(path, Path)}
+    if data_dir is None and paths:
+        roots = paths
+    else:
+        base = data_dir if isinstance(data_dir, Path) else DEFAULT_DATA_DIR
+        if not base.is_dir():
+            hint = " (generate the sample with 'make data')" if data_dir is None else ""
+            raise UsageError(f"no such folder: {base}{hint}")
+        roots = {kind: paths.get(kind) or base / folder for kind, folder in FEED_FOLDERS.items()}
+        missing = [kind for kind, path in roots.items() if not path.is_dir()]
+        if len(missing) == len(roots):
+            raise UsageError(f"{base} holds neither song_data/ nor log_data/")
+        for kind in missing:
+            log.warning("no %s folder at %s: loading the other one only", kind, roots.pop(kind))
+    for path in roots.values():
+        if not path.is_dir():
+            raise UsageError(f"no such folder: {path}")
+    return roots
+
+
+def _s3_roots(
+    data_dir: Path | str | None, explicit: dict[str, Path | str | None]
+) -> dict[str, str]:
+    """The s3:// prefixes of each kind; their being empty is found when listed."""
+    given = [data_dir, *explicit.values()]
+    if any(isinstance(value, Path) for value in given):
+        raise UsageError("the feed is either in folders or in s3://, not both")
+    if data_dir is None:
+        return {kind: str(url) for kind, url in explicit.items() if url is not None}
+    base = str(data_dir).rstrip("/")
+    return {
+        kind: str(explicit[kind] or f"{base}/{folder}") for kind, folder in FEED_FOLDERS.items()
+    }
+
+
+def source_for(roots: Roots) -> LocalFileSource | S3FileSource:
+    """Local folders, or s3:// prefixes (see resolve_roots: never a mix)."""
+    folders = {kind: root for kind, root in roots.items() if isinstance(root, Path)}
+    if len(folders) == len(roots):
+        return LocalFileSource(folders)
+    return S3FileSource({kind: parse_s3_url(str(root)) for kind, root in roots.items()})
+
+
+def run(roots: Roots, options: LoadOptions) -> Summary:
+    """Load the feed under `roots` into PostgreSQL (the connection from PG* variables)."""
+    started = time.monotonic()
+    source = source_for(roots)
+    with contextlib.ExitStack() as stack:
+        pool = (
+            stack.enter_context(WorkerPool(source, options.workers, options.max_line_bytes))
+            if options.workers > 1
+            else None
+        )
+        return _run(source, pool, options, started)
+
+
+def _run(
+    source: LocalFileSource | S3FileSource,
+    pool: WorkerPool | None,
+    options: LoadOptions,
+    started: float,
+) -> Summary:
+    files, skipped = list_feed(source)
+    listed = time.monotonic()
+    with connect("sparkify load_raw") as conn, described():
+        ensure_schema(conn)
+        _take_load_lock(conn)
+        drain_earlier_workers(conn)
+        load_plan = plan(
+            conn,
+            source,
+            files,
+            kinds=source.roots.keys(),
+            verify=options.verify,
+            unlisted=[name for name, _ in source.unreadable],
+        )
+        _other_feed(load_plan.other_feed, options.replace_other_feed)
+        restamp(conn, load_plan.restamped)
+        prune_loads = _vanished(conn, load_plan.vanished, options.prune)
+        replaced = sum(item.replaces for item in load_plan.to_load)
+        ordered = in_load_order(load_plan.to_load)
+        batch_files = options.batch_files
+        if pool is not None and isinstance(source, S3FileSource):
+            # An object costs a round trip, not its few bytes: spread small files
+            # over every worker, not one size-limited batch (on disk, they fit one).
+            batch_files = min(batch_files, max(1, -(-len(ordered) // len(pool.processes))))
+        work = list(batches(ordered, options.batch_bytes, batch_files))
+        workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
+        log.info(
+            "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
+            len(files),
+            len(load_plan.to_load) - replaced,
+            replaced,
+            len(load_plan.unchanged),
+            len(work),
+            workers,
+            "worker" if workers == 1 else "workers",
+        )
+        progress = Progress(
+            total_files=len(load_plan.to_load),
+            total_bytes=sum(item.file.size for item in load_plan.to_load),
+        )
+        planned = time.monotonic()
+
+        def committed(worker: object, results: list[FileResult]) -> None:
+            progress.add(results, worker)
+            log_rejects(results, "raw.rejects")
+
+        if pool is None or len(work) <= 1:  # in this process, on this connection
+            for batch in work:
+                committed(
+                    None,
+                    load_batch(
+                        conn,
+                        source,
+                        batch,
+                        on_read=lambda n: progress.reading(None, n),
+                        max_line_bytes=options.max_line_bytes,
+                    ),
+                )
+        else:
+            pool.run(work, committed, progress.reading)
+    finished = time.monotonic()
+    load_ids = progress.load_ids | set(prune_loads)
+    return Summary(
+        files_found=len(files),
+        files_loaded=len(load_plan.to_load),
+        files_replaced=replaced,
+        files_unchanged=len(load_plan.unchanged),
+        files_skipped=len(skipped),
+        paths_unreadable=[name for name, _ in source.unreadable],
+        files_vanished=[name for _, name in load_plan.vanished],
+        files_pruned=len(load_plan.vanished) if options.prune else 0,
+        event_rows=progress.rows_by_kind[EVENTS],
+        song_rows=progress.rows_by_kind[SONGS],
+        rejects=progress.rejects,
+        loads=len(load_ids),
+        first_load_id=min(load_ids, default=0),
+        last_load_id=max(load_ids, default=0),
+        workers=workers,
+        batches=len(work),
+        seconds=finished - started,
+        seconds_listing=listed - started,
+        seconds_planning=planned - listed,
+        seconds_loading=finished - planned,
+    )
+
+
+def list_feed(source: FileSource) -> tuple[list[SourceFile], list[str]]:
+    """The feed's data files and the names skipped as not data; what could not be
+    listed is said (source.unreadable), and an s3:// feed with nothing is refused."""
+    files, skipped = source.list_files()
+    if isinstance(source, S3FileSource):
+        _check_s3_roots(source, files)
+    for name in skipped:
+        log.warning("skipped %s: not a .json or .json.gz file", name)
+    for name, why in source.unreadable:
+        log.warning("skipped %s: cannot be listed (%s); the rest is loaded", name, why)
+    return files, skipped
+
+
+def log_rejects(results: list[FileResult], where: str) -> None:
+    for result in results:
+        if result.rejects:
+            log.warning("%s: %d rejected lines (see %s)", result.file.name, result.rejects, where)
+
+
+def _other_feed(other: list[tuple[str, str]], replace_them: bool) -> None:
+    """Refuse to replace files that came from another feed, unless asked to."""
+    if not other:
+        return
+    name, root = other[0]
+    if not replace_them:
+        raise UsageError(
+            f"{len(other)} files of this feed would replace files loaded from another "
+            f"feed (e.g. {name} from {root}): load this feed into another database "
+            "(PGDATABASE=another_name; the embedded server creates it), or pass "
+            "--replace-other-feed to replace them"
+        )
+    log.warning(
+        "replacing %d files loaded from another feed (e.g. %s from %s)", len(other), name, root
+    )
+
+
+def _check_s3_roots(source: S3FileSource, files: list[SourceFile]) -> None:
+    """Like missing folders: a prefix with no object at all is said, and if no
+    prefix holds one it is a usage error (a typo in the URL, most likely)."""
+    listed = {file.kind for file in files}
+    empty = [kind for kind in source.roots if kind not in listed]
+    if len(empty) == len(source.roots):
+        where = " nor ".join(str(source.roots[kind]) for kind in sorted(empty))
+        raise UsageError(f"no .json or .json.gz object under {where}")
+    for kind in empty:
+        log.warning("no %s objects under %s: loading the other one only", kind, source.roots[kind])
+
+
+def _vanished(
+    conn: psycopg.Connection[Any], vanished: list[tuple[str, str]], prune_them: bool
+) -> list[int]:
+    """Say which loaded files are no longer in the feed; with --prune, remove
+    them (one load per kind). Returns the prune loads' ids."""
+    if not vanished:
+        return []
+    names = [name for _, name in vanished]
+    shown = ", ".join(names[:VANISHED_NAMED]) + (", ..." if len(names) > VANISHED_NAMED else "")
+    if not prune_them:
+        log.warning(
+            "%d loaded files are no longer in the feed (their rows stay in raw; "
+            "--prune removes them): %s",
+            len(names),
+            shown,
+        )
+        return []
+    load_ids = []
+    for kind in sorted({kind for kind, _ in vanished}):
+        load_ids.append(prune(conn, kind, [name for k, name in vanished if k == kind]))
+    log.warning("pruned %d files no longer in the feed: %s", len(names), shown)
+    return load_ids
+
+
+def _take_load_lock(conn: psycopg.Connection[Any]) -> None:
+    """One loader at a time per database: a second loader waits, and says so.
+
+    Only loaders take this lock. Readers (dbt) do not wait for it and need not:
+    a load's rows become visible in the same commit as its raw.loads row.
+    """
+    row = conn.execute("select pg_try_advisory_lock(hashtext(%s))", [LOAD_LOCK]).fetchone()
+    if not (row and row[0]):
+        log.warning("another load_raw is running against this database: waiting for it to finish")
+        conn.execute("select pg_advisory_lock(hashtext(%s))", [LOAD_LOCK])
