@@ -46,7 +46,7 @@ def _run(options: Options, run_id: str, folders: Folders, databases: ScratchData
     workers = options.workers
     floor_counts: dict[str, tuple[int, int]] = {}
     if options.s3_only:
-        s3(options, recorder, feed, env)
+        _s3(options, recorder, feed, env)
     else:
         if options.warehouse_only:
             for kind in ("events", "songs"):
@@ -54,7 +54,7 @@ def _run(options: Options, run_id: str, folders: Folders, databases: ScratchData
         else:
             loader_rounds.side_by_side(recorder, feed, env, workers, options.repeat)
             if not options.skip_s3:
-                s3(options, recorder, feed, env)
+                _s3(options, recorder, feed, env)
             if options.per_row_lines:
                 sample = SCRATCH / f"per-row-{run_id}.json"
                 per_row.run(
@@ -74,7 +74,7 @@ def _run(options: Options, run_id: str, folders: Folders, databases: ScratchData
     ingest_report.write(options, feed, recorder.best_runs(), floor_counts, started)
 
 
-def s3(options: Options, recorder: Recorder, feed: Feed, env: dict[str, str]) -> None:
+def _s3(options: Options, recorder: Recorder, feed: Feed, env: dict[str, str]) -> None:
     s3_scenario.run(
         recorder,
         feed,
