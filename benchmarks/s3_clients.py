@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import obstore
@@ -33,7 +34,7 @@ BLOCK = 1 << 20
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 
 
-def fill(s3) -> None:
+def fill(s3: Any) -> None:  # a boto3 S3 client (boto3 has no type hints)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
     small = b'{"a": 1}' * 400
@@ -53,7 +54,7 @@ def fill(s3) -> None:
         )
 
 
-def keys(s3, prefix: str) -> list[str]:
+def keys(s3: Any, prefix: str) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", ())]
 

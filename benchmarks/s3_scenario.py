@@ -32,6 +32,10 @@ from typing import Any
 
 import boto3
 
+from feed import Feed
+from loader_rounds import run_loader
+from measuring import Recorder, log
+
 BUCKET = "bench"
 BLOCK = 1024 * 1024
 CREDENTIALS = {
@@ -144,3 +148,51 @@ def download(endpoint: str, keys: list[str], processes: int) -> int:
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with context.Pool(processes, initializer=_default_signals) as pool:
         return sum(pool.map(_download, shares))
+
+
+def run(
+    recorder: Recorder,
+    feed: Feed,
+    env: dict[str, str],
+    workers: int,
+    repeat: int,
+    *,
+    also_from_disk: bool,
+    moto_log: Path,
+) -> None:
+    """The loader from a local moto server, beside downloading the same objects
+    to nowhere with the same client and parallelism: one warm-up round, then
+    `repeat` rounds. With also_from_disk, the loader from the feed's folders too
+    (when the disk rounds do not run)."""
+    moto = MotoServer(moto_log)
+    try:
+        files = [(f"feed/{name}", path) for name, path, _ in feed.event_files + feed.song_files]
+        log(f"S3: uploading {len(files):,} objects to moto at {moto.endpoint}")
+        upload(moto.endpoint, files)
+        for attempt in range(4):  # the first warms moto up: not kept
+            keys, seconds = list_keys(moto.endpoint, "feed/song_data/")
+            if attempt:
+                with recorder.timed(f"S3 listing of {len(keys):,} keys (boto3)", "s3") as m:
+                    pass
+                m.seconds, m.files = seconds, len(keys)
+            log(f"S3 listing: {len(keys):,} keys in {seconds:.2f} s")
+        if len(keys) != len(feed.song_files):
+            raise SystemExit(f"bench: listed {len(keys)} song objects, not {len(feed.song_files)}")
+        for round_number in range(repeat + 1):
+            recorder.warming = round_number == 0
+            log("S3 warm-up round (not kept)" if recorder.warming else f"S3 round {round_number}")
+            for kind, prefix in (("events", "log_data"), ("songs", "song_data")):
+                keys, _ = list_keys(moto.endpoint, f"feed/{prefix}/")
+                log(f"S3 download to nowhere, {workers} processes, {kind}")
+                name = f"S3 download to nowhere (boto3), {workers} processes"
+                with recorder.timed(name, kind) as m:
+                    m.bytes = download(moto.endpoint, keys, workers)
+                m.files = len(keys)
+                m.lines = feed.event_lines if kind == "events" else len(keys)
+                s3_prefix = f"s3://{BUCKET}/feed"
+                run_loader(recorder, feed, moto.env(env), kind, workers, s3_prefix=s3_prefix)
+                if also_from_disk:  # the same loader from disk, side by side
+                    run_loader(recorder, feed, env, kind, workers)
+        recorder.warming = False
+    finally:
+        moto.stop()
