@@ -24,6 +24,7 @@ from helpers import (
     connect,
     generate_feed,
     run_loader,
+    scalar,
     write_lines,
 )
 from raw_loader.schema import ensure_schema
@@ -215,11 +216,12 @@ def _worker_connections(conn: psycopg.Connection, wait_seconds: float = 10.0) ->
     """Connections of loader workers to this database, once they had time to close."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        count = conn.execute(
+        count = scalar(
+            conn,
             "select count(*) from pg_stat_activity "
             "where datname = current_database() and application_name = %s",
             ["sparkify load_raw worker"],
-        ).fetchone()[0]
+        )
         if count == 0 or time.monotonic() > deadline:
             return count
         time.sleep(0.2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import UDACITY_SAMPLE, connect, run_loader, write_lines
+from helpers import UDACITY_SAMPLE, connect, run_loader, scalar, write_lines
 from raw_loader.batch import load_batch
 from raw_loader.files import LocalFileSource, SourceFile
 from raw_loader.planning import PlannedFile
@@ -79,7 +79,7 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def counts(env: dict[str, str]) -> dict[str, int]:
     with connect(env) as conn:
         return {
-            table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
+            table: scalar(conn, f"select count(*) from raw.{table}")
             for table in ("events", "songs", "rejects", "load_manifest")
         }
 
