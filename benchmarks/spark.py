@@ -11,12 +11,13 @@ both engines, as a user runs them:
 
 Each step is timed once, wall-clock, with the load average beside it (the
 machine may be shared). A build includes dbt's data tests and unit tests on both
-engines. Results go to benchmarks/results/spark-<events>-events.json.
+engines. Results go to benchmarks/results/spark-<events>-events.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -49,6 +50,51 @@ def timed(name: str, command: list[str], env: dict[str, str], figures: dict) -> 
     log(f"{name}: {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})")
 
 
+def slowest_nodes(target: Path, count: int = 6) -> dict[str, float]:
+    """The nodes (models, tests) of the last dbt build that took longest: where
+    an engine's time goes."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    ranked = sorted(results, key=lambda result: result["execution_time"], reverse=True)
+    return {
+        result["unique_id"].split(".", 2)[-1]: round(result["execution_time"], 1)
+        for result in ranked[:count]
+    }
+
+
+def markdown(figures: dict) -> str:
+    """The figures side by side: one row per step, each engine's seconds with
+    the load average (1 min) when it ended, then where each build's time went."""
+    lines = [
+        f"# Spark against PostgreSQL: {figures['events_generated']:,} events",
+        "",
+        f'`make bench-spark BENCH_SPARK_ARGS="--events {figures["events"]}"`: '
+        f"{figures['days']} days of logs (the last held back, then loaded and built "
+        f"as one more day), {figures['songs']:,} song files; run {figures['started']} "
+        f"on {os.cpu_count()} CPUs. Spark is local[2]. The machine may be shared: "
+        "each figure has the load average beside it.",
+        "",
+        "| step | PostgreSQL s | load | Spark s | load |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for step in ("full", "one more day"):
+        for what, pg, spark in (
+            ("load", "postgres load", "spark lake load"),
+            ("dbt build", "postgres dbt build", "spark dbt build"),
+        ):
+            a, b = figures[f"{pg}, {step}"], figures[f"{spark}, {step}"]
+            lines.append(
+                f"| {what}, {step} | {a['seconds']} | {a['load_average']:.1f} "
+                f"| {b['seconds']} | {b['load_average']:.1f} |"
+            )
+    lines += ["", "Slowest nodes of each build (dbt's execution time, seconds):", ""]
+    for engine in ("postgres", "spark"):
+        for step in ("full", "one more day"):
+            slowest = figures[f"{engine} dbt build, {step}"]["slowest"]
+            listed = ", ".join(f"{name} {seconds}" for name, seconds in slowest.items())
+            lines.append(f"- {engine}, {step}: {listed}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
@@ -62,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=REPO_ROOT / ".spark"))
     database = f"sparkify_bench_{uuid.uuid4().hex[:8]}"
     figures: dict = {"events": args.events, "days": args.days, "songs": args.songs}
+    figures["started"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
         feed = work / "feed"
         subprocess.run(
@@ -74,13 +121,20 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.days),
                 "--songs",
                 str(args.songs),
+                # As benchmarks/ingest.py: with the generator's default 100
+                # users, most planned sessions find every user busy and are
+                # dropped (--events 1000000 gave 707,254 events).
+                "--users",
+                str(max(100, args.events // 500)),
                 "--events-per-day",
-                str(args.events // args.days),
+                str(round(args.events / args.days)),
                 "--quiet",
             ],
             cwd=REPO_ROOT,
             check=True,
         )
+        summary = json.loads((feed / "_truth" / "summary.json").read_text())
+        figures["events_generated"] = summary["events"]
         last_day = sorted((feed / "log_data").rglob("*-events.json"))[-1]
         held_back = work / last_day.name
         shutil.move(last_day, held_back)
@@ -105,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.move(held_back, last_day)
             timed(f"postgres load, {step}", load, pg, figures)
             timed(f"postgres dbt build, {step}", dbt, pg, figures)
+            figures[f"postgres dbt build, {step}"]["slowest"] = slowest_nodes(work / "target")
             timed(f"spark lake load, {step}", lake, spark, figures)
             timed(f"spark dbt build, {step}", [*dbt, "--target", "spark"], spark, figures)
+            figures[f"spark dbt build, {step}"]["slowest"] = slowest_nodes(work / "target")
     finally:
         with psycopg.connect(dbname="postgres", autocommit=True) as conn:
             conn.execute(
@@ -116,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"spark-{args.events}-events.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
-    log(f"written {out.relative_to(REPO_ROOT)}")
+    out.with_suffix(".md").write_text(markdown(figures))
+    log(f"written {out.relative_to(REPO_ROOT)} and its .md")
     return 0
 
 

@@ -6,14 +6,24 @@
        now consumes, without recording them: a temporary view
        <model>__claimed, and the touched partitions, <model>__touched
        (cached: computed once);
-    2. the strategy `rewrite` (spark_rewrite_sql) writes the model's whole
-       new state (the rows of untouched partitions as they were, plus the
-       rebuilt ones) to a scratch table, then replaces the table's rows with
-       it (insert overwrite): a partition that became empty is gone;
+    2. the strategy `rewrite` (spark_rewrite_sql) writes the rows of the
+       rewritten partitions, rebuilt from the parents' whole state, to a
+       scratch table, then:
+       - a model partitioned by day (spark_partition_column: the event_days
+         models whose day is a date) overwrites only the partitions those
+         rows fall in (dynamic partition overwrite) and drops the
+         partitions it rewrote that have no row now;
+       - any other model, or any model after a correction, overwrites the
+         whole table with its whole new state (the rows of untouched
+         partitions as they were, plus the rebuilt ones); a partition that
+         became empty is gone;
     3. the post-hook (spark__refresh_statistics) records the claim in
-       audit.consumed_loads, after the rows are written.
-    A build killed before 3 claims the same loads again next time, and
-    rewriting partitions from whole state is idempotent: nothing is lost. -#}
+       audit.consumed_loads, only after the rows are written.
+    A build killed before 3 has recorded nothing: the next build claims the
+    same loads again, so touches the same partitions, and rewrites them
+    from whole state. That is idempotent, whatever part of 2 was done (a
+    partition overwritten or dropped twice ends the same), so nothing is
+    lost and nothing is counted twice. -#}
 
 -- The macros below render nothing here; sqlfluff would judge the layout of
 -- their Jinja as if it were SQL.
@@ -125,9 +135,63 @@
     )) }}
 {%- endmacro %}
 
+{#- The column an incremental model is partitioned by on Spark, or none.
+    An event_days model's partition_by (meta) is its day when it holds a
+    date: one Parquet partition per day, some 30 for a month of logs. The
+    marts partitioned by a timestamp (songplays, time: a partition per row)
+    and the other policies (a partition per user, session, event or file
+    path) are not partitioned: they keep whole-table rewrite
+    (docs/spark.md). -#}
+{% macro spark_partition_column() -%}
+    {%- set meta = config.get('meta') or {} -%}
+    {%- set column = meta.get('partition_by') -%}
+    {%- if incremental_policy() not in ('event_days', 'event_days_onward')
+        or column is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set declared = (model.columns.get(column) or {}).get('data_type') -%}
+    {{ return(column if declared in (none, 'date') else none) }}
+{%- endmacro %}
+
+{#- dbt-spark's `partitioned by` (or `partition`) clause: the model's own
+    partition_by, or else the day of an event_days model, so that a full
+    build creates the partitioned table the strategy overwrites. -#}
+{% macro spark__partition_cols(label, required=false) -%}
+    {%- set columns = config.get('partition_by')
+        or spark_partition_column() -%}
+    {%- if columns is string -%}
+        {%- set columns = [columns] -%}
+    {%- endif -%}
+    {%- if columns -%}
+        {{ label }} ({{ columns | join(', ') }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A table built before its model was partitioned cannot take a
+    partition-wise overwrite: a clear error, not Spark's. -#}
+{% macro assert_partitioned_by(relation, column) -%}
+    {%- set described = run_query('describe table ' ~ relation) -%}
+    {%- set names = described.columns[0].values() | list -%}
+    {%- set marker = '# Partition Information' -%}
+    {%- if marker not in names or column not in names[names.index(marker):] -%}
+        {%- do exceptions.raise_compiler_error(
+            relation ~ " is not partitioned by " ~ column ~ ": it was built"
+            ~ " before its model was; rebuild it once with"
+            ~ " dbt build --target spark --full-refresh"
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark_partition_overwrite_mode(mode) -%}
+    {%- do run_query(
+        'set spark.sql.sources.partitionOverwriteMode = ' ~ mode
+    ) -%}
+{%- endmacro %}
+
 {#- The strategy `rewrite` on Spark (see the top of this file). The scratch
-    table holds the new state first: Spark cannot overwrite a table in the
-    statement that reads it. Returns the last statement, which the
+    table holds the rebuilt rows first: Spark cannot overwrite a table in
+    the statement that reads it, and a model may read itself
+    (int_first_plays). Returns the last statement, which the
     materialization runs. -#}
 {% macro spark_rewrite_sql(source_relation, target_relation) -%}
     {%- set policy = incremental_policy() -%}
@@ -135,6 +199,10 @@
     {%- set meta = config.get('meta') or {} -%}
     {%- set partition_by = meta.get('partition_by')
         or spec.columns | join(', ') -%}
+    {%- set partition_column = spark_partition_column() -%}
+    {%- if partition_column is not none -%}
+        {%- do assert_partitioned_by(target_relation, partition_column) -%}
+    {%- endif -%}
     {%- set columns = adapter.get_columns_in_relation(target_relation)
         | map(attribute='quoted') | join(', ') -%}
     {%- set everything = run_query(
@@ -142,9 +210,9 @@
     ).columns[0].values()[0] -%}
     {%- set scratch = rewrite_scratch_relation() -%}
     {%- do run_query('drop table if exists ' ~ scratch) -%}
-    {%- set new_state -%}
+    {%- set new_rows -%}
         create table {{ scratch }} using parquet as
-        {%- if not everything %}
+        {%- if not everything and partition_column is none %}
         select {{ columns }}
         from {{ target_relation }}
         where not coalesce({{ touched(partition_by) }}, false)
@@ -153,9 +221,41 @@
         select {{ columns }}
         from {{ source_relation }}
     {%- endset -%}
-    {%- do run_query(new_state) -%}
-    insert overwrite table {{ target_relation }}
-    select {{ columns }} from {{ scratch }}
+    {%- do run_query(new_rows) -%}
+    {%- if partition_column is none or everything -%}
+        {#- The whole table: static mode replaces every partition, and one
+            that became empty is gone. -#}
+        {%- do spark_partition_overwrite_mode('static') -%}
+        insert overwrite table {{ target_relation }}
+        select {{ columns }} from {{ scratch }}
+    {%- else -%}
+        {#- Only the rebuilt partitions. A partition the build rewrote that
+            has no row now (a first play moved to a late day) is dropped:
+            dynamic mode replaces only the partitions that get rows. -#}
+        {%- set emptied -%}
+            select distinct built.{{ partition_column }}
+            from {{ target_relation }} as built
+            where
+                coalesce({{ touched('built.' ~ partition_column) }}, false)
+                and not exists (
+                    select 1 from {{ scratch }} as rebuilt
+                    where
+                        rebuilt.{{ partition_column }}
+                        <=> built.{{ partition_column }}
+                )
+        {%- endset -%}
+        {%- for day in run_query(emptied).columns[0].values() -%}
+            {%- do run_query(
+                'alter table ' ~ target_relation ~ ' drop if exists partition ('
+                ~ partition_column ~ ' = '
+                ~ ('null' if day is none else "'" ~ day ~ "'") ~ ')'
+            ) -%}
+        {%- endfor -%}
+        {%- do spark_partition_overwrite_mode('dynamic') -%}
+        insert overwrite table {{ target_relation }}
+        partition ({{ partition_column }})
+        select {{ columns }} from {{ scratch }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- dbt-spark's own choice of strategy, with `rewrite` added (dbt-postgres

@@ -13,6 +13,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 # The marts and report tables compared between engines, with their keys.
@@ -62,10 +63,25 @@ def rows_of(columns: list[str], rows: list[tuple]) -> list[tuple]:
     return sorted(out, key=repr)
 
 
+# The folder name of a partition whose value is null.
+HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
 def spark_table(path: Path) -> list[tuple]:
-    table = pq.read_table(path)
+    """A table's rows. A partitioned table (an event_days model: by day) keeps
+    its partition column in folder names (date_day=2018-11-05), which pyarrow
+    reads as text: given back as dates, as the column's values are."""
+    partitioning = ds.HivePartitioning.discover(null_fallback=HIVE_NULL_PARTITION)
+    table = pq.read_table(path, partitioning=partitioning)
+    partition_columns = {child.name.split("=")[0] for child in path.iterdir() if "=" in child.name}
     columns = table.column_names
-    data = [table.column(name).to_pylist() for name in columns]
+    data = [
+        [
+            dt.date.fromisoformat(value) if name in partition_columns and value else value
+            for value in table.column(name).to_pylist()
+        ]
+        for name in columns
+    ]
     return rows_of(columns, list(zip(*data, strict=True)) if data else [])
 
 
