@@ -225,12 +225,12 @@ def loaded(tmp_path_factory, server_env):
     import psycopg
     from psycopg import sql
 
-    from helpers import admin_conninfo as _admin_conninfo
+    from helpers import admin_conninfo
 
     tmp = tmp_path_factory.mktemp("hostile")
     feed = build_feed(tmp / "feed", tmp / "outside")
     name = f"sparkify_pytest_{uuid.uuid4().hex[:12]}"
-    admin = _admin_conninfo(server_env)
+    admin = admin_conninfo(server_env)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     env = {**server_env, "PGDATABASE": name}

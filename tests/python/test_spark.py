@@ -28,9 +28,7 @@ from helpers import (
     generate_feed,
     run_dbt,
     run_loader,
-)
-from helpers import (
-    throwaway_database as _throwaway_database,
+    throwaway_database,
 )
 from spark_warehouse import (
     COMPARED_SCHEMAS,
@@ -80,7 +78,7 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     spark_dbt(env, tmp, "run", "--full-refresh")
     results["full_refresh"] = spark_tables(spark_dir, BUILT_SCHEMAS)
 
-    for pg_env in _throwaway_database(server_env):
+    for pg_env in throwaway_database(server_env):
         loaded = run_loader(pg_env, "--data-dir", feed)
         assert loaded.returncode == 0, loaded.stderr
         built = run_dbt(pg_env, tmp, "build")
