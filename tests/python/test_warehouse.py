@@ -221,3 +221,28 @@ def test_faulty_feed_every_line_accounted_for_and_build_succeeds(db_env, tmp_pat
     built = run_dbt(db_env, tmp_path, "build")
     assert built.returncode == 0, built.stdout[-4000:]
     assert "WARN" in built.stdout
+
+
+def test_a_column_built_with_an_older_type_stops_the_build_until_a_full_refresh(db_env, tmp_path):
+    """docs/operations.md, "Upgrading": what a warehouse built by an older version sees."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "2", "--users", "10", "--songs", "20", "--events-per-day", "60")
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    build(db_env, tmp_path)
+    # As an older version built it: session_minutes without the contract's scale.
+    with connect(db_env) as conn:
+        conn.execute("alter table reports.rpt_sessions alter column session_minutes type numeric")
+        conn.commit()
+
+    stopped = run_dbt(db_env, tmp_path, "build", "--select", "rpt_sessions")
+    assert stopped.returncode != 0
+    assert "out of sync" in stopped.stdout
+
+    build(db_env, tmp_path, "--full-refresh", "--select", "rpt_sessions")
+    with connect(db_env) as conn:
+        column_type = conn.execute(
+            "select format_type(atttypid, atttypmod) from pg_attribute"
+            " where attrelid = 'reports.rpt_sessions'::regclass and attname = 'session_minutes'"
+        ).fetchone()
+    assert column_type == ("numeric(10,2)",)
+    build(db_env, tmp_path, "--select", "rpt_sessions")
