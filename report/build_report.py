@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from raw_loader.errors import one_line
 from report import svg_charts as charts
 
 Rows = list[dict[str, Any]]
@@ -460,8 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect() as conn:
             html, count = render(conn, args.schema)
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"build_report: {message} (has 'make build' run?)", file=sys.stderr)
+        print(f"build_report: {one_line(exc)} (has 'make build' run?)", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(html, encoding="utf-8")
