@@ -473,10 +473,12 @@
     {%- do exceptions.raise_compiler_error('no source sparkify.' ~ name) -%}
 {%- endmacro %}
 
-{#- A post-hook for the incremental tables: refreshes the planner's
-    statistics. A table dbt has just created has none until autovacuum gets
-    to it, and then PostgreSQL guesses a third of the table for every
-    filter. ANALYZE samples a fixed number of rows. -#}
+{#- A post-hook for the incremental tables: gives a table the planner's
+    statistics it lacks. A table dbt has just created has none until
+    autovacuum gets to it, and then PostgreSQL guesses a third of the table
+    for every filter. A table that has them keeps them: autovacuum refreshes
+    them as the table grows, and re-sampling a large table after every day
+    cost more than the day's insert into a small one. -#}
 {% macro refresh_statistics() -%}
     {{ return(adapter.dispatch('refresh_statistics', 'sparkify')()) }}
 {%- endmacro %}
@@ -486,7 +488,18 @@
 
 {% macro postgres__refresh_statistics() -%}
     {%- if incremental_policy() is not none -%}
-        analyze {{ this }}
+    do $$
+    begin
+        if not exists (
+            select 1 from pg_catalog.pg_stats
+            where
+                schemaname = '{{ this.schema }}'
+                and tablename = '{{ this.identifier }}'
+        ) then
+            analyze {{ this }};
+        end if;
+    end
+    $$
     {%- endif -%}
 {%- endmacro %}
 

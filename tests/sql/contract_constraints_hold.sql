@@ -1,7 +1,8 @@
-{#- The contracts' keys where the engine does not enforce them (Spark):
-    one row per model, constraint and column set that a row breaks (a null
-    in a not_null or primary key column, or a primary key held by two
-    rows). On PostgreSQL the server holds them, so the test is off. -#}
+{#- The contracts' constraints where the engine does not enforce them
+    (Spark): one row per model, constraint and column set that a row breaks
+    (a null in a not_null or primary key column, a primary key held by two
+    rows, or a row for which a check is false). On PostgreSQL the server
+    holds them, so the test is off. -#}
 {{ config(enabled=not engine_enforces_constraints()) }}
 
 -- Runs after every model with a contract, named here (a model with a
@@ -39,6 +40,7 @@
         {%- endif -%}
         {%- set relation = model_relation(node.name) -%}
         {%- set keys = [] -%}
+        {%- set truths = [] -%}
         {%- for column in node.columns.values() -%}
             {%- for constraint in column.constraints -%}
                 {%- if constraint.type in ('not_null', 'primary_key') -%}
@@ -53,11 +55,27 @@
                 {%- if constraint.type == 'primary_key' -%}
                     {%- do keys.append([column.name]) -%}
                 {%- endif -%}
+                {%- if constraint.type == 'check' -%}
+                    {%- do truths.append([[column.name], constraint.expression]) -%}
+                {%- endif -%}
             {%- endfor -%}
         {%- endfor -%}
-        {%- for constraint in node.constraints
-            if constraint.type == 'primary_key' -%}
-            {%- do keys.append(constraint.columns) -%}
+        {%- for constraint in node.constraints -%}
+            {%- if constraint.type == 'primary_key' -%}
+                {%- do keys.append(constraint.columns) -%}
+            {%- elif constraint.type == 'check' -%}
+                {%- do truths.append([constraint.columns, constraint.expression]) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {#- As in SQL, a check holds unless it is false (null passes). -#}
+        {%- for columns, expression in truths -%}
+            {%- do checks.append(
+                "select '" ~ node.name ~ "' as model_name, '"
+                ~ columns | join(', ') ~ "' as key_columns,"
+                ~ " 'check' as broken_by, count(*) as row_count"
+                ~ " from " ~ relation ~ " where not coalesce(("
+                ~ expression ~ "), true) having count(*) > 0"
+            ) -%}
         {%- endfor -%}
         {%- for key in keys -%}
             {%- do checks.append(
