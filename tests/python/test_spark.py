@@ -3,7 +3,9 @@
 One generated feed with faults goes, through `load_raw.py --lake`, into a lake
 folder and `dbt --target spark` (pyspark's own Spark, the session method), and,
 through the plain loader, into PostgreSQL. The feed's last day arrives as a
-second load, so the Spark build that takes it is incremental. Then:
+second load, so the Spark build that takes it is incremental (the files models
+append it), and then a corrected first day, which they hold already (so they
+rewrite). Then:
 - the Spark build runs every model, data test and unit test, and passes;
 - that incremental build equals a --full-refresh build on Spark, table by table;
 - every mart and report table equals PostgreSQL's, row for row, after
@@ -69,10 +71,19 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     assert first.returncode == 0, first.stderr
     results: dict = {"build": spark_dbt(env, tmp, "build")}
 
+    # A new day: the files models append it.
     shutil.move(held_back, last_day)
     second = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert second.returncode == 0, second.stderr
     assert '"loads": 1' in second.stdout, second.stdout
+    spark_dbt(env, tmp, "run")
+    # A corrected day (its last line gone): a file they hold, so they rewrite.
+    corrected = days[0]
+    lines = corrected.read_bytes().splitlines(keepends=True)
+    corrected.write_bytes(b"".join(lines[:-1]))
+    third = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
+    assert third.returncode == 0, third.stderr
+    assert '"files_replaced": 1' in third.stdout, third.stdout
     spark_dbt(env, tmp, "run")
     results["incremental"] = spark_tables(spark_dir, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
