@@ -13,9 +13,10 @@
          models whose day is a date) overwrites only the partitions those
          rows fall in (dynamic partition overwrite) and drops the
          partitions it rewrote that have no row now;
-       - a files model whose new loads brought only files it holds no row
-         of appends their rows (a killed build that wrote them already
-         finds them there, and rewrites);
+       - any other model whose table holds no row of the partitions
+         rebuilt (new files, days or events) appends the rebuilt rows (a
+         killed build that wrote them already finds them there, and
+         rewrites);
        - any other model, or any model after a correction, overwrites the
          whole table with its whole new state (the rows of untouched
          partitions as they were, plus the rebuilt ones); a partition that
@@ -203,20 +204,17 @@
     {%- set partition_by = meta.get('partition_by')
         or spec.columns | join(', ') -%}
     {%- set partition_column = spark_partition_column() -%}
-    {%- if partition_column is not none -%}
-        {%- do assert_partitioned_by(target_relation, partition_column) -%}
-    {%- endif -%}
-    {%- set columns = adapter.get_columns_in_relation(target_relation)
-        | map(attribute='quoted') | join(', ') -%}
     {%- set everything = run_query(
         'select ' ~ claimed_corrections(spec.corrected_by)
     ).columns[0].values()[0] -%}
-    {%- if policy == 'files' and not everything -%}
-        {#- A files model whose touched files it holds no row of yet (a
-            daily append: new files only) adds their rows and keeps the rest
-            as it is. A file it holds already (a replaced or pruned file, or
-            a build killed after its write and before its claim, now
-            claiming the same loads again) takes the whole rewrite below. -#}
+    {%- if partition_column is none and not everything -%}
+        {#- When the table holds no row of the partitions rebuilt (new
+            files, new days, new events: the daily append), its whole new
+            state is its rows plus the rebuilt ones: append those. A
+            partition it holds already (a replaced file, a redelivered
+            event, a returning user, or a build killed after its write and
+            before its claim, now claiming the same loads again) takes the
+            whole rewrite below. -#}
         {%- set held = run_query(
             'select count(*) from ' ~ target_relation
             ~ ' where ' ~ touched(partition_by)
@@ -225,6 +223,11 @@
             {{ return(get_insert_into_sql(source_relation, target_relation)) }}
         {%- endif -%}
     {%- endif -%}
+    {%- if partition_column is not none -%}
+        {%- do assert_partitioned_by(target_relation, partition_column) -%}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(target_relation)
+        | map(attribute='quoted') | join(', ') -%}
     {%- set scratch = rewrite_scratch_relation() -%}
     {%- do run_query('drop table if exists ' ~ scratch) -%}
     {%- set new_rows -%}
