@@ -40,23 +40,21 @@
         {%- endif -%}
         {%- set relation = model_relation(node.name) -%}
         {%- set keys = [] -%}
-        {%- set truths = [] -%}
+        {#- [columns, broken_by, the condition a row must meet] -#}
+        {%- set rules = [] -%}
         {%- for column in node.columns.values() -%}
             {%- for constraint in column.constraints -%}
                 {%- if constraint.type in ('not_null', 'primary_key') -%}
-                    {%- do checks.append(
-                        "select '" ~ node.name ~ "' as model_name, '"
-                        ~ column.name ~ "' as key_columns,"
-                        ~ " 'null' as broken_by, count(*) as row_count"
-                        ~ " from " ~ relation ~ " where " ~ column.name
-                        ~ " is null having count(*) > 0"
+                    {%- do rules.append(
+                        [[column.name], 'null', column.name ~ ' is not null']
                     ) -%}
                 {%- endif -%}
                 {%- if constraint.type == 'primary_key' -%}
                     {%- do keys.append([column.name]) -%}
-                {%- endif -%}
-                {%- if constraint.type == 'check' -%}
-                    {%- do truths.append([[column.name], constraint.expression]) -%}
+                {%- elif constraint.type == 'check' -%}
+                    {%- do rules.append(
+                        [[column.name], 'check', constraint.expression]
+                    ) -%}
                 {%- endif -%}
             {%- endfor -%}
         {%- endfor -%}
@@ -64,17 +62,19 @@
             {%- if constraint.type == 'primary_key' -%}
                 {%- do keys.append(constraint.columns) -%}
             {%- elif constraint.type == 'check' -%}
-                {%- do truths.append([constraint.columns, constraint.expression]) -%}
+                {%- do rules.append(
+                    [constraint.columns, 'check', constraint.expression]
+                ) -%}
             {%- endif -%}
         {%- endfor -%}
         {#- As in SQL, a check holds unless it is false (null passes). -#}
-        {%- for columns, expression in truths -%}
+        {%- for columns, broken_by, condition in rules -%}
             {%- do checks.append(
                 "select '" ~ node.name ~ "' as model_name, '"
-                ~ columns | join(', ') ~ "' as key_columns,"
-                ~ " 'check' as broken_by, count(*) as row_count"
+                ~ columns | join(', ') ~ "' as key_columns, '"
+                ~ broken_by ~ "' as broken_by, count(*) as row_count"
                 ~ " from " ~ relation ~ " where not coalesce(("
-                ~ expression ~ "), true) having count(*) > 0"
+                ~ condition ~ "), true) having count(*) > 0"
             ) -%}
         {%- endfor -%}
         {%- for key in keys -%}
