@@ -10,19 +10,27 @@ Guarantees that start here:
   in the manifest, and a file of another feed is not replaced unless asked.
 
 `plan_files` decides from the manifest given as plain data; `plan` reads it
-from PostgreSQL first.
+from PostgreSQL first, the lake (lake.py) from its Parquet manifest. What the
+plan finds is said the same way for both: `check_other_feed`, `vanished_message`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
 
 from raw_loader.contract import EVENTS, SOURCE_KINDS
+from raw_loader.errors import UsageError
 from raw_loader.files import FileSource, SourceFile
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES
+
+log = logging.getLogger("load_raw")
+
+# Vanished files named in the log (the count is always given).
+VANISHED_NAMED = 5
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,37 @@ def plan_files(
             if root is not None and root != roots.get(file.kind):
                 result.other_feed.append((file.name, root))
     return result
+
+
+def check_other_feed(other: list[tuple[str, str]], replace_them: bool, elsewhere: str) -> None:
+    """Refuse to replace files that came from another feed, unless asked to:
+    a UsageError before anything is written. `elsewhere` says where another
+    feed goes instead (another database, another lake)."""
+    if not other:
+        return
+    name, root = other[0]
+    if not replace_them:
+        raise UsageError(
+            f"{len(other)} files of this feed would replace files loaded from another "
+            f"feed (e.g. {name} from {root}): load this feed into {elsewhere}, "
+            "or pass --replace-other-feed to replace them"
+        )
+    log.warning(
+        "replacing %d files loaded from another feed (e.g. %s from %s)", len(other), name, root
+    )
+
+
+def vanished_message(vanished: list[tuple[str, str]], *, pruned: bool, kept_in: str) -> str:
+    """The log line for files no longer in the feed (Plan.vanished): their
+    count and the first names. `kept_in` says where their rows stay unpruned."""
+    names = [name for _, name in vanished]
+    shown = ", ".join(names[:VANISHED_NAMED]) + (", ..." if len(names) > VANISHED_NAMED else "")
+    if pruned:
+        return f"pruned {len(names)} files no longer in the feed: {shown}"
+    return (
+        f"{len(names)} loaded files are no longer in the feed (their rows stay in "
+        f"{kept_in}; --prune removes them): {shown}"
+    )
 
 
 def in_load_order(planned: list[PlannedFile]) -> list[PlannedFile]:

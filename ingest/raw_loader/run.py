@@ -22,7 +22,13 @@ from raw_loader.errors import UsageError, described
 from raw_loader.files import FileSource, LocalFileSource, SourceFile
 from raw_loader.options import LoadOptions
 from raw_loader.parallel import WorkerPool, drain_earlier_workers
-from raw_loader.planning import batches, in_load_order, plan
+from raw_loader.planning import (
+    batches,
+    check_other_feed,
+    in_load_order,
+    plan,
+    vanished_message,
+)
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult
 from raw_loader.s3_source import S3FileSource
@@ -33,8 +39,6 @@ from raw_loader.summary import Summary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / "data" / "sample"
-# Vanished files named in the log (the count is always given).
-VANISHED_NAMED = 5
 
 Roots = Mapping[str, Path] | Mapping[str, str]
 
@@ -125,7 +129,11 @@ def _run(
             verify=options.verify,
             unlisted=[name for name, _ in source.unreadable],
         )
-        _other_feed(load_plan.other_feed, options.replace_other_feed)
+        check_other_feed(
+            load_plan.other_feed,
+            options.replace_other_feed,
+            "another database (PGDATABASE=another_name; the embedded server creates it)",
+        )
         restamp(conn, load_plan.restamped)
         prune_loads = _vanished(conn, load_plan.vanished, options.prune)
         replaced = sum(item.replaces for item in load_plan.to_load)
@@ -216,23 +224,6 @@ def log_rejects(results: list[FileResult], where: str) -> None:
             log.warning("%s: %d rejected lines (see %s)", result.file.name, result.rejects, where)
 
 
-def _other_feed(other: list[tuple[str, str]], replace_them: bool) -> None:
-    """Refuse to replace files that came from another feed, unless asked to."""
-    if not other:
-        return
-    name, root = other[0]
-    if not replace_them:
-        raise UsageError(
-            f"{len(other)} files of this feed would replace files loaded from another "
-            f"feed (e.g. {name} from {root}): load this feed into another database "
-            "(PGDATABASE=another_name; the embedded server creates it), or pass "
-            "--replace-other-feed to replace them"
-        )
-    log.warning(
-        "replacing %d files loaded from another feed (e.g. %s from %s)", len(other), name, root
-    )
-
-
 def _check_s3_roots(source: S3FileSource, files: list[SourceFile]) -> None:
     """Like missing folders: a prefix with no object at all is said, and if no
     prefix holds one it is a usage error (a typo in the URL, most likely)."""
@@ -252,20 +243,13 @@ def _vanished(
     them (one load per kind). Returns the prune loads' ids."""
     if not vanished:
         return []
-    names = [name for _, name in vanished]
-    shown = ", ".join(names[:VANISHED_NAMED]) + (", ..." if len(names) > VANISHED_NAMED else "")
     if not prune_them:
-        log.warning(
-            "%d loaded files are no longer in the feed (their rows stay in raw; "
-            "--prune removes them): %s",
-            len(names),
-            shown,
-        )
+        log.warning(vanished_message(vanished, pruned=False, kept_in="raw"))
         return []
     load_ids = []
     for kind in sorted({kind for kind, _ in vanished}):
         load_ids.append(prune(conn, kind, [name for k, name in vanished if k == kind]))
-    log.warning("pruned %d files no longer in the feed: %s", len(names), shown)
+    log.warning(vanished_message(vanished, pruned=True, kept_in="raw"))
     return load_ids
 
 
