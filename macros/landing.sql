@@ -13,7 +13,9 @@
 {% macro default__create_landing_tables() -%}
 {%- endmacro %}
 
-{#- The lake tables' columns: those ingest/raw_loader/lake.py writes. -#}
+{#- The lake tables' columns: those ingest/raw_loader/lake.py writes. Parquet
+    columns are matched by name: a file written before a column was added
+    reads it as null (etag, feed_root, recorded_by_load). -#}
 {% macro lake_table_columns() -%}
     {{ return({
         'loads': 'load_id bigint, source_kind string, file_count int,'
@@ -21,8 +23,10 @@
             ~ ' loaded_at timestamp',
         'load_manifest': 'source_file string, source_kind string,'
             ~ ' checksum string, size_bytes bigint, mtime_ns bigint,'
+            ~ ' etag string, feed_root string,'
             ~ ' row_count int, reject_count int, loaded_at timestamp,'
-            ~ ' first_loaded_at timestamp, load_id bigint, is_removed boolean',
+            ~ ' first_loaded_at timestamp, load_id bigint, is_removed boolean,'
+            ~ ' recorded_by_load bigint',
         'events': 'source_file string, line_number int, payload string,'
             ~ ' loaded_at timestamp, load_id bigint',
         'songs': 'source_file string, line_number int, payload string,'
@@ -60,17 +64,21 @@
             ~ ' select * from raw_lake.loads'
         ) -%}
         {#- The file's current version: its latest committed manifest row,
-            unless that row says a prune removed it. -#}
+            unless that row says a prune removed it. A row is committed
+            with the load that wrote it (recorded_by_load: a restamp's own
+            load; null in lakes before it, then load_id). -#}
+        {%- set recorded_by =
+            'coalesce(manifest.recorded_by_load, manifest.load_id)' -%}
         {%- do run_query(
             'create or replace view ' ~ raw ~ '.load_manifest as'
             ~ ' select source_file, source_kind, checksum, size_bytes,'
             ~ ' mtime_ns, row_count, reject_count, loaded_at,'
-            ~ ' first_loaded_at, load_id from ('
+            ~ ' first_loaded_at, load_id, etag, feed_root from ('
             ~ ' select manifest.*, row_number() over ('
             ~ ' partition by manifest.source_file'
-            ~ ' order by manifest.load_id desc) as version_rank'
+            ~ ' order by ' ~ recorded_by ~ ' desc) as version_rank'
             ~ ' from raw_lake.load_manifest as manifest'
-            ~ ' where manifest.load_id in'
+            ~ ' where ' ~ recorded_by ~ ' in'
             ~ ' (select committed.load_id from raw_lake.loads as committed)'
             ~ ') as versions where version_rank = 1 and not is_removed'
         ) -%}

@@ -15,11 +15,16 @@ instead of transactions:
   an atomic rename: that rename is the commit. Readers take only the files of
   loads that are in loads/ (models/staging/sparkify, the spark sources), so a
   load killed midway is invisible, and the next run deletes its files.
-- Exactly once: load_manifest/ keeps each file's checksum, size and stamp; a
-  re-run lands only new or changed files. A changed file's new version is a
-  new load; readers take each file's rows from the load of its current
-  manifest row only, so the old version's rows drop out in the same commit.
-  --prune writes a manifest row that marks the file removed.
+- Exactly once: load_manifest/ keeps each file's checksum, size and stamp
+  (an object's ETag included) and its feed root; the run plans with
+  planning.plan_files, as PostgreSQL's loader does, so a re-run lands only new
+  or changed files, and a file of another feed is refused unless asked. A
+  changed file's new version is a new load; readers take each file's rows
+  from the load of its current manifest row only, so the old version's rows
+  drop out in the same commit. --prune writes a manifest row that marks the
+  file removed. A file whose content is unchanged under a new stamp is
+  restamped: a load of manifest rows only, which keep the load_id of the
+  file's rows and record their own load in recorded_by_load.
 - One loader at a time per lake: an exclusive lock on LAKE/.lock.
 
 Layout, one folder per landing table (each a Spark external table):
@@ -50,7 +55,16 @@ from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
 from raw_loader.files import FileSource, SourceFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
 from raw_loader.options import LoadOptions
-from raw_loader.planning import PlannedFile, batches, in_load_order
+from raw_loader.planning import (
+    ManifestEntry,
+    Plan,
+    PlannedFile,
+    batches,
+    check_other_feed,
+    in_load_order,
+    plan_files,
+    vanished_message,
+)
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult, read_file
 from raw_loader.run import list_feed, log_rejects
@@ -94,6 +108,10 @@ _MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
     ("checksum", pa.string()),
     ("size_bytes", pa.int64()),
     ("mtime_ns", pa.int64()),
+    # An object's ETag (with size and mtime_ns its stamp); null for a local file.
+    ("etag", pa.string()),
+    # Where the file was loaded from (planning: one feed per lake).
+    ("feed_root", pa.string()),
     ("row_count", pa.int32()),
     ("reject_count", pa.int32()),
     ("loaded_at", _TIMESTAMP),
@@ -101,6 +119,9 @@ _MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
     ("load_id", pa.int64()),
     # A --prune load's row for a file no longer in the feed.
     ("is_removed", pa.bool_()),
+    # The load that wrote this row: load_id, or a later load that only
+    # restamped the file (its rows stay those of load_id).
+    ("recorded_by_load", pa.int64()),
 ]
 MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
 
@@ -157,13 +178,15 @@ class Lake:
         return highest
 
     def manifest(self) -> dict[str, ManifestRow]:
-        """Each file's current manifest row: that of its latest committed load."""
+        """Each file's current manifest row: that of its latest committed load.
+        (Rows of a lake written before etag, feed_root and recorded_by_load
+        lack them: read them with .get.)"""
         committed = self.committed_loads()
         current: dict[str, ManifestRow] = {}
         for load_id, paths in sorted(self._load_files("load_manifest").items()):
             if load_id not in committed:
                 continue
-            for path in paths:
+            for path in sorted(paths):
                 for row in pq.read_table(path).to_pylist():
                     current[row["source_file"]] = row
         return {name: row for name, row in current.items() if not row["is_removed"]}
@@ -245,33 +268,35 @@ def judge(
     return landed, rejects
 
 
-def plan_lake(
-    lake: Lake, source: FileSource, files: list[SourceFile], *, verify: bool
-) -> tuple[list[PlannedFile], list[SourceFile], list[tuple[str, str]]]:
-    """(to load, unchanged, vanished (kind, name)) against the lake's manifest."""
-    manifest = lake.manifest()
-    to_load: list[PlannedFile] = []
-    unchanged: list[SourceFile] = []
-    kinds = {file.kind for file in files} or set(getattr(source, "roots", {}).keys())
-    listed = {file.name for file in files}
-    vanished = sorted(
-        (row["source_kind"], name)
+def manifest_entries(manifest: dict[str, ManifestRow]) -> dict[str, ManifestEntry]:
+    """The lake's manifest as planning reads PostgreSQL's: a lake written
+    before etag and feed_root were kept has neither ('' and None, as
+    PostgreSQL reads its own older rows)."""
+    return {
+        name: ManifestEntry(
+            checksum=row["checksum"],
+            size=row["size_bytes"],
+            mtime_ns=row["mtime_ns"],
+            etag=row.get("etag") or "",
+            kind=row["source_kind"],
+            feed_root=row.get("feed_root"),
+        )
         for name, row in manifest.items()
-        if row["source_kind"] in kinds and name not in listed
+    }
+
+
+def plan(
+    manifest: dict[str, ManifestRow], source: FileSource, files: list[SourceFile], *, verify: bool
+) -> Plan:
+    """planning.plan_files against the lake's manifest (Lake.manifest)."""
+    return plan_files(
+        source,
+        files,
+        manifest_entries(manifest),
+        kinds=source.roots.keys(),
+        verify=verify,
+        unlisted=[name for name, _ in source.unreadable],
     )
-    for file in files:
-        previous = manifest.get(file.name)
-        if previous is None:
-            to_load.append(PlannedFile(file, None, replaces=False))
-        elif (
-            not verify
-            and file.mtime_ns
-            and (previous["size_bytes"], previous["mtime_ns"]) == (file.size, file.mtime_ns)
-        ) or source.checksum(file) == previous["checksum"]:
-            unchanged.append(file)
-        else:
-            to_load.append(PlannedFile(file, None, replaces=True))
-    return to_load, unchanged, vanished
 
 
 def load_batch(
@@ -326,7 +351,8 @@ def load_batch(
             results.append(result)
         lines.publish()
         rejected.publish()
-        _write_manifest_and_commit(lake, kind, results, load_id, now, manifest)
+        rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))
+        _commit(lake, kind, rows, load_id, now, results)
     except BaseException:
         lines.discard()
         rejected.discard()
@@ -334,34 +360,89 @@ def load_batch(
     return results
 
 
-def _write_manifest_and_commit(
-    lake: Lake,
-    kind: str,
+def _landed_rows(
     results: list[FileResult],
     load_id: int,
     now: dt.datetime,
     manifest: dict[str, ManifestRow],
-    removed: list[str] | None = None,
-) -> None:
-    entries = _TableFile(lake, "load_manifest", MANIFEST_SCHEMA, load_id)
-    names = [r.file.name for r in results] + (removed or [])
-    previous = [manifest.get(name) or {} for name in names]
-    entries.write(
+    feed_root: str,
+) -> list[ManifestRow]:
+    """The manifest rows of files this load landed."""
+    return [
         {
-            "source_file": names,
-            "source_kind": [kind] * len(names),
-            "checksum": [r.checksum for r in results] + [""] * len(removed or []),
-            "size_bytes": [r.file.size for r in results] + [0] * len(removed or []),
-            "mtime_ns": [r.file.mtime_ns or None for r in results] + [None] * len(removed or []),
-            "row_count": [r.rows for r in results] + [0] * len(removed or []),
-            "reject_count": [r.rejects for r in results] + [0] * len(removed or []),
-            "loaded_at": [now] * len(names),
-            "first_loaded_at": [row.get("first_loaded_at") or now for row in previous],
-            "load_id": [load_id] * len(names),
-            "is_removed": [False] * len(results) + [True] * len(removed or []),
+            "source_file": r.file.name,
+            "source_kind": r.file.kind,
+            "checksum": r.checksum,
+            "size_bytes": r.file.size,
+            "mtime_ns": r.file.mtime_ns or None,
+            "etag": r.file.etag or None,
+            "feed_root": feed_root,
+            "row_count": r.rows,
+            "reject_count": r.rejects,
+            "loaded_at": now,
+            "first_loaded_at": manifest.get(r.file.name, {}).get("first_loaded_at") or now,
+            "load_id": load_id,
+            "is_removed": False,
+            "recorded_by_load": load_id,
         }
-    )
+        for r in results
+    ]
+
+
+def _removed_rows(
+    names: list[str], load_id: int, now: dt.datetime, manifest: dict[str, ManifestRow]
+) -> list[ManifestRow]:
+    """The rows of a prune load: each file marked removed."""
+    return [
+        {
+            **manifest[name],
+            "checksum": "",
+            "size_bytes": 0,
+            "mtime_ns": None,
+            "etag": None,
+            "row_count": 0,
+            "reject_count": 0,
+            "loaded_at": now,
+            "load_id": load_id,
+            "is_removed": True,
+            "recorded_by_load": load_id,
+        }
+        for name in names
+    ]
+
+
+def _restamped_rows(
+    files: list[SourceFile], load_id: int, manifest: dict[str, ManifestRow]
+) -> list[ManifestRow]:
+    """The rows of a restamp load: the file's current row under its new size
+    and stamp. Its rows stay those of the load that landed them (load_id)."""
+    return [
+        {
+            **manifest[file.name],
+            "size_bytes": file.size,
+            "mtime_ns": file.mtime_ns or None,
+            "etag": file.etag or None,
+            "recorded_by_load": load_id,
+        }
+        for file in files
+    ]
+
+
+def _commit(
+    lake: Lake,
+    kind: str,
+    rows: list[ManifestRow],
+    load_id: int,
+    now: dt.datetime,
+    results: list[FileResult] | None = None,
+) -> None:
+    """Write a load's manifest rows, then its loads row: the commit. `results`:
+    the files it landed (none for a prune or a restamp)."""
+    results = results or []
+    entries = _TableFile(lake, "load_manifest", MANIFEST_SCHEMA, load_id)
+    entries.write({name: [row.get(name) for row in rows] for name in MANIFEST_SCHEMA.names})
     entries.publish()
+    removed = sum(bool(row["is_removed"]) for row in rows)
     commit = _TableFile(lake, "loads", LOADS_SCHEMA, load_id)
     commit.write(
         {
@@ -370,17 +451,45 @@ def _write_manifest_and_commit(
             "file_count": [len(results)],
             "row_count": [sum(r.rows for r in results)],
             "reject_count": [sum(r.rejects for r in results)],
-            "replaced_file_count": [sum(r.replaces for r in results) + len(removed or [])],
+            "replaced_file_count": [sum(r.replaces for r in results) + removed],
             "loaded_at": [now],
         }
     )
     commit.publish()  # the commit: from here on, readers see the load
 
 
+def _restamp(
+    lake: Lake, files: list[SourceFile], last_id: int, manifest: dict[str, ManifestRow]
+) -> list[int]:
+    """Record the new stamps of files whose content did not change: one load
+    of manifest rows per kind, with ids after last_id. Returns their ids."""
+    load_ids = []
+    for kind in sorted({file.kind for file in files}):
+        last_id += 1
+        rows = _restamped_rows([file for file in files if file.kind == kind], last_id, manifest)
+        _commit(lake, kind, rows, last_id, dt.datetime.now(_UTC))
+        load_ids.append(last_id)
+    return load_ids
+
+
+def _prune(
+    lake: Lake, vanished: list[tuple[str, str]], last_id: int, manifest: dict[str, ManifestRow]
+) -> list[int]:
+    """Mark vanished files removed: one load per kind, with ids after last_id."""
+    load_ids = []
+    for kind in sorted({kind for kind, _ in vanished}):
+        last_id += 1
+        now = dt.datetime.now(_UTC)
+        rows = _removed_rows([name for k, name in vanished if k == kind], last_id, now, manifest)
+        _commit(lake, kind, rows, last_id, now)
+        load_ids.append(last_id)
+    return load_ids
+
+
 def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
     """Land the feed `source` lists (a local folder or an s3:// prefix) into
-    the lake; the same summary as run.run. One process: options.workers and
-    options.replace_other_feed do not apply."""
+    the lake; the same plan, refusals and summary as run.run. One process:
+    options.workers does not apply."""
     started = time.monotonic()
     files, skipped = list_feed(source)
     listed = time.monotonic()
@@ -390,57 +499,47 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
         lake.create()
         last_id = lake.remove_uncommitted()
         manifest = lake.manifest()
-        to_load, unchanged, vanished = plan_lake(lake, source, files, verify=options.verify)
-        unreadable = {name for name, _ in source.unreadable}
-        unlisted = tuple(f"{name}/" for name in unreadable)
-        vanished = [
-            (kind, name)
-            for kind, name in vanished
-            if name not in unreadable and not name.startswith(unlisted)
-        ]
-        replaced = sum(item.replaces for item in to_load)
-        work = list(batches(in_load_order(to_load), options.batch_bytes, options.batch_files))
+        load_plan = plan(manifest, source, files, verify=options.verify)
+        check_other_feed(
+            load_plan.other_feed, options.replace_other_feed, "another lake (--lake another_folder)"
+        )
+        load_ids = set(_restamp(lake, load_plan.restamped, last_id, manifest))
+        last_id = max(load_ids, default=last_id)
+        replaced = sum(item.replaces for item in load_plan.to_load)
+        work = list(
+            batches(in_load_order(load_plan.to_load), options.batch_bytes, options.batch_files)
+        )
         log.info(
             "%d files found: %d new, %d changed, %d already loaded; %d batches, lake %s",
             len(files),
-            len(to_load) - replaced,
+            len(load_plan.to_load) - replaced,
             replaced,
-            len(unchanged),
+            len(load_plan.unchanged),
             len(work),
             lake.root,
         )
         planned = time.monotonic()
         progress = Progress(
-            total_files=len(to_load), total_bytes=sum(item.file.size for item in to_load)
+            total_files=len(load_plan.to_load),
+            total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
-        load_ids: set[int] = set()
         for batch in work:
             last_id += 1
             results = load_batch(lake, source, batch, last_id, manifest, options.max_line_bytes)
             load_ids.add(last_id)
             progress.add(results)
             log_rejects(results, "rejects")
+        vanished = load_plan.vanished
         if vanished and options.prune:
-            for kind in sorted({kind for kind, _ in vanished}):
-                last_id += 1
-                names = [name for k, name in vanished if k == kind]
-                _write_manifest_and_commit(
-                    lake, kind, [], last_id, dt.datetime.now(_UTC), manifest, removed=names
-                )
-                load_ids.add(last_id)
-            log.warning("pruned %d files no longer in the feed", len(vanished))
-        elif vanished:
-            log.warning(
-                "%d loaded files are no longer in the feed (their rows stay in the lake; "
-                "--prune removes them)",
-                len(vanished),
-            )
+            load_ids.update(_prune(lake, vanished, last_id, manifest))
+        if vanished:
+            log.warning(vanished_message(vanished, pruned=options.prune, kept_in="the lake"))
     finished = time.monotonic()
     return Summary(
         files_found=len(files),
-        files_loaded=len(to_load),
+        files_loaded=len(load_plan.to_load),
         files_replaced=replaced,
-        files_unchanged=len(unchanged),
+        files_unchanged=len(load_plan.unchanged),
         files_skipped=len(skipped),
         paths_unreadable=[name for name, _ in source.unreadable],
         files_vanished=[name for _, name in vanished],

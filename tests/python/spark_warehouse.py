@@ -13,11 +13,38 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 # The marts and report tables compared between engines, with their keys.
 COMPARED_SCHEMAS = ("analytics", "reports")
+
+
+def lake_table(lake: Path, table: str) -> list[dict]:
+    """Every row of a lake folder's Parquet files, committed or not."""
+    files = sorted((lake / table).glob("load-*.parquet"))
+    if not files:
+        return []
+    return pa.concat_tables([pq.read_table(path) for path in files]).to_pylist()
+
+
+def current(lake: Path, table: str) -> list[dict]:
+    """What the raw.<table> view on Spark holds (macros/landing.sql), read with
+    pyarrow: committed loads only, each file's rows from the load of its
+    current manifest row (the latest committed one, by the load that wrote it)."""
+    committed = {row["load_id"] for row in lake_table(lake, "loads")}
+    manifest: dict[str, dict] = {}
+    rows = lake_table(lake, "load_manifest")
+    for row in sorted(rows, key=lambda r: r.get("recorded_by_load") or r["load_id"]):
+        if (row.get("recorded_by_load") or row["load_id"]) in committed:
+            manifest[row["source_file"]] = row
+    if table == "load_manifest":
+        return [row for row in manifest.values() if not row["is_removed"]]
+    versions = {(name, row["load_id"]) for name, row in manifest.items() if not row["is_removed"]}
+    return [
+        row for row in lake_table(lake, table) if (row["source_file"], row["load_id"]) in versions
+    ]
 
 
 def spark_env(base: dict[str, str], spark_dir: Path, lake: Path) -> dict[str, str]:
