@@ -9,7 +9,10 @@ rewrite). Then:
 - the Spark build runs every model, data test and unit test, and passes;
 - that incremental build equals a --full-refresh build on Spark, table by table;
 - every mart and report table equals PostgreSQL's, row for row, after
-  normalising types (exact numbers, timestamps as naive UTC);
+  normalising types (exact numbers, timestamps as naive UTC), and the lake's
+  rejects equal raw.rejects (file, line, reason);
+- the feed holds the lines the engines used to read apart (HARD_LINES): a
+  repeated key, and lines nested 400, 1,000 and 100,000 deep;
 - the public course sample gives the course figures on Spark, as on PostgreSQL.
 
 These tests need requirements-spark.txt and Java 17 (`make spark-deps`); they are
@@ -18,6 +21,7 @@ marked `spark` and run once, by `make test-spark`, not in every PostgreSQL pass.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +38,7 @@ from helpers import (
 )
 from spark_warehouse import (
     COMPARED_SCHEMAS,
+    current,
     differences,
     pg_tables,
     spark_env,
@@ -46,6 +51,61 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 # Every schema dbt builds tables in on Spark: the incremental build is
 # compared with the full refresh on all of them.
 BUILT_SCHEMAS = ("staging", "analytics", "audit", "reports")
+
+
+# Lines the two engines once read apart, each made from one of the feed's plays
+# (under a new itemInSession, so it is an event of its own): how deep its extra
+# field nests (None: no extra field), and whether its page key comes twice,
+# first "Home", last "NextSong" (jsonb keeps the last value).
+HARD_LINES = {
+    "repeated_page_key": (None, True),
+    "nested_400_deep": (400, False),  # lands, and plays, on both
+    "nested_1000_deep": (1000, False),  # deeper than the loader takes: too_deep
+    "nested_100000_deep": (100_000, False),
+}
+
+
+def hard_line(play: dict, item: int, depth: int | None, repeated_page: bool) -> bytes:
+    event = {**play, "itemInSession": item}
+    if depth is not None:
+        event["extra"] = "__nested__"
+    text = json.dumps(event, separators=(",", ":"))
+    if depth is not None:  # the extra field's value nests `depth` arrays deep
+        text = text.replace('"__nested__"', "[" * depth + "0" + "]" * depth)
+    if repeated_page:
+        rest = json.dumps({k: v for k, v in event.items() if k != "page"}, separators=(",", ":"))
+        text = '{"page":"Home",' + rest[1:-1] + ',"page":"NextSong"}'
+    return text.encode()
+
+
+def is_clean_play(line: bytes) -> bool:
+    """A line the feed's faults left alone: a whole play with its keys."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return (
+        isinstance(event, dict)
+        and event.get("page") == "NextSong"
+        and isinstance(event.get("ts"), int)
+        and isinstance(event.get("sessionId"), int)
+        and isinstance(event.get("song"), str)
+        and bool(event.get("userId"))
+    )
+
+
+def add_hard_lines(days: list[Path], feed: Path) -> dict[str, tuple[str, int]]:
+    """Append HARD_LINES to the first of these day files that ends its last
+    line: name -> (source_file, line_number)."""
+    day = next(day for day in days if day.read_bytes().endswith(b"\n"))
+    content = day.read_bytes()
+    play = json.loads(next(line for line in content.split(b"\n") if is_clean_play(line)))
+    added = {}
+    with day.open("ab") as out:
+        for offset, (name, (depth, repeated)) in enumerate(HARD_LINES.items(), start=1):
+            out.write(hard_line(play, 10_000 * offset, depth, repeated) + b"\n")
+            added[name] = (str(day.relative_to(feed)), content.count(b"\n") + offset)
+    return added
 
 
 def spark_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> str:
@@ -61,6 +121,8 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     feed = tmp / "feed"
     generate_feed(feed, "--faults", "--days", "8", "--seed", "15")
     days = sorted((feed / "log_data").rglob("*-events.json"))
+    # Not the first day (corrected below: its last line goes) nor the last.
+    hard_lines = add_hard_lines(days[1:-1], feed)
     last_day = days[-1]
     held_back = tmp / last_day.name
     shutil.move(last_day, held_back)
@@ -69,7 +131,7 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     env = spark_env(server_env, spark_dir, lake)
     first = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert first.returncode == 0, first.stderr
-    results: dict = {"build": spark_dbt(env, tmp, "build")}
+    results: dict = {"build": spark_dbt(env, tmp, "build"), "hard_lines": hard_lines}
 
     # A new day: the files models append it.
     shutil.move(held_back, last_day)
@@ -88,6 +150,9 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     results["incremental"] = spark_tables(spark_dir, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
     results["full_refresh"] = spark_tables(spark_dir, BUILT_SCHEMAS)
+    results["lake_rejects"] = sorted(
+        (row["source_file"], row["line_number"], row["reason"]) for row in current(lake, "rejects")
+    )
 
     for pg_env in throwaway_database(server_env):
         loaded = run_loader(pg_env, "--data-dir", feed)
@@ -96,6 +161,15 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
         assert built.returncode == 0, built.stdout[-4000:]
         with connect(pg_env) as conn:
             results["postgres"] = pg_tables(conn, COMPARED_SCHEMAS)
+            results["pg_rejects"] = sorted(
+                conn.execute("select source_file, line_number, reason from raw.rejects")
+            )
+            results["pg_pages"] = dict(
+                ((source_file, line), page)
+                for source_file, line, page in conn.execute(
+                    "select source_file, line_number, page from staging.stg_sparkify__events"
+                )
+            )
     yield results
 
 
@@ -121,6 +195,32 @@ def test_every_mart_and_report_on_spark_equals_postgres_row_for_row(parity):
     assert set(spark) == set(parity["postgres"])
     assert all(parity["postgres"][name] for name in ("analytics.songplays", "analytics.users"))
     assert differences(spark, parity["postgres"]) == {}
+
+
+def test_the_lake_rejects_what_postgres_rejects_for_the_same_reason(parity):
+    assert parity["pg_rejects"]  # the feed's faults make rejects
+    assert parity["lake_rejects"] == parity["pg_rejects"]
+
+
+def test_hard_lines_read_the_same_on_both_engines(parity):
+    """A repeated key reads its last value, and a line nested 400 deep plays, on
+    both engines; deeper lines are too_deep rejects on both."""
+    spark_pages = {
+        (row["source_file"], row["line_number"]): row["page"]
+        for row in map(dict, parity["full_refresh"]["staging.stg_sparkify__events"])
+    }
+    rejects = {(source_file, line): reason for source_file, line, reason in parity["pg_rejects"]}
+    lake_rejects = {(file, line): reason for file, line, reason in parity["lake_rejects"]}
+    for name, where in parity["hard_lines"].items():
+        depth = HARD_LINES[name][0]
+        if depth is not None and depth > 512:
+            assert (rejects.get(where), lake_rejects.get(where)) == ("too_deep", "too_deep"), name
+            assert where not in spark_pages and where not in parity["pg_pages"], name
+        else:
+            assert (spark_pages.get(where), parity["pg_pages"].get(where)) == (
+                "NextSong",
+                "NextSong",
+            ), name
 
 
 @needs_udacity

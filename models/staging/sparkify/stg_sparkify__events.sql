@@ -17,6 +17,12 @@
 -- Redelivered copies are still separate rows here; int_events_deduplicated
 -- makes them one event.
 
+{%- set payload_fields = [
+    'userId', 'sessionId', 'itemInSession', 'ts', 'length', 'status',
+    'registration', 'firstName', 'lastName', 'gender', 'level', 'location',
+    'userAgent', 'auth', 'page', 'method', 'song', 'artist',
+] %}
+
 with
 
 source as (
@@ -31,6 +37,17 @@ source as (
     {% endif %}
 ),
 
+-- The payload parsed once, for every field below (on PostgreSQL it was
+-- parsed when it landed, as jsonb).
+parsed as (
+    select
+        source_file,
+        line_number,
+        loaded_at,
+        {{ parse_json_object('payload', payload_fields) }} as payload_json
+    from source
+),
+
 -- Every field is read as text first: a damaged feed can put any JSON type
 -- in any field, and no value may fail the build.
 fields as (
@@ -38,31 +55,34 @@ fields as (
         source_file,
         line_number,
         loaded_at,
-        trim({{ json_text('payload', 'userId') }}) as user_id_text,
-        trim({{ json_text('payload', 'sessionId') }}) as session_id_text,
-        trim({{ json_text('payload', 'itemInSession') }}) as item_text,
-        trim({{ json_text('payload', 'ts') }}) as ts_text,
-        trim({{ json_text('payload', 'length') }}) as length_text,
-        trim({{ json_text('payload', 'status') }}) as status_text,
-        trim({{ json_text('payload', 'registration') }}) as registration_text,
-        nullif(trim({{ json_text('payload', 'firstName') }}), '')
+        trim({{ json_field('payload_json', 'userId') }}) as user_id_text,
+        trim({{ json_field('payload_json', 'sessionId') }}) as session_id_text,
+        trim({{ json_field('payload_json', 'itemInSession') }}) as item_text,
+        trim({{ json_field('payload_json', 'ts') }}) as ts_text,
+        trim({{ json_field('payload_json', 'length') }}) as length_text,
+        trim({{ json_field('payload_json', 'status') }}) as status_text,
+        trim({{ json_field('payload_json', 'registration') }})
+            as registration_text,
+        nullif(trim({{ json_field('payload_json', 'firstName') }}), '')
             as first_name_as_logged,
-        nullif(trim({{ json_text('payload', 'lastName') }}), '')
+        nullif(trim({{ json_field('payload_json', 'lastName') }}), '')
             as last_name_as_logged,
-        upper(nullif(trim({{ json_text('payload', 'gender') }}), '')) as gender,
-        lower(nullif(trim({{ json_text('payload', 'level') }}), '')) as level,
-        nullif(trim({{ json_text('payload', 'location') }}), '')
+        upper(nullif(trim({{ json_field('payload_json', 'gender') }}), ''))
+            as gender,
+        lower(nullif(trim({{ json_field('payload_json', 'level') }}), ''))
+            as level,
+        nullif(trim({{ json_field('payload_json', 'location') }}), '')
             as location_as_logged,
-        nullif(trim({{ json_text('payload', 'userAgent') }}), '')
+        nullif(trim({{ json_field('payload_json', 'userAgent') }}), '')
             as user_agent_text,
-        nullif(trim({{ json_text('payload', 'auth') }}), '') as auth,
-        nullif(trim({{ json_text('payload', 'page') }}), '') as page,
-        nullif(trim({{ json_text('payload', 'method') }}), '') as method,
-        nullif(trim({{ json_text('payload', 'song') }}), '')
+        nullif(trim({{ json_field('payload_json', 'auth') }}), '') as auth,
+        nullif(trim({{ json_field('payload_json', 'page') }}), '') as page,
+        nullif(trim({{ json_field('payload_json', 'method') }}), '') as method,
+        nullif(trim({{ json_field('payload_json', 'song') }}), '')
             as song_title_as_logged,
-        nullif(trim({{ json_text('payload', 'artist') }}), '')
+        nullif(trim({{ json_field('payload_json', 'artist') }}), '')
             as artist_name_as_logged
-    from source
+    from parsed
 ),
 
 -- The feed often encodes text as UTF-8 two times over ("DÃ\u0083Â©sir" for
