@@ -95,16 +95,18 @@ def is_clean_play(line: bytes) -> bool:
 
 
 def add_hard_lines(days: list[Path], feed: Path) -> dict[str, tuple[str, int]]:
-    """Append HARD_LINES to the first of these day files that ends its last
-    line: name -> (source_file, line_number)."""
-    day = next(day for day in days if day.read_bytes().endswith(b"\n"))
-    content = day.read_bytes()
+    """Append HARD_LINES to the first of these day files whose last line is
+    whole (the generator ends a file without a line break): name ->
+    (source_file, line_number)."""
+    day = next(day for day in days if day.read_bytes().rstrip(b"\n").endswith(b"}"))
+    content = day.read_bytes().rstrip(b"\n")
     play = json.loads(next(line for line in content.split(b"\n") if is_clean_play(line)))
     added = {}
-    with day.open("ab") as out:
-        for offset, (name, (depth, repeated)) in enumerate(HARD_LINES.items(), start=1):
-            out.write(hard_line(play, 10_000 * offset, depth, repeated) + b"\n")
-            added[name] = (str(day.relative_to(feed)), content.count(b"\n") + offset)
+    lines = [content]
+    for offset, (name, (depth, repeated)) in enumerate(HARD_LINES.items(), start=1):
+        lines.append(hard_line(play, 10_000 * offset, depth, repeated))
+        added[name] = (str(day.relative_to(feed)), content.count(b"\n") + 1 + offset)
+    day.write_bytes(b"\n".join(lines) + b"\n")
     return added
 
 
