@@ -2,9 +2,10 @@
 
 schema.py renders the PostgreSQL tables from these lists; lake.py derives its
 Parquet schemas from the same names and types, so both engines land the same
-columns. (The manifest is not here: PostgreSQL's keeps the columns its
-upgrades added, etag and feed_root; the lake's marks removed files instead of
-deleting rows. Each is spelled out where it is written.)
+columns. (The manifest is not here: both keep etag and feed_root, but the
+lake's appends rows where PostgreSQL's deletes or updates them: it marks
+removed files, and records which load wrote each row. Each is spelled out
+where it is written.)
 """
 
 from __future__ import annotations
