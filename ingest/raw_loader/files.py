@@ -207,19 +207,6 @@ class _HashingReader:
         self.raw.close()
 
 
-def read_whole(source: FileSource, source_file: SourceFile) -> tuple[bytes, str]:
-    """A small file's decompressed bytes and the sha256 of its stored bytes, in one read."""
-    with source.open_stored(source_file) as stream:
-        stored = stream.read()
-    if not source_file.compressed:
-        return stored, hashlib.sha256(stored).hexdigest()
-    try:
-        data = gzip.decompress(stored)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnreadableFile(f"{source_file.name}: {exc}") from exc
-    return data, hashlib.sha256(stored).hexdigest()
-
-
 class HashedFile:
     """A file open for one pass: `stream` gives the decompressed bytes, and
     `checksum()`, once they are read, the sha256 of the stored bytes."""
