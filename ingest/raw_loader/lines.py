@@ -275,13 +275,24 @@ def read_document(
         if room > 0:
             kept.append(block[:room])
             kept_size += len(kept[-1])
-    data = b"".join(kept)
     length = size - trailing
-    if length <= max_line_bytes:  # then all of it is in `data`
-        return document_chunk(data[:length], max_line_bytes)
+    if length <= max_line_bytes:  # then all of it is kept
+        return document_chunk(_joined(kept, length), max_line_bytes)
     chunk = Chunk(ends_unterminated=True)
-    chunk.rejects.append(too_long(1, data, length, max_line_bytes))
+    head = _joined(kept, TOO_LONG_KEPT_BYTES)
+    chunk.rejects.append(too_long(1, head, length, max_line_bytes))
     return chunk
+
+
+def _joined(pieces: list[bytes], length: int) -> bytes:
+    """The first `length` bytes of pieces, joined in one copy."""
+    taken: list[bytes] = []
+    for piece in pieces:
+        if length <= 0:
+            break
+        taken.append(piece[:length] if len(piece) > length else piece)
+        length -= len(taken[-1])
+    return b"".join(taken)
 
 
 def _is_clean(complete: bytes, lines: list[bytes], max_line_bytes: int) -> bool:
