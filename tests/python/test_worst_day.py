@@ -411,24 +411,30 @@ def test_a_line_at_the_default_limit_lands_and_dbt_builds(db_env, tmp_path):
     assert title > 60 * 2**20
 
 
+# Runs a command and writes its peak resident memory (KiB; of it and the
+# processes it waited for) to a file. A small process of its own: a child's
+# peak counts its parent's memory at the fork, and pytest's is large.
+_PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); sys.exit(code)"
+)
+
+
 def run_loader_peak_rss(
-    env: dict[str, str], out: Path, *args: str | Path
-) -> tuple[int, str, str, int]:
-    """Run the loader as a user would: (exit code, stdout, stderr, the peak
-    resident memory of it and its workers in MiB, as the kernel counted it)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "stdout", "w") as stdout, open(out / "stderr", "w") as stderr:
-        loader = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-        )
-        # wait4: this child's rusage, which includes its waited-for workers.
-        _, status, usage = os.wait4(loader.pid, 0)
-    loader.returncode = os.waitstatus_to_exitcode(status)
-    said = (out / "stdout").read_text(), (out / "stderr").read_text()
-    return loader.returncode, *said, usage.ru_maxrss // 1024
+    env: dict[str, str], peak_file: Path, *args: str | Path
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the loader as a user would: what it said, and the peak resident
+    memory of it and its workers in MiB, as the kernel counted it."""
+    loader = [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)]
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(peak_file), *loader],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result, int(peak_file.read_text()) // 1024
 
 
 def test_a_gz_that_inflates_to_one_huge_line_is_too_long_in_bounded_memory(db_env, tmp_path):
@@ -458,11 +464,11 @@ def test_a_gz_that_inflates_to_one_huge_line_is_too_long_in_bounded_memory(db_en
     line_length = len(numbered(2)[:-1] + b', "pad": "') + size + len(b'"}')
     song_length = len(b'{"pad": "') + size + len(b'"}')
 
-    code, stdout, stderr, peak = run_loader_peak_rss(
-        db_env, tmp_path / "run", "--data-dir", feed, "--workers", "1", "--json"
+    result, peak = run_loader_peak_rss(
+        db_env, tmp_path / "peak", "--data-dir", feed, "--workers", "1", "--json"
     )
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
     # About 120 MiB: the loader's own, a 64 MB limit's worth of the line, blocks
     # in flight. Keeping the lines whole took 949 MiB here, and grows with them.
     assert peak < 300, f"peak RSS {peak} MiB"
@@ -473,7 +479,7 @@ def test_a_gz_that_inflates_to_one_huge_line_is_too_long_in_bounded_memory(db_en
         ("song_data/TRBOMB.json.gz", 1): "too_long",
         ("song_data/TROK.json", 1): SONG_ROW,
     }
-    summary = json.loads(stdout.strip().splitlines()[-1])
+    summary = loader_json(result)
     assert (summary["event_rows"], summary["song_rows"], summary["rejects"]) == (2, 1, 2)
     with connect(db_env) as conn:
         kept = {
