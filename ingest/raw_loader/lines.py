@@ -68,7 +68,7 @@ TOO_LONG_KEPT_BYTES = 1024 * 1024
 # a deeper line is a `too_deep` reject. PostgreSQL's jsonb follows about 100k
 # levels, Spark's JSON readers (Jackson) give null from 1,000: one limit well
 # under both, so that both engines read every landed line the same way. The
-# feed's events nest 1 or 2 deep.
+# feed's lines nest 1 deep.
 MAX_NESTING_DEPTH = 512
 # Objects on one line that lone CRs (old Mac line endings) separate.
 _CR_BREAK = re.compile(r"\}[ \t]*\r[ \t\r]*\{")
