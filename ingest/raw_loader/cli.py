@@ -392,9 +392,14 @@ def _print_summary(summary: Summary, as_json: bool) -> int:
     if not (paths or files):
         return EXIT_BY_KIND["ok"]
     code = EXIT_BY_KIND["skipped"]
+    what = [
+        f"{count} {noun}{'' if count == 1 else 's'} could not be {verb}"
+        for count, noun, verb in ((paths, "path", "listed"), (files, "file", "read"))
+        if count
+    ]
     print(
-        f"load_raw: loaded, but {paths} paths could not be listed and {files} files could "
-        f"not be read; they were skipped (named above): exit code {code}",
+        f"load_raw: loaded, but {' and '.join(what)}: skipped (named above), "
+        f"the rest loaded: exit code {code}",
         file=sys.stderr,
     )
     return code

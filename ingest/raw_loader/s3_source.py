@@ -183,17 +183,18 @@ def patiently(what: str, attempt: Callable[[], T], timeout: float) -> T:
                 raise describe(exc, what) from None
             deadline = deadline or began + timeout
             now = time.monotonic()
-            if now + delay > deadline:
+            if now >= deadline:
                 raise describe(exc, what, failing_for=now - deadline + timeout) from None
+            wait = min(delay, deadline - now)  # the last try comes at the deadline
             log.warning(
                 "waiting for the store: %s: %s; trying again in %.1f s "
                 "(gives up after %.0f s of failures: --store-timeout)",
                 what,
                 _said(exc),
-                delay,
+                wait,
                 timeout,
             )
-            time.sleep(delay)
+            time.sleep(wait)
             delay = min(2 * delay, MAX_BACKOFF)
 
 
