@@ -2,11 +2,11 @@
 
 The loader is pointed at the proxy (AWS_ENDPOINT_URL) instead of at moto, and
 the proxy forwards every request to moto unchanged, except those a `Rule`
-matches: it can delete the object before forwarding a GET (a producer's
-clean-up between listing and reading), answer with an error status (and an S3
-error code, or none, as a web server that is not S3 would) a number of times or
-for some seconds, cut the connection after some bytes of the body, delay, or
-accept the request and never answer.
+matches: it can delete or rewrite the object before forwarding a GET (a
+producer's clean-up or a new version, between listing and reading), answer
+with an error status (and an S3 error code, or none, as a web server that is
+not S3 would) a number of times or for some seconds, cut the connection after
+some bytes of the body, delay, or accept the request and never answer.
 
 It is a threaded HTTP server on 127.0.0.1 on a free port; `stop()` ends it,
 and a hanging answer never outlives it (each hang waits on the stop event, and
@@ -42,6 +42,7 @@ class Rule:
     status: int | None = None  # answer this status instead of forwarding
     s3_code: str | None = None  # ... with this S3 error code; None: a plain, non-S3 body
     delete_first: bool = False  # delete the object upstream, then forward the GET
+    put_first: bytes | None = None  # rewrite the object upstream with this, then forward
     cut_after: int | None = None  # forward, but reset the connection after this many body bytes
     delay: float = 0.0  # wait this long before forwarding
     hang: bool = False  # accept, read the request, never answer
@@ -67,7 +68,7 @@ class Rule:
 @dataclass
 class FaultProxy:
     upstream: str  # e.g. http://127.0.0.1:5000 (moto)
-    store: Any = None  # a boto3 client of the upstream: deletes objects for `delete_first`
+    store: Any = None  # a boto3 client of the upstream, for `delete_first` and `put_first`
     rules: list[Rule] = field(default_factory=list)
     # Every request seen, as (request line "METHOD /path?query", its headers).
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -139,9 +140,11 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if rule is not None and rule.status is not None:
                 self._answer_error(rule.status, rule.s3_code)
                 return
+            bucket, _, key = unquote(self.path.split("?")[0]).lstrip("/").partition("/")
             if rule is not None and rule.delete_first:
-                bucket, _, key = unquote(self.path.split("?")[0]).lstrip("/").partition("/")
                 proxy.store.delete_object(Bucket=bucket, Key=key)
+            if rule is not None and rule.put_first is not None:
+                proxy.store.put_object(Bucket=bucket, Key=key, Body=rule.put_first)
             status, headers, payload = self._forward(self.command, self.path, body)
             self.send_response(status)
             for name, value in headers:

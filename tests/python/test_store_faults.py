@@ -220,6 +220,37 @@ def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_loa
     assert resumed[1]["If-Match"].strip('"') and "Range" not in first[1]
 
 
+def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_next_run(
+    moto,  # noqa: F811
+    bucket,  # noqa: F811
+    proxy,
+    db_env,
+):
+    name = "log_data/2018/11/packed-events.json.gz"
+    key = f"feed/{name}"
+    old, new = _events(40000, 3), _events(30000, 4)
+    moto.client().put_object(Bucket=bucket, Key=key, Body=gzip.compress(old))
+    size = len(gzip.compress(old))
+    proxy.rules = [  # the stream breaks; before it resumes, a new version is written
+        Rule(object_get(bucket, key), cut_after=size // 2, times=1),
+        Rule(object_get(bucket, key), put_first=gzip.compress(new), times=1),
+    ]
+    env = proxy.env(moto.env(db_env))
+    code, summary, err = load(env, "--data-dir", f"s3://{bucket}/feed")
+    assert code == EXIT_SKIPPED, err
+    assert [entry["file"] for entry in summary["files_unreadable"]] == [name]
+    assert "rewritten" in summary["files_unreadable"][0]["reason"]
+    with connect(db_env) as conn:  # nothing of the old half landed
+        assert conn.execute("select count(*) from raw.events").fetchone()[0] == 0
+    assert name not in manifest(db_env)
+
+    code, _, err = load(env, "--data-dir", f"s3://{bucket}/feed")
+    assert code == EXIT_OK, err
+    with connect(db_env) as conn:
+        rows = conn.execute("select payload from raw.events order by line_number").fetchall()
+    assert [row[0] for row in rows] == [json.loads(line) for line in new.splitlines()]
+
+
 def test_a_20_second_slowdown_is_waited_out(
     moto,  # noqa: F811
     bucket,  # noqa: F811
