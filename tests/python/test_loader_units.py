@@ -632,6 +632,7 @@ SUMMARY_SHAPE = {
     "seconds_listing": float,
     "seconds_planning": float,
     "seconds_loading": float,
+    "files_unreadable": list,
 }
 
 
