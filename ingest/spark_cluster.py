@@ -404,11 +404,16 @@ def _process(pid: int | None, main_class: str) -> Any:
         return None
     try:
         process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process if main_class in process.cmdline() else None
+        for _ in range(20):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            cmdline = process.cmdline()
+            if cmdline:
+                return process if main_class in cmdline else None
+            time.sleep(0.05)  # empty while the shell of spark-class execs the JVM
     except psutil.Error:
         return None
+    return None
 
 
 def _answers(port: int) -> bool:
@@ -577,7 +582,7 @@ def _command(settings: Settings, daemon: Daemon) -> list[str]:
     ]
 
 
-def _launch(settings: Settings, daemon: Daemon, env: dict[str, str]) -> int:
+def _launch(settings: Settings, daemon: Daemon, env: dict[str, str]) -> subprocess.Popen[bytes]:
     logs = settings.cluster_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{daemon.name}.log", "ab") as out:
@@ -594,17 +599,19 @@ def _launch(settings: Settings, daemon: Daemon, env: dict[str, str]) -> int:
             start_new_session=True,
         )
     _pid_file(settings, daemon.name).write_text(f"{process.pid}\n")
-    return process.pid
+    return process
 
 
-def _wait_until_up(settings: Settings, daemon: Daemon, pid: int, deadline: float) -> None:
+def _wait_until_up(
+    settings: Settings, daemon: Daemon, process: subprocess.Popen[bytes], deadline: float
+) -> None:
     log_file = settings.cluster_dir / "logs" / f"{daemon.name}.log"
     while time.monotonic() < deadline:
         if _answers(daemon.port):
             return
-        # Before its exec the PID is spark-class's shell, whose arguments name
-        # the class too: None means the daemon has died.
-        if _process(pid, daemon.main_class) is None:
+        # Our own child: poll() sees its death without reading /proc (whose
+        # cmdline is briefly empty while spark-class execs the JVM).
+        if process.poll() is not None:
             raise SparkClusterError(
                 f"{daemon.title} exited at start: {_last_error(log_file)}; see {log_file}"
             )
@@ -655,8 +662,8 @@ def start(settings: Settings | None = None) -> dict[str, str]:
     try:
         for daemon in daemons(settings):
             log.info("starting %s", daemon.title)
-            pid = _launch(settings, daemon, env)
-            _wait_until_up(settings, daemon, pid, time.monotonic() + START_TIMEOUT)
+            process = _launch(settings, daemon, env)
+            _wait_until_up(settings, daemon, process, time.monotonic() + START_TIMEOUT)
     except BaseException:
         # A failed (or interrupted) start leaves nothing running.
         stop(settings)
