@@ -52,7 +52,7 @@ DEFAULT_SPARK_DIR = REPO_ROOT / ".spark"
 # the project's cache of them (shared by every SPARK_DIR: `make clean` empties it).
 JARS_LIST = REPO_ROOT / "spark-jars.txt"
 JARS_DIR = REPO_ROOT / ".spark" / "jars"
-LOG4J2_PROPERTIES = REPO_ROOT / "conf" / "spark" / "log4j2.properties"
+LOG4J2_PROPERTIES = REPO_ROOT / "ingest" / "spark_log4j2.properties"
 DEFAULT_METASTORE_DB = "sparkify_metastore"
 HOST = "127.0.0.1"
 WORKERS = 2
