@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -635,16 +637,35 @@ def _last_error(log_file: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+@contextlib.contextmanager
+def _one_at_a_time(settings: Settings) -> Iterator[None]:
+    """Hold the cluster folder's lock: two starts at once (make -j, two shells)
+    would each launch daemons and overwrite each other's PID files."""
+    settings.cluster_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.cluster_dir / "lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another start or stop of this cluster to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def start(settings: Settings | None = None) -> dict[str, str]:
-    """Start the cluster unless it runs; return its client variables (see env_lines)."""
+    """Start the cluster unless it runs; return its client variables (client_env)."""
     settings = settings or settings_from_env()
+    with _one_at_a_time(settings):
+        return _start(settings)
+
+
+def _start(settings: Settings) -> dict[str, str]:
     recorded = _recorded_settings(settings)
     if _is_up(recorded):
         log.info("reusing the Spark cluster already running in %s", recorded.cluster_dir)
         return client_env(recorded)
     if running_daemons(recorded):
         log.info("a part of the cluster runs without the rest: stopping it first")
-        stop(recorded)
+        _stop(recorded)
     for port, variable in _all_ports(settings):
         if not _port_is_free(port):
             raise SparkClusterError(
@@ -666,7 +687,7 @@ def start(settings: Settings | None = None) -> dict[str, str]:
             _wait_until_up(settings, daemon, process, time.monotonic() + START_TIMEOUT)
     except BaseException:
         # A failed (or interrupted) start leaves nothing running.
-        stop(settings)
+        _stop(settings)
         raise
     state = {
         "ports": settings.ports,
@@ -682,9 +703,16 @@ def start(settings: Settings | None = None) -> dict[str, str]:
 def stop(settings: Settings | None = None) -> bool:
     """Stop every recorded daemon by its PID (SIGTERM, then SIGKILL), and the
     executors its workers started. Returns whether anything was running."""
+    settings = settings or settings_from_env()
+    if not settings.cluster_dir.is_dir():
+        return False  # never started here: nothing to stop, nothing to create
+    with _one_at_a_time(settings):
+        return _stop(_recorded_settings(settings))
+
+
+def _stop(settings: Settings) -> bool:
     import psutil
 
-    settings = _recorded_settings(settings or settings_from_env())
     stopped_any = False
     for daemon in reversed(daemons(settings)):
         pid = _recorded_pid(settings, daemon.name)
