@@ -33,7 +33,8 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 .PHONY: help venv data load build docs docs-build report browser counts run test test-fast pytest \
 	dbt-test lint \
 	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
-	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark
+	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark \
+	spark-jars spark-start spark-stop spark-status
 
 help: ## list the targets and the variables you can set
 	@echo "targets:"
@@ -55,6 +56,11 @@ help: ## list the targets and the variables you can set
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
 	  "LAKE=$(LAKE)" "the Parquet lake make run-spark loads (docs/spark.md)" \
 	  "SPARK_DIR=$(SPARK_DIR)" "the Spark metastore, warehouse and temp files of make run-spark" \
+	  "" "and the cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
+	  "SPARKIFY_SPARK_*_PORT=" "the cluster's ports: MASTER 7077, MASTER_UI 8090, WORKER_UI 8091" \
+	  "" "(and 8092), THRIFT 10000 (make spark-start; docs/spark.md)" \
+	  "SPARKIFY_METASTORE_DB=" "the PostgreSQL database of the cluster's catalog (sparkify_metastore)" \
+	  "SPARK_DAEMON_MEMORY=" "the heap of the cluster's master, workers and Thrift server (1g)" \
 	  "BENCH_SPARK_ARGS=" "options for make bench-spark, e.g. BENCH_SPARK_ARGS=\"--events 100000\"" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
@@ -106,6 +112,23 @@ spark-deps: java $(VENV)/.installed-spark ## install Java 17 (as root, if missin
 $(VENV)/.installed-spark: requirements-spark.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
 	@touch $@
+
+# The project's Spark cluster (docs/spark.md, The cluster): a standalone master,
+# two workers and a Thrift server on 127.0.0.1, from pyspark's own package, its
+# catalog in PostgreSQL (the embedded server, or PGHOST's). State and logs in
+# SPARK_DIR/cluster/. The jars it adds (spark-jars.txt) come through mvn, once.
+spark-jars: venv ## fetch the cluster's pinned jars (spark-jars.txt: the PostgreSQL driver) with mvn, once
+	@$(BIN)/python ingest/spark_cluster.py jars >/dev/null
+
+spark-start: spark-deps spark-jars ## start the Spark cluster (master, 2 workers, Thrift server) unless it runs
+	@$(BIN)/python ingest/spark_cluster.py start >/dev/null
+	@$(BIN)/python ingest/spark_cluster.py status
+
+spark-stop: ## stop the Spark cluster by the PIDs it recorded
+	@$(BIN)/python ingest/spark_cluster.py stop
+
+spark-status: ## is the Spark cluster running? (ports, PIDs, logs)
+	@$(BIN)/python ingest/spark_cluster.py status
 
 # The landing lake of `make run-spark`, and the folder of its Spark warehouse
 # (SPARK_DIR): give both another name to keep a second feed apart.
@@ -221,7 +244,8 @@ pg15: ## make sure PostgreSQL 15 is in PG15_BIN (as root: apt-get install postgr
 	  echo "or set PG15_BIN to the bin folder of a PostgreSQL 15" >&2; exit 1; \
 	fi
 
-stop: ## stop the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
+stop: ## stop the Spark cluster (if it runs), the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
+	@if [ -d $(SPARK_DIR)/cluster ]; then $(BIN)/python ingest/spark_cluster.py stop; fi
 	@$(BIN)/python ingest/embedded_pg.py stop
 	@if [ -f .pgdata15/PG_VERSION ]; then \
 	  SPARKIFY_PG_BIN=$(PG15_BIN) $(BIN)/python ingest/embedded_pg.py stop; fi

@@ -9,12 +9,15 @@ Guarantees, and where they come from:
   all there; a batch that fails leaves no raw.loads row and no rows.
 - Nothing lost: every non-blank line becomes a row or a reject with a reason.
 - Each byte read once: a new file is hashed while it streams into COPY.
+- A listed file that cannot be read at all (gone since it was listed, archived:
+  a SkippedFile) is left out, and the batch loaded again without it (`skipping`).
 (What is loaded at all, and why a re-run is a no-op: planning.py.)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +34,7 @@ from raw_loader.copy_encoding import (
     name_field,
 )
 from raw_loader.errors import one_line
-from raw_loader.files import FileSource, SourceFile
+from raw_loader.files import FileSource, SkippedFile, SourceFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
 from raw_loader.planning import PlannedFile
 from raw_loader.reading import FileResult, ReadCallback, read_file
@@ -51,6 +54,31 @@ LINE_REFUSED = (
 
 Connection = psycopg.Connection[Any]
 FileRejects = list[tuple[str, Reject]]  # (file name, reject)
+Skipped = tuple[str, str]  # (file name, why it was skipped)
+
+
+def skipping(
+    load: Callable[[list[PlannedFile]], list[FileResult]], batch: list[PlannedFile]
+) -> tuple[list[FileResult], list[Skipped]]:
+    """load(batch), leaving out each file that turns out to be unreadable.
+
+    A SkippedFile rolls its try back whole (load is one transaction, or the
+    lake's uncommitted files), so no byte of the skipped file lands and no
+    manifest row names it: the next run tries it again. The rest of the batch
+    is then loaded without it. Skips are rare, so re-reading the others is cheap
+    next to losing the run. The one skip mechanism, for PostgreSQL and the lake.
+    """
+    skipped: list[Skipped] = []
+    while batch:
+        try:
+            return load(batch), skipped
+        except SkippedFile as exc:
+            left = [item for item in batch if item.file.name != exc.name]
+            if len(left) == len(batch):  # not a file of this batch: a bug, say it
+                raise
+            skipped.append((exc.name, exc.reason))
+            batch = left
+    return [], skipped
 
 
 def load_batch(

@@ -31,8 +31,12 @@ import logging
 import os
 import signal
 import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import psycopg
 
@@ -42,50 +46,99 @@ from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES, LoadOptions
 from raw_loader.parallel import WorkerFailed
 from raw_loader.run import resolve_roots, run, source_for
-from raw_loader.s3_source import NO_BUCKET, UNREACHABLE, ObjectStoreError
+from raw_loader.s3_source import (
+    DEFAULT_STORE_TIMEOUT,
+    DENIED,
+    NO_BUCKET,
+    UNREACHABLE,
+    ObjectStoreError,
+)
 from raw_loader.s3_source import is_url as is_s3_url
 from raw_loader.s3_source import parse_url as parse_s3_url
 from raw_loader.summary import Summary
 
-EXIT_OK = 0
-EXIT_DATABASE = 1
-EXIT_USAGE = 2
-EXIT_PATHS_SKIPPED = 3
-# Object storage (an s3:// feed): by the kind of ObjectStoreError.
-EXIT_STORE_UNREACHABLE = 4
-EXIT_STORE_DENIED = 5
-EXIT_STORE_NO_BUCKET = 6
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 
-EPILOG = """\
+@dataclass(frozen=True)
+class ExitCode:
+    code: int
+    kinds: tuple[str, ...]  # the kinds of outcome that end with this code
+    meaning: str  # for --help and docs/operations.md
+
+
+# The one table of exit codes, keyed by the kind of outcome (an error's kind:
+# see KIND_OF); --help prints it, docs/operations.md repeats it.
+EXIT_CODES = (
+    ExitCode(
+        0,
+        ("ok",),
+        "every file was loaded or was already loaded (rejected lines are not an error: "
+        "they are in raw.rejects, counted in the summary); the summary says how many "
+        "loads (rows in raw.loads) this run committed, and their load ids",
+    ),
+    ExitCode(
+        1,
+        ("database", "file"),
+        "the database could not be reached or refused the load (the message names the "
+        "SQLSTATE and what to do: a lost connection, a full disk, a cancelled "
+        "statement...), a file could not be read (a corrupt .json.gz: fix or move it), "
+        "or a worker failed (the other workers are stopped; what they had committed "
+        "stays, re-run to finish)",
+    ),
+    ExitCode(
+        2,
+        ("usage",),
+        "usage error: a folder that does not exist, or no data folder at all; or the feed "
+        "would replace files loaded from another feed (another folder or s3:// prefix): "
+        "load it into another database (PGDATABASE=...), or pass --replace-other-feed",
+    ),
+    ExitCode(
+        3,
+        ("skipped",),
+        "loaded, but some paths or files were skipped: a folder or file that could not be "
+        "listed (no permission, a path over the system's limit), or a listed file or "
+        "object that could not be read (gone since it was listed, archived, rewritten "
+        "while read), each named in the log and in --json (paths_unreadable, "
+        "files_unreadable); everything else was loaded, and the next run tries them again",
+    ),
+    ExitCode(
+        4,
+        (UNREACHABLE,),
+        "s3:// feed: the store could not be reached or did not answer (the endpoint is "
+        "down, does not speak S3, or kept failing or silent for --store-timeout seconds); "
+        "re-run to finish",
+    ),
+    ExitCode(5, (DENIED,), "s3:// feed: the store refused the credentials or the access"),
+    ExitCode(6, (NO_BUCKET,), "s3:// feed: no such bucket"),
+    ExitCode(
+        130,
+        ("interrupted",),
+        "interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish",
+    ),
+    ExitCode(
+        143,
+        ("terminated",),
+        "terminated (SIGTERM): the batch under way was rolled back, re-run to finish",
+    ),
+)
+EXIT_BY_KIND = {kind: exit.code for exit in EXIT_CODES for kind in exit.kinds}
+
+
+def _exit_codes_help() -> str:
+    lines = ["exit codes:"]
+    for exit in EXIT_CODES:
+        text = textwrap.wrap(exit.meaning, 74, break_on_hyphens=False)
+        lines.append(f"  {exit.code:<4} {text[0]}")
+        lines.extend(f"       {line}" for line in text[1:])
+    return "\n".join(lines)
+
+
+EPILOG = f"""\
 examples:
   python ingest/load_raw.py                          # the generated sample in data/sample
   python ingest/load_raw.py --data-dir /data/sparkify
   python ingest/load_raw.py --log-data /mnt/feed/logs # only new event logs
 
-exit codes:
-  0    every file was loaded or was already loaded (rejected lines are not an error:
-       they are in raw.rejects, counted in the summary); the summary says how
-       many loads (rows in raw.loads) this run committed, and their load ids
-  1    the database could not be reached or refused the load (the message names
-       the SQLSTATE and what to do: a lost connection, a full disk, a cancelled
-       statement...), a file could not be read (a corrupt .json.gz: fix or move
-       it), or a worker failed (the other workers are stopped; what they had
-       committed stays, re-run to finish)
-  2    usage error: a folder that does not exist, or no data folder at all; or
-       the feed would replace files loaded from another feed (another folder or
-       s3:// prefix): load it into another database (PGDATABASE=...), or pass
-       --replace-other-feed
-  3    loaded, but some paths were skipped: a folder or file that could not be
-       listed (no permission, a path over the system's limit), named in the log;
-       everything else was loaded
-  4    s3:// feed: the store did not answer (endpoint unreachable, or still
-       failing after AWS_MAX_ATTEMPTS tries with backoff); re-run to finish
-  5    s3:// feed: the store refused the credentials or the access
-  6    s3:// feed: no such bucket
-  130  interrupted (Ctrl-C): the batch under way was rolled back, re-run to finish
-  143  terminated (SIGTERM): the batch under way was rolled back, re-run to finish
+{_exit_codes_help()}
 
 On any failure, the batches already committed stay, each a complete load in
 raw.loads; a batch under way leaves no rows and no raw.loads row.
@@ -103,7 +156,7 @@ class Terminated(SystemExit):
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(EXIT_TERMINATED)
+    raise Terminated(EXIT_BY_KIND["terminated"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of into PostgreSQL; the same contract (docs/spark.md). "
         "Default: SPARKIFY_LAKE, if set",
     )
+    parser.add_argument(
+        "--store-timeout",
+        type=_seconds,
+        default=DEFAULT_STORE_TIMEOUT,
+        metavar="SECONDS",
+        help="s3:// feed: how long a request or an object's stream may keep failing or "
+        "stay silent before the load gives up (exit 4); failures are retried with backoff "
+        "doubling up to 10 s, a broken stream resumes where it stopped, and after 5 s of "
+        "silence the loader says it is waiting (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
@@ -201,6 +264,16 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
 
 
@@ -239,19 +312,49 @@ def main(argv: list[str] | None = None) -> int:
             "load_raw: interrupted; the batch under way was rolled back, re-run to finish",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_BY_KIND["interrupted"]
     except Terminated:
         print(
             "load_raw: terminated (SIGTERM); the batch under way was rolled back, re-run to finish",
             file=sys.stderr,
         )
-        return EXIT_TERMINATED
+        return EXIT_BY_KIND["terminated"]
 
 
-def _store_exit(kind: str) -> int:
-    return {UNREACHABLE: EXIT_STORE_UNREACHABLE, NO_BUCKET: EXIT_STORE_NO_BUCKET}.get(
-        kind, EXIT_STORE_DENIED
+def _pg_unreachable(exc: Exception) -> tuple[str, str]:
+    return (
+        "database",
+        f"cannot reach PostgreSQL: {one_line(exc)}\n"
+        "load_raw: set PGHOST/PGPORT/PGUSER/PGDATABASE, or run through "
+        "'python ingest/embedded_pg.py exec -- ...' (as 'make load' does)",
     )
+
+
+# Each error the loader expects, by class: its kind (EXIT_CODES) and what is said.
+# Looked up along the error's class hierarchy (most specific class first), so no
+# order of except clauses decides which applies.
+KIND_OF: dict[type[Exception], Callable[[Any], tuple[str, str]]] = {
+    UsageError: lambda exc: ("usage", str(exc)),
+    UnreadableFile: lambda exc: (
+        "file",
+        f"cannot read {exc}; nothing of its batch was loaded: fix or move the file, then re-run",
+    ),
+    ServerError: lambda exc: ("database", str(exc)),
+    ObjectStoreError: lambda exc: (exc.kind, str(exc)),
+    psycopg.OperationalError: _pg_unreachable,
+    psycopg.Error: lambda exc: ("database", describe(exc)),
+    WorkerFailed: lambda exc: (
+        exc.kind,
+        f"{exc}; the other workers were stopped, re-run to finish",
+    ),
+    OSError: lambda exc: ("file", f"cannot read a file: {one_line(exc)}"),
+}
+
+
+def kind_of(exc: Exception) -> tuple[str, str]:
+    """An expected error's kind and its message (KIND_OF)."""
+    said = next(KIND_OF[cls] for cls in type(exc).__mro__ if cls in KIND_OF)
+    return said(exc)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -266,58 +369,37 @@ def _main(argv: list[str] | None) -> int:
         verify=args.verify,
         prune=args.prune,
         replace_other_feed=args.replace_other_feed,
+        store_timeout=args.store_timeout,
     )
     try:
         roots = resolve_roots(args.data_dir, args.song_data, args.log_data)
         if args.lake is not None:
             from raw_loader import lake  # pyarrow, imported only for a lake
 
-            summary = lake.run(source_for(roots), args.lake, options)
+            summary = lake.run(source_for(roots, options.store_timeout), args.lake, options)
         else:
             summary = run(roots, options)
-    except UsageError as exc:
-        print(f"load_raw: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except UnreadableFile as exc:
-        print(
-            f"load_raw: cannot read {exc}; nothing of its batch was loaded: "
-            "fix or move the file, then re-run",
-            file=sys.stderr,
-        )
-        return EXIT_DATABASE
-    except ServerError as exc:
-        print(f"load_raw: {exc}", file=sys.stderr)
-        return EXIT_DATABASE
-    except ObjectStoreError as exc:
-        print(f"load_raw: {exc}", file=sys.stderr)
-        return _store_exit(exc.kind)
-    except psycopg.OperationalError as exc:
-        print(f"load_raw: cannot reach PostgreSQL: {one_line(exc)}", file=sys.stderr)
-        print(
-            "load_raw: set PGHOST/PGPORT/PGUSER/PGDATABASE, or run through "
-            "'python ingest/embedded_pg.py exec -- ...' (as 'make load' does)",
-            file=sys.stderr,
-        )
-        return EXIT_DATABASE
-    except psycopg.Error as exc:
-        print(f"load_raw: {describe(exc)}", file=sys.stderr)
-        return EXIT_DATABASE
-    except WorkerFailed as exc:
-        print(f"load_raw: {exc}; the other workers were stopped, re-run to finish", file=sys.stderr)
-        return _store_exit(exc.store_kind) if exc.store_kind else EXIT_DATABASE
-    except OSError as exc:
-        print(f"load_raw: cannot read a file: {one_line(exc)}", file=sys.stderr)
-        return EXIT_DATABASE
+    except (UsageError, ServerError, psycopg.Error, WorkerFailed, OSError) as exc:
+        kind, message = kind_of(exc)
+        print(f"load_raw: {message}", file=sys.stderr)
+        return EXIT_BY_KIND[kind]
     return _print_summary(summary, args.json)
 
 
 def _print_summary(summary: Summary, as_json: bool) -> int:
     print(summary.as_json() if as_json else summary.prose())
-    if summary.paths_unreadable:
-        print(
-            f"load_raw: loaded, but {len(summary.paths_unreadable)} paths could not be "
-            "listed and were skipped (named above): exit code 3",
-            file=sys.stderr,
-        )
-        return EXIT_PATHS_SKIPPED
-    return EXIT_OK
+    paths, files = len(summary.paths_unreadable), len(summary.files_unreadable)
+    if not (paths or files):
+        return EXIT_BY_KIND["ok"]
+    code = EXIT_BY_KIND["skipped"]
+    what = [
+        f"{count} {noun}{'' if count == 1 else 's'} could not be {verb}"
+        for count, noun, verb in ((paths, "path", "listed"), (files, "file", "read"))
+        if count
+    ]
+    print(
+        f"load_raw: loaded, but {' and '.join(what)}: skipped (named above), "
+        f"the rest loaded: exit code {code}",
+        file=sys.stderr,
+    )
+    return code

@@ -86,6 +86,25 @@ class UnreadableFile(OSError):
     """A file that cannot be read as what its name says, e.g. a corrupt .json.gz."""
 
 
+class SourceError(OSError):
+    """The source failed, not the file's bytes (an object store, a vanished file):
+    passed through a decompressing stream as it is, never taken for a corrupt file."""
+
+
+class SkippedFile(SourceError):
+    """A listed file that cannot be read at all, e.g. gone since it was listed or
+    archived: skipped and named (its batch is loaded without it), not a failure.
+    `reason` says why in a few words."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[SkippedFile], tuple[str, str]]:  # crosses processes
+        return SkippedFile, (self.name, self.reason)
+
+
 class _NamedErrors:
     """A decompressing stream whose read errors name the file they come from."""
 
@@ -96,6 +115,8 @@ class _NamedErrors:
     def read(self, size: int = -1) -> bytes:
         try:
             return self._stream.read(size)
+        except SourceError:
+            raise
         except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableFile(f"{self._name}: {exc}") from exc
 
@@ -164,13 +185,19 @@ class LocalFileSource:
 
     def open(self, source_file: SourceFile) -> BinaryIO:
         path = self._local_path(source_file)
-        if source_file.compressed:
-            return _NamedErrors(gzip.open(path, "rb"), source_file.name)  # type: ignore[return-value]
-        return open(path, "rb")
+        try:
+            if source_file.compressed:
+                return _NamedErrors(gzip.open(path, "rb"), source_file.name)  # type: ignore[return-value]
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise SkippedFile(source_file.name, "gone since it was listed") from None
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
         # Unbuffered: the loader reads in large blocks, or a small file at once.
-        return open(self._local_path(source_file), "rb", buffering=0)
+        try:
+            return open(self._local_path(source_file), "rb", buffering=0)
+        except FileNotFoundError:  # removed since it was listed (a producer's clean-up)
+            raise SkippedFile(source_file.name, "gone since it was listed") from None
 
     def checksum(self, source_file: SourceFile) -> str:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""
@@ -205,19 +232,6 @@ class _HashingReader:
 
     def close(self) -> None:
         self.raw.close()
-
-
-def read_whole(source: FileSource, source_file: SourceFile) -> tuple[bytes, str]:
-    """A small file's decompressed bytes and the sha256 of its stored bytes, in one read."""
-    with source.open_stored(source_file) as stream:
-        stored = stream.read()
-    if not source_file.compressed:
-        return stored, hashlib.sha256(stored).hexdigest()
-    try:
-        data = gzip.decompress(stored)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnreadableFile(f"{source_file.name}: {exc}") from exc
-    return data, hashlib.sha256(stored).hexdigest()
 
 
 class HashedFile:

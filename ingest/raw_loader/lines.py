@@ -12,6 +12,13 @@ iterators, byte counts and one regex search, without a Python test per line.
 Lines that look fine but hold an escape jsonb is known to refuse (`\\u0000`, a
 surrogate) are set apart as suspects, so one such line does not send a whole
 batch down the slow path.
+
+Two rules bound what a line may cost, on every engine alike (the PostgreSQL
+batch and the lake read the same chunks): a line longer than --max-line-bytes
+is counted to its end but not kept (a `too_long` reject holding its first
+TOO_LONG_KEPT_BYTES), so memory stays bounded however far a line or a
+compressed file inflates; and a line nested deeper than MAX_NESTING_DEPTH is a
+`too_deep` reject, so no engine's parser meets a depth it treats differently.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import json
 import operator
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate, compress, repeat
 from typing import BinaryIO
 
 from raw_loader.contract import (
@@ -51,6 +60,16 @@ _LAST = operator.itemgetter(-1)
 # size in one allocation (PostgreSQL's limit is 1 GB): a 200 MB line lands in
 # raw but fails every later build.
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+# What a too_long reject keeps of its line (raw.rejects.line): its first MiB,
+# whatever its length (its full length is in the reject's detail). A rejected
+# line may be a gigabyte: kept whole it would not fit in memory, nor in a bytea.
+TOO_LONG_KEPT_BYTES = 1024 * 1024
+# The deepest nesting that lands (objects and arrays, counted outside strings):
+# a deeper line is a `too_deep` reject. PostgreSQL's jsonb follows about 100k
+# levels, Spark's JSON readers (Jackson) give null from 1,000: one limit well
+# under both, so that both engines read every landed line the same way. The
+# feed's lines nest 1 deep.
+MAX_NESTING_DEPTH = 512
 # Objects on one line that lone CRs (old Mac line endings) separate.
 _CR_BREAK = re.compile(r"\}[ \t]*\r[ \t\r]*\{")
 
@@ -104,16 +123,21 @@ def read_chunks(
     Event logs are JSON lines: one candidate per non-blank line. A song file is a
     single JSON document (possibly pretty-printed): one candidate, line 1.
     Blank lines are not input and are dropped; a BOM and CRLF endings are removed.
-    A line longer than max_line_bytes is a reject (too_long).
+    A line longer than max_line_bytes is a reject (too_long): once a line is
+    known to be that long it is no longer kept, only counted to its end, so
+    memory stays bounded whatever its length. A line nested deeper than
+    MAX_NESTING_DEPTH is a reject (too_deep).
     """
     if whole_document:
-        yield document_chunk(stream.read(), max_line_bytes)
+        yield read_document(stream, max_line_bytes, chunk_bytes)
         return
 
     line_number = 0
     # The start of a line longer than a block, in pieces: joined once its end
     # is read (joining at every block would copy a long line over and over).
     carry: list[bytes] = []
+    carried = 0
+    long_line: _LongLine | None = None  # a line over the limit, read to its end
     first = True
     while True:
         block = stream.read(chunk_bytes)
@@ -122,12 +146,30 @@ def read_chunks(
             first = False
         if not block:
             break
+        if long_line is not None:
+            end = block.find(b"\n")
+            if end < 0:
+                long_line.add(block)
+                continue
+            long_line.add(block[:end])
+            line_number += 1
+            yield long_line.chunk(line_number, max_line_bytes, unterminated=False)
+            long_line = None
+            block = block[end + 1 :]
         cut = block.rfind(b"\n")
         if cut < 0:  # no complete line yet: keep reading
-            carry.append(block)
+            if block:
+                carry.append(block)
+                carried += len(block)
+            # Over the limit even without a CR before its newline: a reject
+            # whatever follows, so stop keeping it.
+            if carried > max_line_bytes + 1:
+                long_line = _LongLine(carry)
+                carry, carried = [], 0
             continue
         complete = b"".join([*carry, block[: cut + 1]]) if carry else block[: cut + 1]
         carry = [block[cut + 1 :]] if cut + 1 < len(block) else []
+        carried = sum(map(len, carry))
         lines = complete.split(b"\n")
         lines.pop()  # complete ends with a newline
         if _is_clean(complete, lines, max_line_bytes):
@@ -137,7 +179,9 @@ def read_chunks(
         chunk = Chunk(size=len(complete))
         line_number = _split_into(chunk, lines, line_number, False, max_line_bytes)
         yield chunk
-    if carry:  # the last line, with no newline after it
+    if long_line is not None:  # the last line, with no newline after it
+        yield long_line.chunk(line_number + 1, max_line_bytes, unterminated=True)
+    elif carry:  # the last line, with no newline after it
         last = b"".join(carry)
         if _is_clean(last, [last], max_line_bytes):
             yield Chunk(
@@ -152,6 +196,49 @@ def read_chunks(
         yield chunk
 
 
+class _LongLine:
+    """A line found to be over the limit while it is read: only its head is
+    kept, and its length counted to its end."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.head = b""
+        self.length = 0
+        self.blank = True  # whitespace only so far: not input if it stays so
+        self.last = b""  # its last byte: a CR before the newline is not counted
+        for piece in pieces:
+            self.add(piece)
+
+    def add(self, piece: bytes) -> None:
+        if not piece:
+            return
+        if len(self.head) < TOO_LONG_KEPT_BYTES:
+            self.head += piece[: TOO_LONG_KEPT_BYTES - len(self.head)]
+        self.length += len(piece)
+        self.blank = self.blank and not piece.strip()
+        self.last = piece[-1:]
+
+    def chunk(self, line_number: int, max_line_bytes: int, *, unterminated: bool) -> Chunk:
+        newline = 0 if unterminated else 1
+        chunk = Chunk(ends_unterminated=unterminated, size=self.length + newline)
+        length = self.length - (self.last == b"\r")
+        if not self.blank:
+            chunk.rejects.append(too_long(line_number, self.head, length, max_line_bytes))
+        return chunk
+
+
+def too_long(line_number: int, head: bytes, length: int, max_line_bytes: int) -> Reject:
+    """The reject of a line of `length` bytes that starts with `head`: it keeps
+    the first TOO_LONG_KEPT_BYTES, whatever the line's length."""
+    kept = head[:TOO_LONG_KEPT_BYTES]
+    return Reject(
+        line_number,
+        kept,
+        TOO_LONG,
+        f"{length} bytes, over the limit of {max_line_bytes} (--max-line-bytes); "
+        f"the first {len(kept)} bytes are kept",
+    )
+
+
 def document_chunk(data: bytes, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Chunk:
     """A file that is one JSON document (a song file): one candidate, line 1."""
     data = data.removeprefix(BOM).strip()
@@ -161,11 +248,58 @@ def document_chunk(data: bytes, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) ->
     return chunk
 
 
+def read_document(
+    stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, block_bytes: int = CHUNK_BYTES
+) -> Chunk:
+    """A file that is one JSON document (a song file), read from a stream: as
+    document_chunk, keeping at most max_line_bytes + 1 of its bytes (a small
+    .json.gz may inflate to gigabytes); a longer one is counted to its end and
+    is a too_long reject."""
+    kept: list[bytes] = []
+    kept_size = 0
+    size = 0  # of the document from its first non-blank byte on
+    trailing = 0  # blank bytes at its end so far
+    first, started = True, False
+    while block := stream.read(block_bytes):
+        if first:
+            block, first = block.removeprefix(BOM), False
+        if not started:  # leading blanks are not the document's
+            block = block.lstrip()
+            started = bool(block)
+        if not block:
+            continue
+        size += len(block)
+        tail = len(block) - len(block.rstrip())
+        trailing = trailing + tail if tail == len(block) else tail
+        room = max_line_bytes + 1 - kept_size
+        if room > 0:
+            kept.append(block[:room])
+            kept_size += len(kept[-1])
+    length = size - trailing
+    if length <= max_line_bytes:  # then all of it is kept
+        return document_chunk(_joined(kept, length), max_line_bytes)
+    chunk = Chunk(ends_unterminated=True)
+    head = _joined(kept, TOO_LONG_KEPT_BYTES)
+    chunk.rejects.append(too_long(1, head, length, max_line_bytes))
+    return chunk
+
+
+def _joined(pieces: list[bytes], length: int) -> bytes:
+    """The first `length` bytes of pieces, joined in one copy."""
+    taken: list[bytes] = []
+    for piece in pieces:
+        if length <= 0:
+            break
+        taken.append(piece[:length] if len(piece) > length else piece)
+        length -= len(taken[-1])
+    return b"".join(taken)
+
+
 def _is_clean(complete: bytes, lines: list[bytes], max_line_bytes: int) -> bool:
     """Whether every one of `lines` (those of `complete`) is a candidate as it is:
     starts with '{' and ends with '}' (so no blank line, no CR, no whitespace
-    around it), is no longer than max_line_bytes, is valid UTF-8 and holds no
-    suspect escape."""
+    around it), is no longer than max_line_bytes, is valid UTF-8, holds no
+    suspect escape and, if it is JSON, nests no deeper than MAX_NESTING_DEPTH."""
     # The first and last bytes of all lines, gathered by C-level iterators: no
     # Python code per line, and cheaper than counting "}\n{" in the chunk. One
     # regex pass for suspects is cheaper than a substring search per escape (a
@@ -174,12 +308,82 @@ def _is_clean(complete: bytes, lines: list[bytes], max_line_bytes: int) -> bool:
         firsts, lasts = bytes(map(_FIRST, lines)), bytes(map(_LAST, lines))
     except IndexError:  # a blank line
         return False
+    longest = max(map(len, lines))
     return (
         firsts.count(b"{") == len(lines)
         and lasts.count(b"}") == len(lines)
-        and max(map(len, lines)) <= max_line_bytes
+        and longest <= max_line_bytes
         and _is_utf8(complete)
         and SUSPECT.search(complete) is None
+        and (longest < _SHORTEST_TOO_DEEP or _all_shallow(lines))
+    )
+
+
+# JSON nested n deep holds n brackets that open and n that close: a shorter line
+# that is JSON is not too deep, and one that is not JSON is refused by
+# PostgreSQL and then judged by classify(), which measures it.
+_SHORTEST_TOO_DEEP = 2 * (MAX_NESTING_DEPTH + 1)
+
+
+def _all_shallow(lines: list[bytes]) -> bool:
+    """Whether no line that is JSON nests deeper than MAX_NESTING_DEPTH. Only the
+    lines long enough to be too deep have their brackets counted, and only those
+    with more brackets than the limit are measured."""
+    long_lines = [line for line in lines if len(line) >= _SHORTEST_TOO_DEEP]
+    openers = map(
+        operator.add,
+        map(bytes.count, long_lines, repeat(b"{")),
+        map(bytes.count, long_lines, repeat(b"[")),
+    )
+    many = compress(long_lines, map(MAX_NESTING_DEPTH.__lt__, openers))
+    return all(nesting_depth(line) <= MAX_NESTING_DEPTH for line in many)
+
+
+# For nesting_depth: every byte but quotes and brackets; openers as +1, closers as -1.
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"{[}]')))
+_SIGNS = bytes.maketrans(b"{[}]", b"\x01\x01\xff\xff")
+_DEPTH_BLOCK = 1024 * 1024
+
+
+def nesting_depth(line: bytes) -> int:
+    """How deep a line's objects and arrays nest, brackets inside strings not
+    counted (`{"a": [1]}` is 2 deep). Bytes operations and C-level iterators
+    only: a line of millions of brackets inside a string takes a fraction of a
+    second, and one of millions of brackets outside strings about a second per
+    32 MB. Also defined for a line that is not JSON (its brackets are counted)."""
+    # Escaped backslashes, then escaped quotes, do not open or close a string.
+    text = line.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = text.translate(None, _NOT_STRUCTURE)  # quotes and brackets only
+    # Between an odd quote and the next, brackets are a string's characters.
+    # In blocks: a list of millions of short parts would cost more than the line.
+    outside: list[bytes] = []
+    in_string = 0
+    for start in range(0, len(shape), _DEPTH_BLOCK):
+        parts = shape[start : start + _DEPTH_BLOCK].split(b'"')
+        outside.append(b"".join(parts[in_string::2]))
+        in_string = (in_string + len(parts) - 1) % 2
+    signs = b"".join(outside).translate(_SIGNS)
+    depth = deepest = 0
+    for start in range(0, len(signs), _DEPTH_BLOCK):
+        piece = signs[start : start + _DEPTH_BLOCK]
+        deepest = max(deepest, max(accumulate(array("b", piece), initial=depth)))
+        depth += piece.count(1) - piece.count(0xFF)
+    return deepest
+
+
+def _too_deep(line_number: int, line: bytes) -> Reject | None:
+    """A too_deep reject if the line nests deeper than MAX_NESTING_DEPTH. Cheap
+    for most lines: only one with more brackets than the limit is measured."""
+    if line.count(b"{") + line.count(b"[") <= MAX_NESTING_DEPTH:
+        return None
+    depth = nesting_depth(line)
+    if depth <= MAX_NESTING_DEPTH:
+        return None
+    return Reject(
+        line_number,
+        line,
+        TOO_DEEP,
+        f"nested {depth} levels deep, over the limit of {MAX_NESTING_DEPTH}",
     )
 
 
@@ -213,14 +417,11 @@ def _triage(
     max_line_bytes: int,
 ) -> None:
     if len(line) > max_line_bytes:
-        chunk.rejects.append(
-            Reject(
-                line_number,
-                line,
-                TOO_LONG,
-                f"{len(line)} bytes, over the limit of {max_line_bytes} (--max-line-bytes)",
-            )
-        )
+        chunk.rejects.append(too_long(line_number, line, len(line), max_line_bytes))
+        return
+    deep = _too_deep(line_number, line)
+    if deep is not None:
+        chunk.rejects.append(deep)
         return
     stripped = line.strip()
     if stripped[:1] == b"{" and stripped[-1:] == b"}" and _is_utf8(line):
@@ -256,25 +457,20 @@ def classify(line_number: int, line: bytes, *, may_be_truncated: bool) -> Reject
 
     PostgreSQL may still refuse a line that passes here (for example a \\u0000
     escape, or a lone surrogate): the loader checks those with raw.jsonb_error().
+    A line nested deeper than MAX_NESTING_DEPTH is too_deep before any parser
+    sees it, whatever else is wrong with it.
     """
+    deep = _too_deep(line_number, line)
+    if deep is not None:
+        return deep
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Reject(line_number, line, INVALID_UTF8, str(exc))
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        stripped = text.strip()
-        if stripped[:1] == "{" and stripped[-1:] == "}" and "\x00" not in text:
-            # Deeper than Python's parser follows: PostgreSQL's jsonb parser
-            # judges it (it lands, or is refused as too_deep), as on the fast path.
-            return None
-        return Reject(
-            line_number,
-            line,
-            TOO_DEEP,
-            "nested deeper than the loader's JSON parser follows, and not an object",
-        )
+    except RecursionError:  # not within MAX_NESTING_DEPTH, unless the stack is deep already
+        return Reject(line_number, line, TOO_DEEP, "nested deeper than the loader's parser follows")
     except ValueError as exc:
         if "\r" in text and _CR_BREAK.search(text):
             objects = len(_CR_BREAK.findall(text)) + 1

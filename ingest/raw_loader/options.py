@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
+from raw_loader.s3_source import DEFAULT_STORE_TIMEOUT
 
 # A batch is closed when it reaches either limit: many small song files share a
 # transaction (one commit per file is 20x slower), a big log file gets its own.
@@ -24,3 +25,5 @@ class LoadOptions:
     verify: bool = False  # hash every file, even one whose size and stamp are as recorded
     prune: bool = False  # remove the files no longer in the feed
     replace_other_feed: bool = False  # PostgreSQL only: see planning.Plan.other_feed
+    # An s3:// feed: how long a request or a stream may keep failing (s3_source.patiently).
+    store_timeout: float = DEFAULT_STORE_TIMEOUT

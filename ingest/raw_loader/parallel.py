@@ -31,7 +31,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from raw_loader.batch import load_batch
+from raw_loader.batch import Skipped, load_batch, skipping
 from raw_loader.contract import WORKER_LOCK
 from raw_loader.errors import describe, one_line
 from raw_loader.files import FileSource
@@ -52,12 +52,13 @@ class _Reported(Exception):
 class WorkerFailed(Exception):
     """A worker could not load its batch: the message is one line for the user.
 
-    `store_kind` is the kind of an object store's failure (s3_source), if that
-    was it, so that the exit code is the same with one worker or many."""
+    `kind` is the error kind cli.py maps to an exit code: an object store's
+    failure keeps its own (s3_source), so that the exit code is the same with
+    one worker or many; any other is 'database' or 'file'."""
 
-    def __init__(self, message: str, store_kind: str | None = None):
+    def __init__(self, message: str, kind: str = "database"):
         super().__init__(message)
-        self.store_kind = store_kind
+        self.kind = kind
 
 
 @dataclass
@@ -69,7 +70,7 @@ class _Failure:
 
 
 # Batches to load (None: no more), and what workers report: ("read", worker,
-# bytes read), ("done", worker, results) or a _Failure.
+# bytes read), ("done", worker, (results, files skipped)) or a _Failure.
 # (Strings: multiprocessing's Queue cannot be subscripted at run time.)
 Tasks: TypeAlias = "multiprocessing.queues.Queue[list[PlannedFile] | None]"
 Reports: TypeAlias = "multiprocessing.queues.Queue[tuple[str, int, Any] | _Failure]"
@@ -126,10 +127,11 @@ class WorkerPool:
     def run(
         self,
         work: list[list[PlannedFile]],
-        on_results: Callable[[int, list[FileResult]], None],
+        on_results: Callable[[int, list[FileResult], list[Skipped]], None],
         on_read: Callable[[int, int], None],
     ) -> None:
-        """Load every batch, largest first; call on_results as batches commit."""
+        """Load every batch, largest first; call on_results(worker, results, files
+        skipped) as batches commit."""
         for batch in sorted(work, key=batch_cost, reverse=True):
             self.tasks.put(batch)
         for _ in self.processes:
@@ -142,13 +144,14 @@ class WorkerPool:
                 _check_alive(self.processes, pending)
                 continue
             if isinstance(report, _Failure):
-                raise WorkerFailed(_describe(report), report.store_kind)
+                kind = report.store_kind or ("file" if report.kind == "file" else "database")
+                raise WorkerFailed(_describe(report), kind)
             kind, number, payload = report
             if kind == "read":
                 on_read(number, payload)
             else:
                 pending -= 1
-                on_results(number, payload)
+                on_results(number, *payload)
         for process in self.processes:
             process.join(timeout=30)
 
@@ -227,14 +230,17 @@ def _worker(
                 if not locked:  # only now: the coordinator drained earlier workers
                     conn.execute("select pg_advisory_lock_shared(hashtext(%s))", [WORKER_LOCK])
                     locked = True
-                results = load_batch(
-                    conn,
-                    source,
+                landed = skipping(
+                    lambda part: load_batch(
+                        conn,
+                        source,
+                        part,
+                        on_read=lambda read: reports.put(("read", number, read)),
+                        max_line_bytes=max_line_bytes,
+                    ),
                     batch,
-                    on_read=lambda read: reports.put(("read", number, read)),
-                    max_line_bytes=max_line_bytes,
                 )
-                reports.put(("done", number, results))
+                reports.put(("done", number, landed))
     except _Reported:
         pass
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from raw_loader.contract import SONGS
-from raw_loader.files import FileSource, HashedFile, SourceFile, read_whole
-from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Chunk, document_chunk, read_chunks
+from raw_loader.files import FileSource, HashedFile, SourceFile
+from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Chunk, read_chunks, read_document
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -33,9 +33,11 @@ def read_file(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[Chunk]:
     """The chunks of one file, read once; sets result.checksum when it is read."""
-    if file.kind == SONGS:  # one small document: read at once
-        data, result.checksum = read_whole(source, file)
-        yield document_chunk(data, max_line_bytes)
+    if file.kind == SONGS:  # one document: kept only up to max_line_bytes
+        with HashedFile(source, file) as hashed:
+            document = read_document(hashed.stream, max_line_bytes)
+            result.checksum = hashed.checksum()
+        yield document
         return
     with HashedFile(source, file) as hashed:
         read = 0

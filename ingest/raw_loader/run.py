@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from raw_loader.batch import load_batch, prune, restamp
+from raw_loader.batch import Skipped, load_batch, prune, restamp, skipping
 from raw_loader.contract import EVENTS, FEED_FOLDERS, LOAD_LOCK, SONGS
 from raw_loader.errors import UsageError, described
 from raw_loader.files import FileSource, LocalFileSource, SourceFile
@@ -31,7 +31,7 @@ from raw_loader.planning import (
 )
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult
-from raw_loader.s3_source import S3FileSource
+from raw_loader.s3_source import DEFAULT_STORE_TIMEOUT, S3FileSource
 from raw_loader.s3_source import parse_url as parse_s3_url
 from raw_loader.schema import ensure_schema
 from raw_loader.session import connect
@@ -88,18 +88,22 @@ def _s3_roots(
     }
 
 
-def source_for(roots: Roots) -> LocalFileSource | S3FileSource:
+def source_for(
+    roots: Roots, store_timeout: float = DEFAULT_STORE_TIMEOUT
+) -> LocalFileSource | S3FileSource:
     """Local folders, or s3:// prefixes (see resolve_roots: never a mix)."""
     folders = {kind: root for kind, root in roots.items() if isinstance(root, Path)}
     if len(folders) == len(roots):
         return LocalFileSource(folders)
-    return S3FileSource({kind: parse_s3_url(str(root)) for kind, root in roots.items()})
+    return S3FileSource(
+        {kind: parse_s3_url(str(root)) for kind, root in roots.items()}, store_timeout
+    )
 
 
 def run(roots: Roots, options: LoadOptions) -> Summary:
     """Load the feed under `roots` into PostgreSQL (the connection from PG* variables)."""
     started = time.monotonic()
-    source = source_for(roots)
+    source = source_for(roots, options.store_timeout)
     with contextlib.ExitStack() as stack:
         pool = (
             stack.enter_context(WorkerPool(source, options.workers, options.max_line_bytes))
@@ -160,31 +164,40 @@ def _run(
             total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
         planned = time.monotonic()
+        unread: list[Skipped] = []
 
-        def committed(worker: object, results: list[FileResult]) -> None:
+        def committed(worker: object, results: list[FileResult], skipped: list[Skipped]) -> None:
             progress.add(results, worker)
             log_rejects(results, "raw.rejects")
+            log_skipped(skipped)
+            unread.extend(skipped)
 
         if pool is None or len(work) <= 1:  # in this process, on this connection
             for batch in work:
                 committed(
                     None,
-                    load_batch(
-                        conn,
-                        source,
+                    *skipping(
+                        lambda part: load_batch(
+                            conn,
+                            source,
+                            part,
+                            on_read=lambda n: progress.reading(None, n),
+                            max_line_bytes=options.max_line_bytes,
+                        ),
                         batch,
-                        on_read=lambda n: progress.reading(None, n),
-                        max_line_bytes=options.max_line_bytes,
                     ),
                 )
         else:
             pool.run(work, committed, progress.reading)
     finished = time.monotonic()
     load_ids = progress.load_ids | set(prune_loads)
+    unread_names = {name for name, _ in unread}
     return Summary(
         files_found=len(files),
-        files_loaded=len(load_plan.to_load),
-        files_replaced=replaced,
+        files_loaded=progress.files,
+        files_replaced=sum(
+            item.replaces for item in load_plan.to_load if item.file.name not in unread_names
+        ),
         files_unchanged=len(load_plan.unchanged),
         files_skipped=len(skipped),
         paths_unreadable=[name for name, _ in source.unreadable],
@@ -202,6 +215,7 @@ def _run(
         seconds_listing=listed - started,
         seconds_planning=planned - listed,
         seconds_loading=finished - planned,
+        files_unreadable=sorted(unread),
     )
 
 
@@ -212,10 +226,19 @@ def list_feed(source: FileSource) -> tuple[list[SourceFile], list[str]]:
     if isinstance(source, S3FileSource):
         _check_s3_roots(source, files)
     for name in skipped:
-        log.warning("skipped %s: not a .json or .json.gz file", name)
+        what = (
+            "a folder marker, not a file" if name.endswith("/") else "not a .json or .json.gz file"
+        )
+        log.warning("skipped %s: %s", name, what)
     for name, why in source.unreadable:
         log.warning("skipped %s: cannot be listed (%s); the rest is loaded", name, why)
     return files, skipped
+
+
+def log_skipped(skipped: list[Skipped]) -> None:
+    """One line per listed file that could not be read and was left out of its load."""
+    for name, why in skipped:
+        log.warning("skipped %s: %s; the rest is loaded", name, why)
 
 
 def log_rejects(results: list[FileResult], where: str) -> None:

@@ -1,9 +1,10 @@
 """The feed in object storage (S3 or any S3-compatible store), as a `FileSource`.
 
 `s3://bucket/prefix/song_data` is listed like a local folder: each object is a
-file, named `song_data/<key under the prefix>` as a local file would be, so the
-rest of the loader is the same for both. Objects are streamed from the store
-into COPY; nothing is written to disk.
+file, named `song_data/<key under the prefix>` as a local file would be (the key
+exactly as listed, whatever slashes it holds), so the rest of the loader is the
+same for both. Objects are streamed from the store into COPY; nothing is
+written to disk.
 
 Credentials, region and endpoint come from the standard AWS chain that boto3
 reads: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
@@ -11,38 +12,58 @@ reads: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
 AWS_ENDPOINT_URL_S3 (MinIO, Ceph, R2, a local moto server). None of them is
 ever an argument, and none is ever put in a message.
 
-Failures: botocore retries throttling and transient network errors with
-backoff ("standard" mode, AWS_MAX_ATTEMPTS attempts, 5 by default); what is
-still failing after that becomes an `ObjectStoreError`: one line, a kind that
-cli.py turns into an exit code, never a secret.
+Failures: one retry policy, `patiently`, for failed requests, broken streams
+and silence alike (botocore's own retries are off, so that they do not stack):
+what may pass (throttling, 5xx, a reset, a timeout) is tried again with backoff
+doubling from FIRST_BACKOFF to MAX_BACKOFF, until it has failed for the store
+timeout (--store-timeout); a broken stream resumes with a Range request at the
+byte it reached. An object that is gone or archived is a `SkippedFile`. What is
+still failing becomes an `ObjectStoreError`: one line, a kind that cli.py turns
+into an exit code, never a secret.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
 from raw_loader.contract import FEED_FOLDERS
-from raw_loader.files import READ_BLOCK_BYTES, SourceFile, _NamedErrors, is_data_file
+from raw_loader.errors import one_line
+from raw_loader.files import (
+    READ_BLOCK_BYTES,
+    SkippedFile,
+    SourceError,
+    SourceFile,
+    _NamedErrors,
+    is_data_file,
+)
 
 # botocore says at INFO where it found the credentials: noise in every worker.
 logging.getLogger("botocore").setLevel(logging.WARNING)
+log = logging.getLogger("load_raw")
 
 SCHEME = "s3://"
-DEFAULT_MAX_ATTEMPTS = 5
-_RetryMode = Literal["legacy", "standard", "adaptive"]
+DEFAULT_STORE_TIMEOUT = 120.0  # seconds a request or a stream may keep failing
+# No answer for this long (to connect, or to a read) counts as a failure, said
+# and tried again: a store's silence shows in seconds, not minutes.
+SILENCE_SECONDS = 5.0
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 10.0
 
 # The kinds of failure, each its own exit code (cli.py).
-UNREACHABLE = "unreachable"  # no answer (endpoint down, DNS, retries used up)
-DENIED = "denied"  # wrong or missing credentials, or no permission
+UNREACHABLE = "store_unreachable"  # no answer (endpoint down, DNS, not S3, timeout used up)
+DENIED = "store_denied"  # wrong or missing credentials, or no permission
 NO_BUCKET = "no_bucket"
 
 # Error codes the store answers with, by what they mean for the user.
@@ -56,10 +77,22 @@ _DENIED_CODES = {
     "AuthorizationHeaderMalformed",
     "403",
 }
-_NO_BUCKET_CODES = {"NoSuchBucket", "404"}
+# Worth another try: the store is busy or briefly failing (any 5xx is, too).
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequests",
+    "RequestLimitExceeded",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+}
+
+T = TypeVar("T")
 
 
-class ObjectStoreError(OSError):
+class ObjectStoreError(SourceError):
     """The store could not be read: one line for the user, and its kind.
 
     An OSError, so that a worker reports it as a file it could not read, and
@@ -71,6 +104,9 @@ class ObjectStoreError(OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[ObjectStoreError], tuple[str, str]]:
+        return ObjectStoreError, (self.kind, str(self))
 
 
 @dataclass(frozen=True)
@@ -97,20 +133,19 @@ def parse_url(text: str) -> S3Location:
     return S3Location(bucket, prefix.strip("/"))
 
 
-def make_client() -> Any:
+def make_client(timeout: float = DEFAULT_STORE_TIMEOUT) -> Any:
     """An S3 client from the standard AWS variables and files.
 
     boto3 reads AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL itself (botocore 1.31+).
-    Timeouts are short to connect and generous to read: a stalled store is
-    retried, a slow big object is not cut off."""
+    botocore tries each request once (its own retries, and AWS_MAX_ATTEMPTS and
+    AWS_RETRY_MODE, would stack under `patiently`'s); a silence of
+    SILENCE_SECONDS is a failure, which `patiently` says and tries again (a slow
+    big object is not cut off: the limit is per read, not per object)."""
+    silence = min(SILENCE_SECONDS, timeout)
     config = Config(
-        retries={
-            # botocore checks the mode's value itself, as for any AWS tool.
-            "mode": cast(_RetryMode, os.environ.get("AWS_RETRY_MODE") or "standard"),
-            "max_attempts": _attempts(),
-        },
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"total_max_attempts": 1},
+        connect_timeout=silence,
+        read_timeout=silence,
         max_pool_connections=16,
     )
     try:
@@ -123,14 +158,83 @@ def make_client() -> Any:
         ) from None
 
 
-def describe(exc: Exception, what: str) -> ObjectStoreError:
+# What a failed request or a broken stream raises: botocore's errors, and the
+# socket's (urllib3's errors are wrapped by botocore, or are OSErrors).
+_STORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
+
+
+def patiently(what: str, attempt: Callable[[], T], timeout: float) -> T:
+    """attempt(), tried again while it fails in a way that may pass (throttling,
+    a 5xx, a reset or silent connection), with backoff doubling from
+    FIRST_BACKOFF to MAX_BACKOFF, until `timeout` seconds after the start of its
+    first failed try; each wait is said in one line. Any other failure, or one
+    that outlasts the timeout, is an ObjectStoreError; a SourceError (e.g. a
+    SkippedFile) passes as it is. The loader's one retry policy."""
+    delay = FIRST_BACKOFF
+    deadline: float | None = None
+    while True:
+        began = time.monotonic()
+        try:
+            return attempt()
+        except SourceError:
+            raise
+        except _STORE_ERRORS as exc:
+            if not _transient(exc):
+                raise describe(exc, what) from None
+            deadline = deadline or began + timeout
+            now = time.monotonic()
+            if now >= deadline:
+                raise describe(exc, what, failing_for=now - deadline + timeout) from None
+            wait = min(delay, deadline - now)  # the last try comes at the deadline
+            log.warning(
+                "waiting for the store: %s: %s; trying again in %.1f s "
+                "(gives up after %.0f s of failures: --store-timeout)",
+                what,
+                _said(exc),
+                wait,
+                timeout,
+            )
+            time.sleep(wait)
+            delay = min(2 * delay, MAX_BACKOFF)
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status >= 500 or status == 429 or _code(exc) in _TRANSIENT_CODES
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return isinstance(
+            exc,
+            (
+                botocore.exceptions.HTTPClientError,  # reset, closed, read timeout, broken stream
+                botocore.exceptions.ConnectionError,  # cannot connect, connect timeout
+                botocore.exceptions.IncompleteReadError,
+            ),
+        )
+    return True  # a socket's OSError
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _said(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return (
+            _code(exc) or f"HTTP {exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')}"
+        )
+    return one_line(exc)
+
+
+def describe(exc: Exception, what: str, failing_for: float | None = None) -> ObjectStoreError:
     """The store's failure as one line, without a secret (botocore's messages
     name the key id at most, never the secret key or the token)."""
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
+        code = _code(exc)
         message = error.get("Message") or code
-        if code in _NO_BUCKET_CODES:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
             return ObjectStoreError(NO_BUCKET, f"{what}: no such bucket ({code})")
         if code in _DENIED_CODES:
             return ObjectStoreError(
@@ -138,8 +242,18 @@ def describe(exc: Exception, what: str) -> ObjectStoreError:
                 f"{what}: the store refused the credentials ({code}: {message}); check "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE",
             )
+        if not code or code.isdigit():  # an HTTP status with no S3 error: not an S3 store
+            return ObjectStoreError(
+                UNREACHABLE,
+                f"{what}: the endpoint answered HTTP {status} with no S3 error: it does "
+                "not speak S3 or cannot be reached (check AWS_ENDPOINT_URL)",
+            )
+        if failing_for is None:
+            return ObjectStoreError(UNREACHABLE, f"{what}: {code}: {message}")
         return ObjectStoreError(
-            UNREACHABLE, f"{what}: {code}: {message} (still failing after {_attempts()} tries)"
+            UNREACHABLE,
+            f"{what}: {code}: {message} (still failing after {failing_for:.0f} s; "
+            "re-run, or raise --store-timeout)",
         )
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return ObjectStoreError(
@@ -147,42 +261,92 @@ def describe(exc: Exception, what: str) -> ObjectStoreError:
             f"{what}: no AWS credentials (set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)",
         )
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    waited = "" if failing_for is None else f"still failing after {failing_for:.0f} s; "
     return ObjectStoreError(
         UNREACHABLE,
-        f"{what}: {first} (after {_attempts()} tries; check AWS_ENDPOINT_URL and the "
-        "network, then re-run)",
+        f"{what}: {one_line(exc)} ({waited}check AWS_ENDPOINT_URL and the network, or "
+        "raise --store-timeout, then re-run)",
     )
 
 
-def _attempts() -> int:
-    return int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
-
-
-# What a failed request or a broken stream raises: botocore's errors, and the
-# socket's (urllib3's errors are wrapped by botocore, or are OSErrors).
-_STORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
+def _skip_reason(exc: botocore.exceptions.ClientError, resumed: bool) -> str | None:
+    """Why an object that was listed cannot be read at all, if that is what
+    the store says: then it is skipped and named, not a failure of the run."""
+    code = _code(exc)
+    if code == "NoSuchKey":
+        when = "deleted while being read" if resumed else "gone from the store since it was listed"
+        return f"{when} (NoSuchKey); the next run loads it if it is back"
+    if code == "PreconditionFailed":
+        return "rewritten while being read (its ETag changed); the next run loads the new version"
+    if code == "InvalidObjectState":
+        storage = exc.response.get("Error", {}).get("StorageClass") or "an archive"
+        return (
+            f"archived (InvalidObjectState, storage class {storage}): restore it "
+            "(aws s3api restore-object), then re-run"
+        )
+    return None
 
 
 class _ObjectStream:
     """An object's body, read in blocks straight off the connection.
 
-    A connection that drops mid-object raises an ObjectStoreError: the batch
-    under way rolls back (no half-loaded file), and a re-run loads the object."""
+    Each read is tried `patiently`: a connection that breaks mid-object is
+    opened again with a Range request at the byte already read, and an If-Match
+    on the ETag of the first answer, so that a rewritten object is never spliced
+    (it is skipped instead, as is an object deleted meanwhile)."""
 
-    def __init__(self, body: Any, name: str):
-        self._body = body
-        self._name = name
+    def __init__(self, source: S3FileSource, source_file: SourceFile):
+        self._client = source.client
+        self._timeout = source.timeout
+        self._name = source_file.name
+        self._bucket, self._key = source.key_of(source_file)
+        self._what = f"reading {SCHEME}{self._bucket}/{self._key}"
+        self._body: Any = None
+        self._etag = ""
+        self._size: int | None = None
+        self._position = 0
+        patiently(self._what, self._open, self._timeout)  # a missing object: said now
+
+    def _open(self) -> None:
+        args = {"Bucket": self._bucket, "Key": self._key}
+        if self._position:
+            args |= {"Range": f"bytes={self._position}-", "IfMatch": self._etag}
+        try:
+            answer = self._client.get_object(**args)
+        except botocore.exceptions.ClientError as exc:
+            reason = _skip_reason(exc, resumed=self._position > 0)
+            if reason is not None:
+                raise SkippedFile(self._name, reason) from None
+            raise
+        if not self._position:
+            self._etag, self._size = answer["ETag"], answer["ContentLength"]
+        self._body = answer["Body"]
+
+    def _read(self, size: int | None) -> bytes:
+        if self._size is not None and self._position >= self._size:
+            return b""
+        if self._body is None:  # broke off: resume where it stopped
+            self._open()
+        try:
+            block: bytes = self._body.read(size)
+        except BaseException:
+            self._drop()
+            raise
+        self._position += len(block)
+        return block
 
     def read(self, size: int | None = -1) -> bytes:
-        try:
-            block: bytes = self._body.read(None if size is None or size < 0 else size)
-            return block
-        except _STORE_ERRORS as exc:
-            raise describe(exc, f"reading {self._name} broke off") from None
+        wanted = None if size is None or size < 0 else size
+        return patiently(self._what, lambda: self._read(wanted), self._timeout)
+
+    def _drop(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            with contextlib.suppress(*_STORE_ERRORS):
+                body.close()
 
     def close(self) -> None:
-        self._body.close()
+        self._drop()
 
     def __enter__(self) -> _ObjectStream:
         return self
@@ -195,10 +359,12 @@ class S3FileSource:
     """Objects under one prefix per kind, e.g. s3://bucket/feed/song_data.
 
     The client is made per process (on first use after a fork: a boto3 client's
-    connection pool must not be shared with a forked worker)."""
+    connection pool must not be shared with a forked worker). `timeout`: how
+    long a request or a stream may keep failing (`patiently`)."""
 
-    def __init__(self, roots: dict[str, S3Location]):
+    def __init__(self, roots: dict[str, S3Location], timeout: float = DEFAULT_STORE_TIMEOUT):
         self.roots = roots
+        self.timeout = timeout
         self.unreadable: list[tuple[str, str]] = []
         self._client: Any = None
         self._pid = 0
@@ -209,7 +375,7 @@ class S3FileSource:
     @property
     def client(self) -> Any:
         if self._client is None or self._pid != os.getpid():
-            self._client, self._pid = make_client(), os.getpid()
+            self._client, self._pid = make_client(self.timeout), os.getpid()
         return self._client
 
     def feed_root(self, kind: str) -> str:
@@ -219,49 +385,48 @@ class S3FileSource:
         files: list[SourceFile] = []
         skipped: list[str] = []
         for kind, root in sorted(self.roots.items()):
+            under = len(f"{root.prefix}/") if root.prefix else 0
             for key, size, stamp, etag in self.list_objects(root):
-                name = f"{FEED_FOLDERS[kind]}/{key[len(root.prefix) :].lstrip('/')}"
+                relative = key[under:]  # exactly as listed: a '//' stays
+                if not relative:  # the prefix's own "folder" marker
+                    continue
+                name = f"{FEED_FOLDERS[kind]}/{relative}"
                 if is_data_file(key):
                     files.append(SourceFile(kind, name, size, stamp, etag))
-                else:
+                else:  # other keys, and "folder" markers under the prefix (`odd/`)
                     skipped.append(name)
         files.sort(key=lambda f: (f.kind, f.name))
         return files, sorted(skipped)
 
     def list_objects(self, root: S3Location) -> list[tuple[str, int, int, str]]:
         """(key, size, last-modified in ns, ETag) of every object under root/,
-        page by page (a page holds at most 1,000 keys)."""
+        page by page (a page holds at most 1,000 keys), each page `patiently`."""
         prefix = f"{root.prefix}/" if root.prefix else ""
         found = []
-        client = self.client  # outside the try: its own errors are said already
-        try:
-            pages = client.get_paginator("list_objects_v2").paginate(
-                Bucket=root.bucket, Prefix=prefix
+        client = self.client  # outside `patiently`: its own errors are said already
+        request: dict[str, str] = {"Bucket": root.bucket, "Prefix": prefix}
+        while True:
+            page = patiently(
+                f"listing {root}",
+                lambda: client.list_objects_v2(**request),
+                self.timeout,
             )
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    if item["Key"].endswith("/"):  # a "folder" marker, not a file
-                        continue
-                    modified = item["LastModified"]
-                    stamp = int(modified.timestamp()) * 10**9 + modified.microsecond * 1000
-                    found.append((item["Key"], item["Size"], stamp, item["ETag"].strip('"')))
-        except _STORE_ERRORS as exc:
-            raise describe(exc, f"cannot list {root}") from None
-        return found
+            for item in page.get("Contents", ()):
+                modified = item["LastModified"]
+                stamp = int(modified.timestamp()) * 10**9 + modified.microsecond * 1000
+                found.append((item["Key"], item["Size"], stamp, item["ETag"].strip('"')))
+            if not page.get("IsTruncated"):
+                return found
+            request["ContinuationToken"] = page["NextContinuationToken"]
 
-    def _key(self, source_file: SourceFile) -> tuple[str, str]:
+    def key_of(self, source_file: SourceFile) -> tuple[str, str]:
+        """The bucket and the exact key of a listed file."""
         root = self.roots[source_file.kind]
         relative = source_file.name[len(FEED_FOLDERS[source_file.kind]) + 1 :]
         return root.bucket, f"{root.prefix}/{relative}" if root.prefix else relative
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
-        bucket, key = self._key(source_file)
-        client = self.client
-        try:
-            answer = client.get_object(Bucket=bucket, Key=key)
-        except _STORE_ERRORS as exc:
-            raise describe(exc, f"cannot read {SCHEME}{bucket}/{key}") from None
-        return _ObjectStream(answer["Body"], f"{SCHEME}{bucket}/{key}")  # type: ignore[return-value]
+        return _ObjectStream(self, source_file)  # type: ignore[return-value]
 
     def open(self, source_file: SourceFile) -> BinaryIO:
         stream = self.open_stored(source_file)

@@ -29,11 +29,18 @@ class Summary:
     seconds_listing: float
     seconds_planning: float
     seconds_loading: float
+    # Listed files that could not be read at all and were left out of their load
+    # (gone since they were listed, archived): (name, why); the next run tries them.
+    files_unreadable: list[tuple[str, str]] = field(default_factory=list)
     lake: str | None = field(default=None)  # the lake folder, for a --lake load
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON object's fields: `lake` only for a lake load."""
+        """The JSON object's fields: `lake` only for a lake load; each unreadable
+        file as {"file": name, "reason": why}."""
         fields = asdict(self)
+        fields["files_unreadable"] = [
+            {"file": name, "reason": why} for name, why in self.files_unreadable
+        ]
         if self.lake is None:
             del fields["lake"]
         return fields
@@ -57,7 +64,8 @@ class Summary:
             f"{self.rejects} rejects; {loads} load{'s' if loads != 1 else ''}{ids}; "
             f"{len(self.files_vanished)} no longer in the feed "
             f"({self.files_pruned} pruned), "
-            f"{len(self.paths_unreadable)} paths unreadable; "
+            f"{len(self.paths_unreadable)} paths unreadable, "
+            f"{len(self.files_unreadable)} files unreadable; "
             f"in {self.seconds:.1f} s "
             f"(listing {self.seconds_listing:.1f} s, planning {self.seconds_planning:.1f} s, "
             f"loading {self.seconds_loading:.1f} s with {self.workers} "

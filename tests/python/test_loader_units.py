@@ -14,9 +14,13 @@ import json
 import os
 import re
 import struct
+import time
+import tracemalloc
+import zlib
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 import yaml
@@ -38,8 +42,18 @@ from raw_loader.copy_encoding import (
 )
 from raw_loader.errors import one_line
 from raw_loader.files import LocalFileSource, SourceFile
-from raw_loader.lines import Chunk, classify, document_chunk, read_chunks
+from raw_loader.lines import (
+    MAX_NESTING_DEPTH,
+    TOO_LONG_KEPT_BYTES,
+    Chunk,
+    classify,
+    document_chunk,
+    nesting_depth,
+    read_chunks,
+    read_document,
+)
 from raw_loader.planning import ManifestEntry, PlannedFile, batches, in_load_order, plan_files
+from raw_loader.reading import FileResult, read_file
 from raw_loader.schema import ADDED_MANIFEST_COLUMNS, DDL
 from raw_loader.summary import Summary
 
@@ -125,6 +139,220 @@ def test_a_song_file_is_one_document():
     chunk = document_chunk(b'\xef\xbb\xbf{\n  "song_id": "S1",\n  "year": 0\n}\n')
     ((number, line),) = chunk.numbered()
     assert number == 1 and json.loads(line) == {"song_id": "S1", "year": 0}
+
+
+# --- lines too long: counted, not kept (lines.py, reading.py) ------------------
+
+MIB = 1024 * 1024
+
+
+class LazyStream:
+    """A file's bytes made on demand from a generator of pieces: a line of
+    hundreds of MB that never exists whole, not even in the test."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self.pieces = pieces
+        self.buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            piece = next(self.pieces, None)
+            if piece is None:
+                break
+            self.buffer += piece
+        cut = len(self.buffer) if size < 0 else size
+        block, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return block
+
+
+def huge_line_file(line_mib: int, *, last: bytes = b'{"c": 3}\n') -> Iterator[bytes]:
+    """A line, then one of `line_mib` MiB (a JSON object), then `last`."""
+    yield b'{"a": 1}\n{"big": "'
+    filler = b"y" * MIB
+    for _ in range(line_mib):
+        yield filler
+    yield b'"}\n' + last
+
+
+def big_line_length(line_mib: int) -> int:
+    return len(b'{"big": "') + line_mib * MIB + len(b'"}')
+
+
+def rejects_of(chunks: list[Chunk]) -> list[tuple[int, str, bytes, str]]:
+    return [(r.line_number, r.reason, r.line, r.detail) for c in chunks for r in c.rejects]
+
+
+def peak_traced(run: Any) -> tuple[Any, int]:
+    """What run() returns, and the most memory Python held while it ran."""
+    tracemalloc.start()
+    try:
+        return run(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_line_of_hundreds_of_mb_is_counted_in_bounded_memory():
+    """A 300 MiB line, limit 4 MiB: memory stays near the limit (the whole line
+    was kept and joined: twice its size), the reject says its number and full
+    length, and the lines around it keep theirs."""
+    size = 300
+
+    def read() -> list[Chunk]:
+        stream = cast(BinaryIO, LazyStream(huge_line_file(size)))  # read() is all it needs
+        return list(read_chunks(stream, whole_document=False, max_line_bytes=4 * MIB))
+
+    chunks, peak = peak_traced(read)
+    assert peak < 16 * MIB, f"{peak / MIB:.0f} MiB"
+    assert candidates(chunks) == [(1, b'{"a": 1}'), (3, b'{"c": 3}')]
+    ((number, reason, kept, detail),) = rejects_of(chunks)
+    length = big_line_length(size)
+    assert (number, reason) == (2, "too_long")
+    assert detail.startswith(f"{length} bytes, over the limit of {4 * MIB}")
+    assert kept == (b'{"big": "' + b"y" * MIB)[:TOO_LONG_KEPT_BYTES]
+    assert sum(chunk.size for chunk in chunks) == len(b"".join(huge_line_file(size)))
+
+
+def test_a_too_long_reject_keeps_the_same_head_whatever_the_lines_size():
+    """One rule: the first TOO_LONG_KEPT_BYTES, so a line just over the limit
+    and one far over it keep the same bytes; a short rejected line is kept whole."""
+    line = b'{"x": "' + b"z" * (3 * MIB) + b'"}'
+    data = b'{"a": 1}\n' + line + b"\n"
+    kept = set()
+    for limit in (2 * MIB, len(line) - 1):  # streamed, then read in one piece
+        ((_, reason, head, detail),) = rejects_of(chunks_of(data, max_line_bytes=limit))
+        assert reason == "too_long" and detail.startswith(f"{len(line)} bytes")
+        kept.add(head)
+    assert kept == {line[:TOO_LONG_KEPT_BYTES]}
+    short = b'{"x": "' + b"z" * 100 + b'"}'
+    ((_, _, head, _),) = rejects_of(chunks_of(short + b"\n", max_line_bytes=50))
+    assert head == short
+
+
+@pytest.mark.parametrize(
+    ("data", "wanted"),
+    [
+        # the last line, unterminated and over the limit: too_long, not truncated
+        (b'{"a": 1}\n{"x": "' + b"z" * 5000, [(2, "too_long", 5000 + 7)]),
+        # a CR before the newline is not the line's (as for a short line)
+        (b'{"x": "' + b"z" * 5000 + b'"}\r\n{"b": 2}\n', [(1, "too_long", 5000 + 9)]),
+        # whitespace only, however long: a blank line, not input
+        (b'{"a": 1}\n' + b" " * 5000 + b'\n{"b": 2}\n', []),
+    ],
+    ids=["unterminated", "crlf", "blank"],
+)
+def test_a_streamed_long_line_is_judged_as_a_short_one_would_be(data, wanted):
+    chunks = chunks_of(data, max_line_bytes=1000, chunk_bytes=256)
+    got = [(n, reason, int(detail.split()[0])) for n, reason, _, detail in rejects_of(chunks)]
+    assert got == wanted
+    assert [n for n, _ in candidates(chunks)] == [
+        n
+        for n, line in enumerate(data.split(b"\n"), 1)
+        if line.strip().startswith(b"{") and n not in {w[0] for w in wanted}
+    ]
+
+
+def gzip_bomb(line_mib: int) -> bytes:
+    """A small .json.gz that inflates to one JSON document of `line_mib` MiB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    document = [b'{"big": "', *[b"y" * MIB] * line_mib, b'"}\n']
+    return b"".join([*map(packer.compress, document), packer.flush()])
+
+
+def test_a_song_file_that_inflates_to_hundreds_of_mb_is_too_long_in_bounded_memory(tmp_path):
+    size = 300
+    songs = tmp_path / "songs"
+    bomb = write(songs / "TRBOMB.json.gz", gzip_bomb(size))
+    assert bomb.stat().st_size < MIB
+    source = LocalFileSource({SONGS: songs})
+    (file,), _ = source.list_files()
+    result = FileResult(file)
+
+    def read() -> list[Chunk]:
+        return list(read_file(source, file, result, max_line_bytes=4 * MIB))
+
+    chunks, peak = peak_traced(read)
+    assert peak < 16 * MIB, f"{peak / MIB:.0f} MiB"
+    ((number, reason, kept, detail),) = rejects_of(chunks)
+    assert (number, reason) == (1, "too_long")  # its length: without the newline after it
+    assert detail.startswith(f"{big_line_length(size)} bytes, over the limit of {4 * MIB}")
+    assert len(kept) == TOO_LONG_KEPT_BYTES and candidates(chunks) == []
+    assert result.checksum == source.checksum(file)  # the stored bytes, read to the end
+
+
+def test_a_song_file_just_within_the_limit_lands_whatever_blanks_surround_it():
+    document = b'{"song_id": "S1", "title": "' + b"t" * 3000 + b'"}'
+    limit = len(document)
+    padded = b"\xef\xbb\xbf \n" + document + b"\n" + b" " * 5000
+    chunk = read_document(io.BytesIO(padded), limit, block_bytes=256)
+    assert chunk.numbered() == [(1, document)] and chunk.rejects == []
+    over = read_document(io.BytesIO(padded), limit - 1, block_bytes=256)
+    assert [(r.reason, r.line) for r in over.rejects] == [("too_long", document)]
+
+
+# --- nesting depth: one limit for both engines (lines.py) ----------------------
+
+
+def deep_object(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def deep_array_in_object(depth: int) -> bytes:
+    return b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("shape", [deep_object, deep_array_in_object])
+@pytest.mark.parametrize("path", ["clean", "line by line", "classify", "song file"])
+def test_a_line_nested_past_the_limit_is_too_deep_on_every_path(shape, path):
+    at_limit, over = shape(MAX_NESTING_DEPTH), shape(MAX_NESTING_DEPTH + 1)
+    assert MAX_NESTING_DEPTH == 512  # the documented limit
+    results = {}
+    for line in (at_limit, over):
+        if path == "classify":
+            reject = classify(3, line, may_be_truncated=False)
+            results[line] = (reject.reason, reject.detail) if reject else None
+            continue
+        if path == "song file":
+            chunks = [document_chunk(line)]
+        else:
+            # A blank line sends the chunk down the line-by-line path.
+            blank = b"\n" if path == "line by line" else b""
+            chunks = chunks_of(b'{"a": 1}\n' + blank + b'{"b": 2}\n' + line + b"\n")
+            assert bool(chunks[0].clean_lines) == (path == "clean" and line == at_limit)
+        found = [(r.reason, r.detail) for c in chunks for r in c.rejects]
+        assert len(found) + len(candidates(chunks)) == (1 if path == "song file" else 3)
+        results[line] = found[0] if found else None
+    assert results[at_limit] is None
+    assert results[over] == ("too_deep", "nested 513 levels deep, over the limit of 512")
+
+
+@pytest.mark.parametrize(
+    ("line", "depth"),
+    [
+        (b'{"a": 1}', 1),
+        (b'{"a": {"b": [1, {"c": []}]}}', 5),
+        (b'{"s": "' + b"{[" * 5000 + b'"}', 1),  # brackets inside a string
+        (b'{"s": "\\"' + b"[" * 5000 + b'"}', 1),  # after an escaped quote, still inside
+        (b'{"s": "\\\\", "t": [[[1]]]}', 4),  # an escaped backslash ends nothing
+        (b'{"s": "\\\\\\"[[[", "t": [[[1]]]}', 4),  # backslash, then an escaped quote
+        (b"[]" * 5000, 1),
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings(line, depth):
+    assert nesting_depth(line) == depth
+
+
+def test_brackets_inside_strings_do_not_make_a_line_too_deep():
+    line = b'{"song": "' + b"{" * 10_000 + b'", "list": [' + b'"]",' * 1000 + b"1]}"
+    chunks = chunks_of(b'{"a": 1}\n' + line + b"\n")
+    assert candidates(chunks) == [(1, b'{"a": 1}'), (2, line)]
+    assert chunks[0].clean_lines  # the fast path
+
+
+def test_a_line_of_millions_of_brackets_in_a_string_is_measured_quickly():
+    line = b'{"s": "' + b"{" * (16 * MIB) + b'", "t": [1]}'
+    started = time.perf_counter()
+    assert nesting_depth(line) == 2
+    assert time.perf_counter() - started < 2  # about 0.05 s; a Python loop takes seconds
 
 
 # --- the file walk (files.py) -------------------------------------------------
@@ -404,6 +632,7 @@ SUMMARY_SHAPE = {
     "seconds_listing": float,
     "seconds_planning": float,
     "seconds_loading": float,
+    "files_unreadable": list,
 }
 
 

@@ -30,7 +30,14 @@ from helpers import (
     run_loader,
     scalar,
 )
-from s3_server import bucket, moto, moto_with_auth, start_moto, upload_feed  # noqa: F401
+from s3_server import (  # noqa: F401
+    QUICK_TIMEOUT,
+    bucket,
+    moto,
+    moto_with_auth,
+    start_moto,
+    upload_feed,
+)
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 
@@ -173,6 +180,7 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
                 "2",
                 "--batch-files",
                 "10",
+                *QUICK_TIMEOUT,
                 "--json",
             ],
             env=env,
@@ -239,9 +247,11 @@ def test_store_failures_are_one_line_and_an_exit_code(
     assert "refused the credentials" in one_line_error(denied)
 
     nowhere = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}"}
-    unreachable = run_loader(nowhere, "--data-dir", f"s3://{bucket}/feed")
+    unreachable = run_loader(nowhere, "--data-dir", f"s3://{bucket}/feed", *QUICK_TIMEOUT)
     assert unreachable.returncode == EXIT_UNREACHABLE
-    assert "AWS_ENDPOINT_URL" in one_line_error(unreachable)
+    *waits, last = unreachable.stderr.strip().splitlines()  # retried for --store-timeout
+    assert waits and all(line.startswith("load_raw: waiting for the store: ") for line in waits)
+    assert last.startswith("load_raw: ") and "AWS_ENDPOINT_URL" in last
 
     empty = run_loader(env, "--data-dir", f"s3://{bucket}/nothing-here")
     assert empty.returncode == EXIT_USAGE

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import psycopg
@@ -47,7 +48,8 @@ pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 EV = "events"  # the line lands in raw.events
 SONG_ROW = "songs"  # the song file lands in raw.songs
-DEEP = 10_000  # PostgreSQL's jsonb takes it; Python's json does not
+LIMIT = 512  # MAX_NESTING_DEPTH: the deepest line that lands, on both engines
+DEEP = 10_000  # PostgreSQL's jsonb takes it, Spark's readers do not: too deep for both
 DEEPER = 100_000  # PostgreSQL refuses it: "stack depth limit exceeded"
 
 
@@ -106,22 +108,37 @@ def one_line_said(stderr: str) -> str:
 
 
 def test_deep_json_is_a_reject_and_the_rest_loads(db_env, tmp_path):
+    """One limit on both engines: nested 512 deep lands, 513 deep is too_deep,
+    on the fast path, the careful path and in song files (jsonb took 10,000
+    levels, which Spark reads as null: a play on one engine, nothing on the other)."""
     feed = tmp_path / "feed"
     song = json.dumps(SONG).encode()
+
+    # A play whose extra value nests the whole line `depth` deep.
+    def deep_play(n: int, depth: int) -> bytes:
+        return numbered(n)[:-1] + b', "extra": ' + deep_object(depth - 1) + b"}"
+
     cases = {
         # 10k nested arrays: Python's json gives up (RecursionError), not an object
         "log_data/deep-array.json": (
             [numbered(1), deep_array(DEEP), numbered(2)],
             [EV, "too_deep", EV],
         ),
-        # 10k-deep object alone: PostgreSQL takes it (fast path)
-        "log_data/deep-alone.json": ([numbered(3), deep_object(DEEP)], [EV, EV]),
+        # at the limit and one over it, alone (the fast path)
+        "log_data/at-the-limit.json": (
+            [numbered(3), deep_object(LIMIT), deep_play(8, LIMIT)],
+            [EV, EV, EV],
+        ),
+        "log_data/over-the-limit.json": (
+            [numbered(9), deep_object(LIMIT + 1), deep_play(10, LIMIT + 1), deep_object(DEEP)],
+            [EV, "too_deep", "too_deep", "too_deep"],
+        ),
         # the same beside a line PostgreSQL refuses: the careful path, same outcome
         "log_data/deep-careful.json": (
-            [numbered(4), deep_object(DEEP), b'{"ts": NaN}', numbered(5)],
-            [EV, EV, "not_json", EV],
+            [numbered(4), deep_object(LIMIT), deep_object(LIMIT + 1), b'{"ts": NaN}', numbered(5)],
+            [EV, EV, "too_deep", "not_json", EV],
         ),
-        # 100k levels: "stack depth limit exceeded" in PostgreSQL
+        # 100k levels: PostgreSQL would run out of stack; the loader stops it first
         "log_data/deeper.json": (
             [numbered(6), deep_object(DEEPER), numbered(7)],
             [EV, "too_deep", EV],
@@ -129,16 +146,24 @@ def test_deep_json_is_a_reject_and_the_rest_loads(db_env, tmp_path):
     }
     for relative, (lines, _) in cases.items():
         write_lines(feed / relative, lines, trailing_newline=True)
-    # Song files share a batch: a deep one, a refused one (careful path), a deeper one.
+    # Song files share a batch: deep ones, a refused one (careful path), a deeper one.
     songs = feed / "song_data" / "A"
     songs.mkdir(parents=True)
-    (songs / "TRDEEP.json").write_bytes(song[:-1] + b', "deep": ' + deep_object(DEEP) + b"}")
+
+    def deep_song(depth: int) -> bytes:
+        return song[:-1] + b', "deep": ' + deep_object(depth - 1) + b"}"
+
+    (songs / "TRLIMIT.json").write_bytes(deep_song(LIMIT))
+    (songs / "TROVER.json").write_bytes(deep_song(LIMIT + 1))
+    (songs / "TRDEEP.json").write_bytes(deep_song(DEEP))
     (songs / "TRNAN.json").write_bytes(b'{"duration": NaN}')
     (songs / "TRDEEPER.json").write_bytes(deep_object(DEEPER))
     (songs / "TRDEEPARRAY.json").write_bytes(deep_array(DEEP))
     (songs / "TROK.json").write_bytes(song)
     song_cases = {
-        "song_data/A/TRDEEP.json": [SONG_ROW],
+        "song_data/A/TRLIMIT.json": [SONG_ROW],
+        "song_data/A/TROVER.json": ["too_deep"],
+        "song_data/A/TRDEEP.json": ["too_deep"],
         # (a song file PostgreSQL refuses is labelled truncated: an older rule)
         "song_data/A/TRNAN.json": ["truncated"],
         "song_data/A/TRDEEPER.json": ["too_deep"],
@@ -154,14 +179,17 @@ def test_deep_json_is_a_reject_and_the_rest_loads(db_env, tmp_path):
     with connect(db_env) as conn:
         details = dict(
             conn.execute(
-                "select source_file, detail from raw.rejects where reason = 'too_deep'"
+                "select source_file || ':' || line_number, detail from raw.rejects "
+                "where reason = 'too_deep'"
             ).fetchall()
         )
-    assert "stack depth limit exceeded" in details["log_data/deeper.json"]
+    assert details["log_data/deeper.json:2"].startswith(f"nested {DEEPER} levels deep")
+    assert details["log_data/over-the-limit.json:2"].startswith(f"nested {LIMIT + 1} levels")
+    assert details["song_data/A/TROVER.json:1"].startswith(f"nested {LIMIT + 1} levels")
     assert_loads_match(db_env)
     again = run_loader(db_env, "--data-dir", feed)  # every batch committed: nothing to do
     assert again.returncode == 0 and "loaded 0 files" in again.stdout, again.stderr
-    build(db_env, tmp_path)  # a 10k-deep payload in raw.events and raw.songs
+    build(db_env, tmp_path)  # 512-deep payloads in raw.events and raw.songs
 
 
 # --- case 2: server-side errors, by SQLSTATE; the DBA's timeouts -------------
@@ -381,6 +409,94 @@ def test_a_line_at_the_default_limit_lands_and_dbt_builds(db_env, tmp_path):
             "select max(length(song_title)) from staging.stg_sparkify__events"
         ).fetchone()
     assert title > 60 * 2**20
+
+
+# Runs a command and writes its peak resident memory (KiB; of it and the
+# processes it waited for) to a file. A small process of its own: a child's
+# peak counts its parent's memory at the fork, and pytest's is large.
+_PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); sys.exit(code)"
+)
+
+
+def run_loader_peak_rss(
+    env: dict[str, str], peak_file: Path, *args: str | Path
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the loader as a user would: what it said, and the peak resident
+    memory of it and its workers in MiB, as the kernel counted it."""
+    loader = [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)]
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(peak_file), *loader],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result, int(peak_file.read_text()) // 1024
+
+
+def test_a_gz_that_inflates_to_one_huge_line_is_too_long_in_bounded_memory(db_env, tmp_path):
+    """Issue 23: a .json.gz of a few hundred KB inflating to a 300 MB line (an
+    event log), and a song .json.gz inflating to a 300 MB document. Each line
+    over --max-line-bytes is counted, not kept: a too_long reject with its
+    number and length that keeps its first MiB; the lines around it land; and
+    the loader's memory stays far under the line's size (it held the whole
+    line, then copies of it)."""
+    size = 300 * 2**20
+    filler = b"y" * 2**20
+
+    def gz_of(head: bytes, tail: bytes) -> bytes:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+        pieces = [head, *[filler] * (size // len(filler)), tail]
+        return b"".join([*map(packer.compress, pieces), packer.flush()])
+
+    feed = tmp_path / "feed"
+    (feed / "log_data").mkdir(parents=True)
+    (feed / "song_data").mkdir()
+    log = feed / "log_data" / "bomb.json.gz"
+    head = numbered(1) + b"\n" + numbered(2)[:-1] + b', "pad": "'
+    log.write_bytes(gz_of(head, b'"}\n' + numbered(3) + b"\n"))
+    (feed / "song_data" / "TRBOMB.json.gz").write_bytes(gz_of(b'{"pad": "', b'"}'))
+    (feed / "song_data" / "TROK.json").write_text(json.dumps(SONG))
+    assert log.stat().st_size < 2**20
+    line_length = len(numbered(2)[:-1] + b', "pad": "') + size + len(b'"}')
+    song_length = len(b'{"pad": "') + size + len(b'"}')
+
+    result, peak = run_loader_peak_rss(
+        db_env, tmp_path / "peak", "--data-dir", feed, "--workers", "1", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    # About 120 MiB: the loader's own, a 64 MB limit's worth of the line, blocks
+    # in flight. Keeping the lines whole took 949 MiB here, and grows with them.
+    assert peak < 300, f"peak RSS {peak} MiB"
+    assert outcomes(db_env) == {
+        ("log_data/bomb.json.gz", 1): EV,
+        ("log_data/bomb.json.gz", 2): "too_long",
+        ("log_data/bomb.json.gz", 3): EV,
+        ("song_data/TRBOMB.json.gz", 1): "too_long",
+        ("song_data/TROK.json", 1): SONG_ROW,
+    }
+    summary = loader_json(result)
+    assert (summary["event_rows"], summary["song_rows"], summary["rejects"]) == (2, 1, 2)
+    with connect(db_env) as conn:
+        kept = {
+            name: (length, detail)
+            for name, length, detail in conn.execute(
+                "select source_file, length(line), detail from raw.rejects "
+                "where reason = 'too_long'"
+            )
+        }
+    for name, length in (
+        ("log_data/bomb.json.gz", line_length),
+        ("song_data/TRBOMB.json.gz", song_length),
+    ):
+        kept_bytes, detail = kept[name]
+        assert kept_bytes == 2**20, name
+        assert detail.startswith(f"{length} bytes, over the limit of {64 * 2**20}"), detail
+    assert_loads_match(db_env)
 
 
 def test_rejects_reasons_upgrade(db_env, tmp_path):
