@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raw_loader.batch import Skipped, skipping
 from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS, Column
 from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
 from raw_loader.files import FileSource, SourceFile
@@ -67,7 +69,7 @@ from raw_loader.planning import (
 )
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult, read_file
-from raw_loader.run import list_feed, log_rejects
+from raw_loader.run import list_feed, log_rejects, log_skipped
 from raw_loader.summary import Summary
 
 log = logging.getLogger("load_raw")
@@ -523,22 +525,39 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
             total_files=len(load_plan.to_load),
             total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
+        unread: list[Skipped] = []
         for batch in work:
             last_id += 1
-            results = load_batch(lake, source, batch, last_id, manifest, options.max_line_bytes)
-            load_ids.add(last_id)
+            # A file that cannot be read at all (gone since it was listed,
+            # archived) is left out of its load and named, as on PostgreSQL.
+            load = functools.partial(
+                load_batch,
+                lake,
+                source,
+                load_id=last_id,
+                manifest=manifest,
+                max_line_bytes=options.max_line_bytes,
+            )
+            results, skipped_files = skipping(load, batch)
+            if results:
+                load_ids.add(last_id)
             progress.add(results)
             log_rejects(results, "rejects")
+            log_skipped(skipped_files)
+            unread.extend(skipped_files)
         vanished = load_plan.vanished
         if vanished and options.prune:
             load_ids.update(_prune(lake, vanished, last_id, manifest))
         if vanished:
             log.warning(vanished_message(vanished, pruned=options.prune, kept_in="the lake"))
     finished = time.monotonic()
+    unread_names = {name for name, _ in unread}
     return Summary(
         files_found=len(files),
-        files_loaded=len(load_plan.to_load),
-        files_replaced=replaced,
+        files_loaded=progress.files,
+        files_replaced=sum(
+            item.replaces for item in load_plan.to_load if item.file.name not in unread_names
+        ),
         files_unchanged=len(load_plan.unchanged),
         files_skipped=len(skipped),
         paths_unreadable=[name for name, _ in source.unreadable],
@@ -556,5 +575,6 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
         seconds_listing=listed - started,
         seconds_planning=planned - listed,
         seconds_loading=finished - planned,
+        files_unreadable=sorted(unread),
         lake=str(lake.root),
     )

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fault_proxy import FaultProxy, Rule
 from helpers import connect, generate_feed, run_loader
 from raw_loader import lake as lake_loader
 from raw_loader.options import LoadOptions
@@ -303,3 +304,44 @@ def test_the_log_names_the_files_no_longer_in_the_feed(tmp_path):
         warning = [line for line in result.stderr.splitlines() if said in line]
         assert warning and name in warning[0], result.stderr
     assert name not in {row["source_file"] for row in current(lake, "events")}
+
+
+def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
+    db_env,
+    moto: MotoServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    tmp_path,
+):
+    """An object deleted between listing and GET: the lake leaves it out of its
+    load and names it (exit 3, files_unreadable), lands the rest, and the next
+    run loads it; PostgreSQL's loader, with the same fault, lands the same rows."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "3", "--songs", "12")
+    upload_feed(moto.client(), bucket, feed, "feed")
+    day = "log_data/2018/11/2018-11-02-events.json"
+    gone = rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)"
+    url, lake = f"s3://{bucket}/feed", tmp_path / "lake"
+    summaries = []
+    with FaultProxy(moto.endpoint, moto.client()) as proxy:
+        for env, args in ((dict(os.environ), ("--lake", lake)), (db_env, ())):
+            proxy.rules = [Rule(gone, delete_first=True, times=1)]
+            result = run_loader(proxy.env(moto.env(env)), "--data-dir", url, "--json", *args)
+            assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+            assert f"skipped {day}: gone" in result.stderr  # named in the log
+            summaries.append(json.loads(result.stdout))
+            moto.client().put_object(
+                Bucket=bucket, Key=f"feed/{day}", Body=(feed / day).read_bytes()
+            )
+    into_lake, into_pg = summaries
+    assert [entry["file"] for entry in into_lake["files_unreadable"]] == [day]
+    compared = ("files_found", "files_loaded", "event_rows", "song_rows", "rejects")
+    assert {key: into_lake[key] for key in compared} == {key: into_pg[key] for key in compared}
+    assert into_lake["files_loaded"] == into_lake["files_found"] - 1
+    with connect(db_env) as conn:
+        pg_lines = set(conn.execute("select source_file, line_number from raw.events"))
+    assert {(r["source_file"], r["line_number"]) for r in current(lake, "events")} == pg_lines
+    assert day not in {row["source_file"] for row in current(lake, "load_manifest")}
+
+    back = lake_load(tmp_path, url, lake, env=moto.env(dict(os.environ)))
+    assert (back["files_loaded"], back["files_unreadable"]) == (1, [])
+    assert day in {row["source_file"] for row in current(lake, "events")}
