@@ -89,7 +89,8 @@ EXIT_CODES = (
         ("usage",),
         "usage error: a folder that does not exist, or no data folder at all; or the feed "
         "would replace files loaded from another feed (another folder or s3:// prefix): "
-        "load it into another database (PGDATABASE=...), or pass --replace-other-feed",
+        "load it into another database (PGDATABASE=...) or, with --lake, another lake folder; "
+        "or pass --replace-other-feed",
     ),
     ExitCode(
         3,

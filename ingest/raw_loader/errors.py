@@ -32,8 +32,9 @@ _BY_SQLSTATE: dict[str, tuple[str, str]] = {
     ),
     "53": ("PostgreSQL ran out of a resource", "see the server's log, then re-run"),
     "54": (
-        "a line exceeds a PostgreSQL limit",
-        "lower --max-line-bytes so that such lines are rejects, then re-run",
+        "a value exceeds a PostgreSQL limit",
+        "keep --max-line-bytes at its default (64M) or under jsonb's 256 MB, so that "
+        "longer lines are rejects; the batch under way was rolled back: re-run",
     ),
     "57014": (
         "PostgreSQL cancelled a statement of the load",

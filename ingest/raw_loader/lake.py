@@ -525,7 +525,8 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
             total_files=len(load_plan.to_load),
             total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
-        unread: list[Skipped] = []
+        unread: list[Skipped] = list(load_plan.unreadable)
+        log_skipped(unread)
         for batch in work:
             last_id += 1
             # A file that cannot be read at all (gone since it was listed,
@@ -541,7 +542,7 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
             results, skipped_files = skipping(load, batch)
             if results:
                 load_ids.add(last_id)
-            progress.add(results)
+            progress.add(results, skipped=len(skipped_files))
             log_rejects(results, "rejects")
             log_skipped(skipped_files)
             unread.extend(skipped_files)

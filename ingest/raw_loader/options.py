@@ -24,6 +24,6 @@ class LoadOptions:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     verify: bool = False  # hash every file, even one whose size and stamp are as recorded
     prune: bool = False  # remove the files no longer in the feed
-    replace_other_feed: bool = False  # PostgreSQL only: see planning.Plan.other_feed
+    replace_other_feed: bool = False  # see planning.Plan.other_feed
     # An s3:// feed: how long a request or a stream may keep failing (s3_source.patiently).
     store_timeout: float = DEFAULT_STORE_TIMEOUT

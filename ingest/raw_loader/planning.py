@@ -24,7 +24,7 @@ import psycopg
 
 from raw_loader.contract import EVENTS, SOURCE_KINDS
 from raw_loader.errors import UsageError
-from raw_loader.files import FileSource, SourceFile
+from raw_loader.files import FileSource, SkippedFile, SourceFile
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES
 
 log = logging.getLogger("load_raw")
@@ -65,6 +65,10 @@ class Plan:
     vanished: list[tuple[str, str]] = field(default_factory=list)
     # (name, its feed root) of files to be replaced that were loaded from another feed.
     other_feed: list[tuple[str, str]] = field(default_factory=list)
+    # (name, why) of changed-looking files that could not be read to be hashed
+    # (gone since listed, archived): left out of this run, and named, as a file
+    # that turns out unreadable while it loads is (batch.skipping).
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_manifest(conn: psycopg.Connection) -> dict[str, ManifestEntry]:
@@ -136,7 +140,11 @@ def plan_files(
         if not verify and file.mtime_ns and recorded == (file.size, file.mtime_ns, file.etag):
             result.unchanged.append(file)
             continue
-        digest = source.checksum(file)
+        try:
+            digest = source.checksum(file)
+        except SkippedFile as exc:
+            result.unreadable.append((exc.name, exc.reason))
+            continue
         if digest == previous.checksum:
             result.unchanged.append(file)
             result.restamped.append(file)

@@ -37,8 +37,11 @@ class Progress:
         self.in_flight[worker] = read
         self._maybe_log()
 
-    def add(self, results: list[FileResult], worker: object = None) -> None:
+    def add(self, results: list[FileResult], worker: object = None, skipped: int = 0) -> None:
+        """A batch committed: its results; `skipped` files of it were left out
+        (unreadable), so they no longer count towards the total."""
         self.in_flight.pop(worker, None)
+        self.total_files -= skipped
         self.files += len(results)
         self.bytes += sum(r.file.size for r in results)
         self.rows += sum(r.rows for r in results)

@@ -164,10 +164,11 @@ def _run(
             total_bytes=sum(item.file.size for item in load_plan.to_load),
         )
         planned = time.monotonic()
-        unread: list[Skipped] = []
+        unread: list[Skipped] = list(load_plan.unreadable)
+        log_skipped(unread)
 
         def committed(worker: object, results: list[FileResult], skipped: list[Skipped]) -> None:
-            progress.add(results, worker)
+            progress.add(results, worker, len(skipped))
             log_rejects(results, "raw.rejects")
             log_skipped(skipped)
             unread.extend(skipped)

@@ -471,6 +471,22 @@ def test_planning_sorts_new_changed_unchanged_and_gone(feed):
     assert result.other_feed == []
 
 
+def test_a_file_gone_before_it_could_be_hashed_is_named_not_fatal(feed):
+    """A file whose stamp changed must be hashed while planning; gone by then,
+    it is named as unreadable (exit 3), and the plan goes on with the rest."""
+    source, by_name = feed
+    gone, kept = by_name["day-1.json"], by_name["day-2.json"]
+    manifest = {
+        gone.name: entry(source, gone, mtime_ns=1),
+        kept.name: entry(source, kept, checksum="0" * 64, mtime_ns=1),
+    }
+    source.path_of(gone).unlink()
+    result = plan_files(source, [gone, kept], manifest)
+    assert [name for name, _ in result.unreadable] == [gone.name]
+    assert [item.file for item in result.to_load] == [kept]
+    assert result.unchanged == []
+
+
 def test_a_file_rewritten_with_its_old_stamp_needs_verify(feed):
     source, by_name = feed
     file = by_name["day-1.json"]
