@@ -120,6 +120,31 @@ def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
     assert DAY in manifest(db_env)
 
 
+def test_an_object_gone_before_it_could_be_hashed_is_skipped_not_fatal(
+    moto,  # noqa: F811
+    bucket,  # noqa: F811
+    proxy,
+    feed,
+    db_env,
+):
+    """A loaded object whose ETag changed is hashed while planning; deleted
+    just then, it is named and left out like one gone while loading."""
+    upload_feed(moto.client(), bucket, feed, "feed")
+    key = f"feed/{DAY}"
+    env = proxy.env(moto.env(db_env))
+    url = f"s3://{bucket}/feed"
+    assert load(env, "--data-dir", url)[0] == EXIT_OK
+    before = landed(db_env)
+    moto.client().put_object(Bucket=bucket, Key=key, Body=(feed / DAY).read_bytes() + b"\n")
+    proxy.rules = [Rule(object_get(bucket, key), delete_first=True, times=1)]
+
+    code, summary, err = load(env, "--data-dir", url)
+    assert code == EXIT_SKIPPED, err
+    assert [entry["file"] for entry in summary["files_unreadable"]] == [DAY]
+    assert summary["files_loaded"] == 0
+    assert landed(db_env) == before  # its earlier version stays, nothing else moved
+
+
 def test_a_local_file_gone_after_listing_is_skipped_the_same_way(db_env, feed, tmp_path):
     """The same skip through the FileSource interface: a local file removed
     between listing and open is left out of its batch, which loads the rest."""
