@@ -264,3 +264,18 @@ def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Comple
     result = run_dbt(env, tmp_path, "build", *extra)
     assert result.returncode == 0, result.stdout[-4000:]
     return result
+
+
+def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
+    """What raw holds, without load ids and times (they differ from load to load)."""
+    with connect(env) as conn:
+        return {
+            table: conn.execute(
+                f"select source_file, line_number, {payload} from raw.{table} order by 1, 2"
+            ).fetchall()
+            for table, payload in (
+                ("events", "payload::text"),
+                ("songs", "payload::text"),
+                ("rejects", "line, reason"),
+            )
+        }

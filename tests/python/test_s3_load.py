@@ -26,6 +26,7 @@ from helpers import (
     build,
     connect,
     generate_feed,
+    landed,
     mart_contents,
     run_loader,
     scalar,
@@ -66,21 +67,6 @@ def load(env: dict[str, str], *args: str | Path) -> dict:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout)
-
-
-def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
-    """What raw holds, without load ids and times (they differ from load to load)."""
-    with connect(env) as conn:
-        return {
-            table: conn.execute(
-                f"select source_file, line_number, {payload} from raw.{table} order by 1, 2"
-            ).fetchall()
-            for table, payload in (
-                ("events", "payload::text"),
-                ("songs", "payload::text"),
-                ("rejects", "line, reason"),
-            )
-        }
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from fault_proxy import FaultProxy, Rule
-from helpers import REPO_ROOT, connect, generate_feed, run_loader
+from helpers import REPO_ROOT, connect, generate_feed, landed, run_loader
 from s3_server import MotoServer, bucket, moto, upload_feed  # noqa: F401
 
 # Exit codes of ingest/raw_loader/cli.py (its EXIT_CODES table).
@@ -55,21 +55,6 @@ def load(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
     result = run_loader(env, "--json", *args)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr
-
-
-def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
-    """What raw holds, without load ids and times."""
-    with connect(env) as conn:
-        return {
-            table: conn.execute(
-                f"select source_file, line_number, {payload} from raw.{table} order by 1, 2"
-            ).fetchall()
-            for table, payload in (
-                ("events", "payload::text"),
-                ("songs", "payload::text"),
-                ("rejects", "line, reason"),
-            )
-        }
 
 
 def manifest(env: dict[str, str]) -> set[str]:
