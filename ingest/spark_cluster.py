@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -345,11 +346,12 @@ def _create_schema(settings: Settings, found: Metastore) -> None:
 
 
 def pyspark_home() -> Path:
-    try:
-        import pyspark
-    except ImportError as exc:
-        raise SparkClusterError("pyspark is not installed: run 'make spark-deps'") from exc
-    return Path(pyspark.__file__).parent
+    # Found, not imported: importing pyspark costs a second and starts nothing
+    # this module needs, and the type checker runs where pyspark is not installed.
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise SparkClusterError("pyspark is not installed: run 'make spark-deps'")
+    return Path(spec.origin).parent
 
 
 @dataclass(frozen=True)
