@@ -95,14 +95,15 @@ def source_for(
     processes: int = 1,
 ) -> LocalFileSource | S3FileSource:
     """Local folders, or s3:// prefixes (see resolve_roots: never a mix). For
-    s3://, `in_flight` GETs at once in all, shared by the `processes` that read."""
+    s3://, `in_flight` GETs at once in all, shared by the `processes` that read
+    (at least one each)."""
     folders = {kind: root for kind, root in roots.items() if isinstance(root, Path)}
     if len(folders) == len(roots):
         return LocalFileSource(folders)
     return S3FileSource(
         {kind: parse_s3_url(str(root)) for kind, root in roots.items()},
         store_timeout,
-        in_flight=max(1, -(-in_flight // processes)),
+        in_flight=max(1, in_flight // processes),
     )
 
 
