@@ -11,8 +11,8 @@ what lands, and when it commits, is as before.
 Bounds: at most `threads` requests at once (that many threads, per process),
 and at most `threads` fetched objects waiting to be read, each at most
 `whole_bytes` (a bigger object is not fetched ahead: it is streamed when its
-turn comes, as before). So the memory it holds is at most
-threads x whole_bytes per process.
+turn comes, as before; so is one that has grown past it since it was listed).
+So the memory it holds is at most threads x whole_bytes per process.
 
 A fetch fails the way a read would (a SkippedFile, an ObjectStoreError after
 the store's retry policy): its error is raised when the loader opens the file,
@@ -31,7 +31,8 @@ from concurrent.futures import Future
 
 from raw_loader.files import SourceFile
 
-Fetch = Callable[[SourceFile], bytes]
+# A file's bytes, or None if it is to be read in its turn after all.
+Fetch = Callable[[SourceFile], bytes | None]
 
 
 class _Window:
@@ -41,7 +42,7 @@ class _Window:
     def __init__(self, pool: ReadAhead, files: Sequence[SourceFile]):
         self._pool = pool
         self._next = deque(file for file in files if file.size <= pool.whole_bytes)
-        self._ahead: dict[str, Future[bytes]] = {}
+        self._ahead: dict[str, Future[bytes | None]] = {}
         self._fill()
 
     def _fill(self) -> None:
@@ -49,7 +50,7 @@ class _Window:
             file = self._next.popleft()
             self._ahead[file.name] = self._pool.submit(file)
 
-    def take(self, file: SourceFile) -> Future[bytes] | None:
+    def take(self, file: SourceFile) -> Future[bytes | None] | None:
         """The fetch of this file, if it was fetched ahead; the window moves on."""
         future = self._ahead.pop(file.name, None)
         self._fill()
@@ -73,22 +74,22 @@ class ReadAhead:
         self.fetch = fetch
         self.threads = threads
         self.whole_bytes = whole_bytes
-        self._work: queue.SimpleQueue[tuple[Future[bytes], SourceFile]] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[Future[bytes | None], SourceFile]] = queue.SimpleQueue()
         self._pid = 0
         self._window: _Window | None = None
 
-    def submit(self, file: SourceFile) -> Future[bytes]:
+    def submit(self, file: SourceFile) -> Future[bytes | None]:
         if self._pid != os.getpid():
             self._work, self._pid = queue.SimpleQueue(), os.getpid()
             for number in range(self.threads):
                 threading.Thread(
                     target=self._run, args=(self._work,), name=f"read ahead {number}", daemon=True
                 ).start()
-        future: Future[bytes] = Future()
+        future: Future[bytes | None] = Future()
         self._work.put((future, file))
         return future
 
-    def _run(self, work: queue.SimpleQueue[tuple[Future[bytes], SourceFile]]) -> None:
+    def _run(self, work: queue.SimpleQueue[tuple[Future[bytes | None], SourceFile]]) -> None:
         while True:
             future, file = work.get()
             if not future.set_running_or_notify_cancel():  # its window was closed

@@ -338,6 +338,11 @@ class _ObjectStream:
             self._etag, self._size = answer["ETag"], answer["ContentLength"]
         self._body = answer["Body"]
 
+    @property
+    def size(self) -> int:
+        """The object's size, as its first answer said."""
+        return self._size or 0
+
     def _read(self, size: int | None) -> bytes:
         if self._size is not None and self._position >= self._size:
             return b""
@@ -414,11 +419,15 @@ class S3FileSource:
         _ = self.client  # made here, once: boto3 does not make clients safely in threads
         return self._ahead.window(files)
 
-    def _fetch_whole(self, source_file: SourceFile) -> bytes:
+    def _fetch_whole(self, source_file: SourceFile) -> bytes | None:
         """A small object, read whole through the same stream (and so the same
-        retries, resumes and skips) as an object read in its turn."""
+        retries, resumes and skips) as an object read in its turn; None if it
+        has grown past WHOLE_OBJECT_BYTES since it was listed (then it is
+        streamed in its turn: memory stays bounded by what the store says now)."""
         blocks = []
         with _ObjectStream(self, source_file) as stream:
+            if stream.size > WHOLE_OBJECT_BYTES:
+                return None
             while block := stream.read(FETCH_BLOCK_BYTES):
                 blocks.append(block)
         return b"".join(blocks)

@@ -111,3 +111,38 @@ def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
     (without / song).unlink()
     assert load(other_db_env, "--data-dir", without)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
+
+
+def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_its_turn(
+    moto,  # noqa: F811
+    bucket,  # noqa: F811
+    proxy,
+    feed,
+    db_env,
+    other_db_env,
+    tmp_path,
+):
+    """Listed small, rewritten 3 MB before its GET ahead: not held whole (the
+    fetch ahead stops at the size the store gives), but read in its turn like
+    any big object, and what lands is the new version, as from disk."""
+    upload_feed(moto.client(), bucket, feed, "feed")
+    day = "log_data/2018/11/2018-11-02-events.json"
+    grown = b"".join(
+        b'{"ts": %d, "page": "NextSong", "userId": "%d", "song": "%s"}\n'
+        % (1541116800000 + n, n % 97, b"x" * 40)
+        for n in range(40000)
+    )
+    assert len(grown) > 2 * 2**20 > (feed / day).stat().st_size
+    proxy.rules = [Rule(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)", put_first=grown, times=1)]
+    env = proxy.env(moto.env(db_env))
+
+    code, summary, err = load(env, "--data-dir", f"s3://{bucket}/feed", "--workers", "1")
+    assert code == EXIT_OK, err
+    assert summary["files_loaded"] == summary["files_found"]
+    grown_feed = tmp_path / "grown"
+    shutil.copytree(feed, grown_feed)
+    (grown_feed / day).write_bytes(grown)
+    assert load(other_db_env, "--data-dir", grown_feed)[0] == EXIT_OK
+    assert landed(db_env) == landed(other_db_env)
+    # Fetched ahead (its size seen, its body left), then read in its turn.
+    assert len(proxy.requests(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)")) == 2
