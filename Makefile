@@ -32,7 +32,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 
 .PHONY: help venv data load build docs docs-build report browser counts run test test-fast pytest \
 	dbt-test lint \
-	bench roles pg15 test-pg15 test-pg15-if-present stop status clean \
+	bench bench-latency roles pg15 test-pg15 test-pg15-if-present stop status clean \
 	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark \
 	spark-jars spark-start spark-stop spark-status
 
@@ -51,6 +51,7 @@ help: ## list the targets and the variables you can set
 	  "REPORT=$(REPORT)" "where make report writes the HTML report" \
 	  "DOCS_PORT=$(DOCS_PORT)" "the port make docs serves on" \
 	  "BENCH_ARGS=" "options for make bench, e.g. BENCH_ARGS=\"--events 10000000\"" \
+	  "LATENCY_ARGS=" "options for make bench-latency, e.g. LATENCY_ARGS=\"--delay-ms 60\"" \
 	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
@@ -206,6 +207,12 @@ lint: venv ## ruff, sqlfluff and the type checker (mypy; strict on the loader, r
 BENCH_ARGS ?=
 bench: venv ## benchmark (1M events): loader vs a bare-table COPY and per-row; dbt build vs floor.sql
 	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+
+# The loader against a store 30 ms away (moto behind a delaying proxy), beside
+# the same GETs 64 in flight: make bench-latency LATENCY_ARGS="--delay-ms 60".
+LATENCY_ARGS ?=
+bench-latency: venv ## benchmark: the loader from an S3 store 30 ms away vs 64 GETs in flight
+	$(WITH_PG) $(BIN)/python benchmarks/s3_latency.py $(LATENCY_ARGS)
 
 # make bench-spark BENCH_SPARK_ARGS="--events 100000" for a quicker run.
 BENCH_SPARK_ARGS ?=

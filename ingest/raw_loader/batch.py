@@ -214,6 +214,7 @@ def _copy_fast(
     rejects: FileRejects = []
     suspects: list[_Suspects] = []
     with (
+        source.reading_ahead([item.file for item in batch]),
         conn.cursor() as cur,
         cur.copy(sql.SQL(FAST_COPY).format(table=table), writer=QueuedWriter(cur)) as copy,
     ):
@@ -259,22 +260,38 @@ def _copy_careful(
     """The slow path: classify each line, and let PostgreSQL judge what Python accepts."""
     results: list[FileResult] = []
     rejects: FileRejects = []
-    for item in batch:
-        result = FileResult(item.file)
-        for chunk in read_file(source, item.file, result, None, max_line_bytes):
-            rows = chunk.numbered()
-            last = None
-            if chunk.ends_unterminated and (rows or chunk.suspects):
-                last = max(number for number, _ in rows + chunk.suspects)
-            landed, file_rejects = _land_careful(
-                conn, table, item.file.name, load_id, rows, chunk.suspects, last_line=last
+    with source.reading_ahead([item.file for item in batch]):
+        for item in batch:
+            results.append(
+                _file_careful(conn, source, item, table, load_id, max_line_bytes, rejects)
             )
-            file_rejects = chunk.rejects + file_rejects
-            result.rows += landed
-            result.rejects += len(file_rejects)
-            rejects.extend((item.file.name, reject) for reject in file_rejects)
-        results.append(result)
     return results, rejects
+
+
+def _file_careful(
+    conn: Connection,
+    source: FileSource,
+    item: PlannedFile,
+    table: sql.Composable,
+    load_id: int,
+    max_line_bytes: int,
+    rejects: FileRejects,
+) -> FileResult:
+    """One file on the slow path; its rejects are added to `rejects`."""
+    result = FileResult(item.file)
+    for chunk in read_file(source, item.file, result, None, max_line_bytes):
+        rows = chunk.numbered()
+        last = None
+        if chunk.ends_unterminated and (rows or chunk.suspects):
+            last = max(number for number, _ in rows + chunk.suspects)
+        landed, file_rejects = _land_careful(
+            conn, table, item.file.name, load_id, rows, chunk.suspects, last_line=last
+        )
+        file_rejects = chunk.rejects + file_rejects
+        result.rows += landed
+        result.rejects += len(file_rejects)
+        rejects.extend((item.file.name, reject) for reject in file_rejects)
+    return result
 
 
 def _land_careful(

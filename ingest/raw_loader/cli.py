@@ -47,6 +47,7 @@ from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES, LoadOptions
 from raw_loader.parallel import WorkerFailed
 from raw_loader.run import resolve_roots, run, source_for
 from raw_loader.s3_source import (
+    DEFAULT_IN_FLIGHT,
     DEFAULT_STORE_TIMEOUT,
     DENIED,
     NO_BUCKET,
@@ -248,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         "doubling up to 10 s, a broken stream resumes where it stopped, and after 5 s of "
         "silence the loader says it is waiting (default: %(default)s)",
     )
+    parser.add_argument(
+        "--s3-in-flight",
+        type=_positive,
+        default=DEFAULT_IN_FLIGHT,
+        metavar="N",
+        help="s3:// feed: GETs in flight at once, shared by the workers: the small objects "
+        "(up to 1 MB) of each batch are fetched ahead, so that the store's wait before each "
+        "first byte overlaps; at most N MB of them are held (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
@@ -371,13 +381,16 @@ def _main(argv: list[str] | None) -> int:
         prune=args.prune,
         replace_other_feed=args.replace_other_feed,
         store_timeout=args.store_timeout,
+        s3_in_flight=args.s3_in_flight,
     )
     try:
         roots = resolve_roots(args.data_dir, args.song_data, args.log_data)
         if args.lake is not None:
             from raw_loader import lake  # pyarrow, imported only for a lake
 
-            summary = lake.run(source_for(roots, options.store_timeout), args.lake, options)
+            summary = lake.run(
+                source_for(roots, options.store_timeout, options.s3_in_flight), args.lake, options
+            )
         else:
             summary = run(roots, options)
     except (UsageError, ServerError, psycopg.Error, WorkerFailed, OSError) as exc:

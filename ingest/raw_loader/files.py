@@ -17,6 +17,7 @@ import logging
 import os
 import zlib
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -79,6 +80,12 @@ class FileSource(Protocol):
 
     def checksum(self, source_file: SourceFile) -> str:
         """A fingerprint of the file as stored: it changes when the content does."""
+        ...
+
+    def reading_ahead(self, files: list[SourceFile]) -> AbstractContextManager[None]:
+        """While the block runs, which opens these files in this order, the source
+        may fetch them ahead (an object store does: s3_source.py); their errors
+        are still raised by open_stored, file by file."""
         ...
 
 
@@ -198,6 +205,9 @@ class LocalFileSource:
             return open(self._local_path(source_file), "rb", buffering=0)
         except FileNotFoundError:  # removed since it was listed (a producer's clean-up)
             raise SkippedFile(source_file.name, "gone since it was listed") from None
+
+    def reading_ahead(self, files: list[SourceFile]) -> AbstractContextManager[None]:
+        return nullcontext()  # a local file's first byte costs no round trip
 
     def checksum(self, source_file: SourceFile) -> str:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""

@@ -316,41 +316,42 @@ def load_batch(
     rejected = _TableFile(lake, "rejects", REJECT_SCHEMA, load_id)
     results: list[FileResult] = []
     try:
-        for item in batch:
-            result = FileResult(item.file, load_id=load_id, replaces=item.replaces)
-            columns: Columns = {name: [] for name in LINE_SCHEMA.names}
-            for chunk in read_file(source, item.file, result, None, max_line_bytes):
-                candidates = chunk.numbered() + chunk.suspects
-                last = None
-                if chunk.ends_unterminated and candidates:
-                    last = max(number for number, _ in candidates)
-                landed, rejects = judge(candidates, last)
-                rejects = sorted([*chunk.rejects, *rejects], key=lambda r: r.line_number)
-                landed.sort()
-                for number, line in landed:
-                    columns["source_file"].append(item.file.name)
-                    columns["line_number"].append(number)
-                    columns["payload"].append(line.decode("utf-8"))
-                    columns["loaded_at"].append(now)
-                    columns["load_id"].append(load_id)
-                if len(columns["source_file"]) >= ROW_GROUP_LINES:
-                    lines.write(columns)
-                    columns = {name: [] for name in LINE_SCHEMA.names}
-                rejected.write(
-                    {
-                        "source_file": [item.file.name] * len(rejects),
-                        "line_number": [r.line_number for r in rejects],
-                        "line": [r.line for r in rejects],
-                        "reason": [r.reason for r in rejects],
-                        "detail": [r.detail for r in rejects],
-                        "rejected_at": [now] * len(rejects),
-                        "load_id": [load_id] * len(rejects),
-                    }
-                )
-                result.rows += len(landed)
-                result.rejects += len(rejects)
-            lines.write(columns)
-            results.append(result)
+        with source.reading_ahead([item.file for item in batch]):
+            for item in batch:
+                result = FileResult(item.file, load_id=load_id, replaces=item.replaces)
+                columns: Columns = {name: [] for name in LINE_SCHEMA.names}
+                for chunk in read_file(source, item.file, result, None, max_line_bytes):
+                    candidates = chunk.numbered() + chunk.suspects
+                    last = None
+                    if chunk.ends_unterminated and candidates:
+                        last = max(number for number, _ in candidates)
+                    landed, rejects = judge(candidates, last)
+                    rejects = sorted([*chunk.rejects, *rejects], key=lambda r: r.line_number)
+                    landed.sort()
+                    for number, line in landed:
+                        columns["source_file"].append(item.file.name)
+                        columns["line_number"].append(number)
+                        columns["payload"].append(line.decode("utf-8"))
+                        columns["loaded_at"].append(now)
+                        columns["load_id"].append(load_id)
+                    if len(columns["source_file"]) >= ROW_GROUP_LINES:
+                        lines.write(columns)
+                        columns = {name: [] for name in LINE_SCHEMA.names}
+                    rejected.write(
+                        {
+                            "source_file": [item.file.name] * len(rejects),
+                            "line_number": [r.line_number for r in rejects],
+                            "line": [r.line for r in rejects],
+                            "reason": [r.reason for r in rejects],
+                            "detail": [r.detail for r in rejects],
+                            "rejected_at": [now] * len(rejects),
+                            "load_id": [load_id] * len(rejects),
+                        }
+                    )
+                    result.rows += len(landed)
+                    result.rejects += len(rejects)
+                lines.write(columns)
+                results.append(result)
         lines.publish()
         rejected.publish()
         rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
-from raw_loader.s3_source import DEFAULT_STORE_TIMEOUT
+from raw_loader.s3_source import DEFAULT_IN_FLIGHT, DEFAULT_STORE_TIMEOUT
 
 # A batch is closed when it reaches either limit: many small song files share a
 # transaction (one commit per file is 20x slower), a big log file gets its own.
@@ -27,3 +27,5 @@ class LoadOptions:
     replace_other_feed: bool = False  # see planning.Plan.other_feed
     # An s3:// feed: how long a request or a stream may keep failing (s3_source.patiently).
     store_timeout: float = DEFAULT_STORE_TIMEOUT
+    # An s3:// feed: GETs in flight at once, across all workers (read_ahead.py).
+    s3_in_flight: int = DEFAULT_IN_FLIGHT

@@ -31,7 +31,7 @@ from raw_loader.planning import (
 )
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult
-from raw_loader.s3_source import DEFAULT_STORE_TIMEOUT, S3FileSource
+from raw_loader.s3_source import DEFAULT_IN_FLIGHT, DEFAULT_STORE_TIMEOUT, S3FileSource
 from raw_loader.s3_source import parse_url as parse_s3_url
 from raw_loader.schema import ensure_schema
 from raw_loader.session import connect
@@ -89,21 +89,28 @@ def _s3_roots(
 
 
 def source_for(
-    roots: Roots, store_timeout: float = DEFAULT_STORE_TIMEOUT
+    roots: Roots,
+    store_timeout: float = DEFAULT_STORE_TIMEOUT,
+    in_flight: int = DEFAULT_IN_FLIGHT,
+    processes: int = 1,
 ) -> LocalFileSource | S3FileSource:
-    """Local folders, or s3:// prefixes (see resolve_roots: never a mix)."""
+    """Local folders, or s3:// prefixes (see resolve_roots: never a mix). For
+    s3://, `in_flight` GETs at once in all, shared by the `processes` that read
+    (at least one each)."""
     folders = {kind: root for kind, root in roots.items() if isinstance(root, Path)}
     if len(folders) == len(roots):
         return LocalFileSource(folders)
     return S3FileSource(
-        {kind: parse_s3_url(str(root)) for kind, root in roots.items()}, store_timeout
+        {kind: parse_s3_url(str(root)) for kind, root in roots.items()},
+        store_timeout,
+        in_flight=max(1, in_flight // processes),
     )
 
 
 def run(roots: Roots, options: LoadOptions) -> Summary:
     """Load the feed under `roots` into PostgreSQL (the connection from PG* variables)."""
     started = time.monotonic()
-    source = source_for(roots, options.store_timeout)
+    source = source_for(roots, options.store_timeout, options.s3_in_flight, options.workers)
     with contextlib.ExitStack() as stack:
         pool = (
             stack.enter_context(WorkerPool(source, options.workers, options.max_line_bytes))

@@ -4,7 +4,9 @@
 file, named `song_data/<key under the prefix>` as a local file would be (the key
 exactly as listed, whatever slashes it holds), so the rest of the loader is the
 same for both. Objects are streamed from the store into COPY; nothing is
-written to disk.
+written to disk. Small objects of a batch are fetched ahead, many at once
+(read_ahead.py, --s3-in-flight), so that the store's wait before each first
+byte is not paid one object after another.
 
 Credentials, region and endpoint come from the standard AWS chain that boto3
 reads: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
@@ -27,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -48,6 +52,7 @@ from raw_loader.files import (
     _NamedErrors,
     is_data_file,
 )
+from raw_loader.read_ahead import ReadAhead
 
 # botocore says at INFO where it found the credentials: noise in every worker.
 logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -60,6 +65,16 @@ DEFAULT_STORE_TIMEOUT = 120.0  # seconds a request or a stream may keep failing
 SILENCE_SECONDS = 5.0
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 10.0
+# GETs in flight at once, across all workers (--s3-in-flight): enough to hide
+# tens of milliseconds before each first byte behind one another.
+DEFAULT_IN_FLIGHT = 32
+# An object up to this size is fetched whole, ahead of its turn (a song file, a
+# day of events); a bigger one is streamed in its turn. With the requests in
+# flight, it bounds the memory held by what was fetched and not yet loaded.
+WHOLE_OBJECT_BYTES = 1024 * 1024
+# A fetched-ahead object is read off the connection in blocks of this size, so
+# that a broken connection resumes (Range) at the byte it reached.
+FETCH_BLOCK_BYTES = 64 * 1024
 
 # The kinds of failure, each its own exit code (cli.py).
 UNREACHABLE = "store_unreachable"  # no answer (endpoint down, DNS, not S3, timeout used up)
@@ -133,20 +148,21 @@ def parse_url(text: str) -> S3Location:
     return S3Location(bucket, prefix.strip("/"))
 
 
-def make_client(timeout: float = DEFAULT_STORE_TIMEOUT) -> Any:
+def make_client(timeout: float = DEFAULT_STORE_TIMEOUT, connections: int = 16) -> Any:
     """An S3 client from the standard AWS variables and files.
 
     boto3 reads AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL itself (botocore 1.31+).
     botocore tries each request once (its own retries, and AWS_MAX_ATTEMPTS and
     AWS_RETRY_MODE, would stack under `patiently`'s); a silence of
     SILENCE_SECONDS is a failure, which `patiently` says and tries again (a slow
-    big object is not cut off: the limit is per read, not per object)."""
+    big object is not cut off: the limit is per read, not per object).
+    `connections`: the pool's size, one per request in flight."""
     silence = min(SILENCE_SECONDS, timeout)
     config = Config(
         retries={"total_max_attempts": 1},
         connect_timeout=silence,
         read_timeout=silence,
-        max_pool_connections=16,
+        max_pool_connections=connections,
     )
     try:
         return boto3.session.Session().client("s3", config=config)
@@ -322,6 +338,11 @@ class _ObjectStream:
             self._etag, self._size = answer["ETag"], answer["ContentLength"]
         self._body = answer["Body"]
 
+    @property
+    def size(self) -> int:
+        """The object's size, as its first answer said."""
+        return self._size or 0
+
     def _read(self, size: int | None) -> bytes:
         if self._size is not None and self._position >= self._size:
             return b""
@@ -360,23 +381,56 @@ class S3FileSource:
 
     The client is made per process (on first use after a fork: a boto3 client's
     connection pool must not be shared with a forked worker). `timeout`: how
-    long a request or a stream may keep failing (`patiently`)."""
+    long a request or a stream may keep failing (`patiently`). `in_flight`: the
+    GETs this process keeps in flight while it loads a batch (read_ahead.py)."""
 
-    def __init__(self, roots: dict[str, S3Location], timeout: float = DEFAULT_STORE_TIMEOUT):
+    def __init__(
+        self,
+        roots: dict[str, S3Location],
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+        in_flight: int = DEFAULT_IN_FLIGHT,
+    ):
         self.roots = roots
         self.timeout = timeout
+        self.in_flight = in_flight
         self.unreadable: list[tuple[str, str]] = []
         self._client: Any = None
         self._pid = 0
+        self._ahead = ReadAhead(self._fetch_whole, in_flight, WHOLE_OBJECT_BYTES)
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers make their own client
-        return {**self.__dict__, "_client": None, "_pid": 0}
+        return {**self.__dict__, "_client": None, "_pid": 0, "_ahead": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._ahead = ReadAhead(self._fetch_whole, self.in_flight, WHOLE_OBJECT_BYTES)
 
     @property
     def client(self) -> Any:
         if self._client is None or self._pid != os.getpid():
-            self._client, self._pid = make_client(self.timeout), os.getpid()
+            # One connection per request in flight, and one for a streamed object.
+            connections = max(16, self.in_flight + 1)
+            self._client, self._pid = make_client(self.timeout, connections), os.getpid()
         return self._client
+
+    def reading_ahead(self, files: list[SourceFile]) -> AbstractContextManager[None]:
+        """Fetch the small ones of these files ahead, many at once, while the
+        block reads them in this order (read_ahead.py)."""
+        _ = self.client  # made here, once: boto3 does not make clients safely in threads
+        return self._ahead.window(files)
+
+    def _fetch_whole(self, source_file: SourceFile) -> bytes | None:
+        """A small object, read whole through the same stream (and so the same
+        retries, resumes and skips) as an object read in its turn; None if it
+        has grown past WHOLE_OBJECT_BYTES since it was listed (then it is
+        streamed in its turn: memory stays bounded by what the store says now)."""
+        blocks = []
+        with _ObjectStream(self, source_file) as stream:
+            if stream.size > WHOLE_OBJECT_BYTES:
+                return None
+            while block := stream.read(FETCH_BLOCK_BYTES):
+                blocks.append(block)
+        return b"".join(blocks)
 
     def feed_root(self, kind: str) -> str:
         return str(self.roots[kind])
@@ -426,6 +480,9 @@ class S3FileSource:
         return root.bucket, f"{root.prefix}/{relative}" if root.prefix else relative
 
     def open_stored(self, source_file: SourceFile) -> BinaryIO:
+        fetched = self._ahead.take(source_file)  # its error, if it failed, is raised here
+        if fetched is not None:
+            return io.BytesIO(fetched)
         return _ObjectStream(self, source_file)  # type: ignore[return-value]
 
     def open(self, source_file: SourceFile) -> BinaryIO:

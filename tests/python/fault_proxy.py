@@ -6,7 +6,9 @@ matches: it can delete or rewrite the object before forwarding a GET (a
 producer's clean-up or a new version, between listing and reading), answer
 with an error status (and an S3 error code, or none, as a web server that is
 not S3 would) a number of times or for some seconds, cut the connection after
-some bytes of the body, delay, or accept the request and never answer.
+some bytes of the body, delay, or accept the request and never answer. It
+counts the requests it is answering at once (`most_at_once`): how many a
+client keeps in flight.
 
 It is a threaded HTTP server on 127.0.0.1 on a free port; `stop()` ends it,
 and a hanging answer never outlives it (each hang waits on the stop event, and
@@ -72,6 +74,9 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     # Every request seen, as (request line "METHOD /path?query", its headers).
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    # Requests being answered now, and the most there ever were at once.
+    at_once: int = 0
+    most_at_once: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -94,6 +99,15 @@ class FaultProxy:
         with self._lock:
             self.seen.append((request, headers))
             return next((rule for rule in self.rules if rule.applies(request)), None)
+
+    def begun(self) -> None:
+        with self._lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+
+    def ended(self) -> None:
+        with self._lock:
+            self.at_once -= 1
 
     def requests(self, pattern: str = "") -> list[tuple[str, dict[str, str]]]:
         """The requests seen so far whose request line `pattern` finds, with their headers."""
@@ -128,6 +142,14 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
         def _handle(self) -> None:
+            # From the request read to the answer sent (a hang is counted too).
+            proxy.begun()
+            try:
+                self._answer()
+            finally:
+                proxy.ended()
+
+        def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             request = f"{self.command} {self.path}"
             rule = proxy.rule_for(request, dict(self.headers.items()))

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import struct
+import threading
 import time
 import tracemalloc
 import zlib
@@ -41,7 +42,7 @@ from raw_loader.copy_encoding import (
     name_field,
 )
 from raw_loader.errors import one_line
-from raw_loader.files import LocalFileSource, SourceFile
+from raw_loader.files import LocalFileSource, SkippedFile, SourceFile
 from raw_loader.lines import (
     MAX_NESTING_DEPTH,
     TOO_LONG_KEPT_BYTES,
@@ -53,6 +54,7 @@ from raw_loader.lines import (
     read_document,
 )
 from raw_loader.planning import ManifestEntry, PlannedFile, batches, in_load_order, plan_files
+from raw_loader.read_ahead import ReadAhead
 from raw_loader.reading import FileResult, read_file
 from raw_loader.schema import ADDED_MANIFEST_COLUMNS, DDL
 from raw_loader.summary import Summary
@@ -731,3 +733,42 @@ def test_the_lakes_parquet_schemas_are_the_landing_tables_columns():
         assert schema.names == [column.name for column in columns]
     assert str(lake.LINE_SCHEMA.field("payload").type) == "string"
     assert str(lake.REJECT_SCHEMA.field("line").type) == "binary"
+
+
+def test_read_ahead_keeps_at_most_its_threads_in_flight_and_skips_big_files():
+    """The fetches are real calls on real threads; each waits until let go, so
+    what is in flight at once can be counted."""
+    files = [SourceFile("songs", f"song_data/{n:02d}.json", 10) for n in range(10)]
+    big = SourceFile("events", "log_data/big.json", 11)
+    lock, let_go = threading.Lock(), threading.Event()
+    in_flight, most, fetched = 0, 0, []
+
+    def fetch(file: SourceFile) -> bytes:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+            fetched.append(file.name)
+        let_go.wait(10)
+        with lock:
+            in_flight -= 1
+        if file.name.endswith("03.json"):
+            raise SkippedFile(file.name, "gone since it was listed")
+        return file.name.encode()
+
+    ahead = ReadAhead(fetch, threads=4, whole_bytes=10)
+    with ahead.window([*files[:5], big, *files[5:]]):
+        deadline = time.monotonic() + 10
+        while len(fetched) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # time for a fifth fetch to start, were it allowed
+        assert (most, sorted(fetched)) == (4, [f.name for f in files[:4]])
+        let_go.set()
+        assert ahead.take(files[0]) == b"song_data/00.json"
+        assert ahead.take(big) is None  # over whole_bytes: read in its turn
+        for file in files[1:3]:
+            assert ahead.take(file) == file.name.encode()
+        with pytest.raises(SkippedFile):  # its error is raised where it is opened
+            ahead.take(files[3])
+    assert most == 4
+    assert ahead.take(files[9]) is None  # outside a window, files are read as before
