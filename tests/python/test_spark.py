@@ -252,6 +252,16 @@ def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, s
     thrift = [app for app in state["activeapps"] if app["name"] == "Sparkify Thrift server"]
     assert len(thrift) == 1 and thrift[0]["cores"] == 2, state["activeapps"]
     assert [worker["coresused"] for worker in state["workers"]] == [1, 1], state["workers"]
+
+    # The catalog outlives the run: a build on another lake is refused, as its
+    # load ids would pass for the ones the models consumed.
+    other = run_dbt(
+        {**env, "SPARKIFY_LAKE": str(tmp_path / "another-lake")},
+        tmp_path,
+        *("run", "--target", "spark", "--select", "stg_sparkify__load_manifest"),
+    )
+    assert other.returncode != 0
+    assert f"models were built from the lake {lake}, not SPARKIFY_LAKE=" in other.stdout
     matched = sorted(
         (dict(row)["song_id"], dict(row)["song_match_rule"])
         for row in tables["analytics.songplays"]
