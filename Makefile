@@ -55,8 +55,10 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
 	  "LAKE=$(LAKE)" "the Parquet lake make run-spark loads (docs/spark.md)" \
-	  "SPARK_DIR=$(SPARK_DIR)" "the Spark metastore, warehouse and temp files of make run-spark" \
-	  "" "and the cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
+	  "SPARK_DIR=$(SPARK_DIR)" "the Spark cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
+	  "" "and the lake of make run-spark (SPARK_DIR/lake)" \
+	  "SPARKIFY_SPARK_THRIFT_HOST=" "another Spark Thrift server (EMR...) instead of the project's cluster" \
+	  "" "(with SPARKIFY_SPARK_THRIFT_PORT; docs/spark.md)" \
 	  "SPARKIFY_SPARK_*_PORT=" "the cluster's ports: MASTER 7077, MASTER_UI 8090, WORKER_UI 8091" \
 	  "" "(and 8092), THRIFT 10000 (make spark-start; docs/spark.md)" \
 	  "SPARKIFY_METASTORE_DB=" "the PostgreSQL database of the cluster's catalog (sparkify_metastore)" \
