@@ -159,7 +159,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 	  echo "The Spark cluster is still running:"; \
 	  echo "  $$($(BIN)/python ingest/spark_cluster.py status)"; \
 	  echo "  query it: beeline or PyHive on its Thrift server (docs/spark.md, The cluster)"; \
-	  echo "  stop it:  make spark-stop"; \
+	  echo "  stop it:  make spark-stop$(if $(filter-out $(CURDIR)/.spark,$(SPARK_DIR)), SPARK_DIR=$(SPARK_DIR))"; \
 	fi
 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
