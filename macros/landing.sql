@@ -107,13 +107,17 @@
     {%- if flags.FULL_REFRESH -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- get_relation: a schema not created yet (audit, on a first run that
+        selects no audit model) is no relation, not an error. -#}
     {%- set consumed = consumed_loads_relation() -%}
-    {%- set built = run_query(
-        "show tables in " ~ consumed.schema ~ " like '" ~ consumed.identifier
-        ~ "'"
+    {%- set built = adapter.get_relation(
+        database=consumed.database, schema=consumed.schema,
+        identifier=consumed.identifier
     ) -%}
-    {%- set landed = run_query("show tables in raw_lake like 'loads'") -%}
-    {%- if built.rows | length == 0 or landed.rows | length == 0 -%}
+    {%- set landed = adapter.get_relation(
+        database=consumed.database, schema='raw_lake', identifier='loads'
+    ) -%}
+    {%- if built is none or landed is none -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set described = run_query('describe table extended raw_lake.loads') -%}
