@@ -56,8 +56,10 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
 	  "LAKE=$(LAKE)" "the Parquet lake make run-spark loads (docs/spark.md)" \
-	  "SPARK_DIR=$(SPARK_DIR)" "the Spark metastore, warehouse and temp files of make run-spark" \
-	  "" "and the cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
+	  "SPARK_DIR=$(SPARK_DIR)" "the Spark cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
+	  "" "and the lake of make run-spark (SPARK_DIR/lake)" \
+	  "SPARKIFY_SPARK_THRIFT_HOST=" "another Spark Thrift server (EMR...) instead of the project's cluster" \
+	  "" "(with SPARKIFY_SPARK_THRIFT_PORT; docs/spark.md)" \
 	  "SPARKIFY_SPARK_*_PORT=" "the cluster's ports: MASTER 7077, MASTER_UI 8090, WORKER_UI 8091" \
 	  "" "(and 8092), THRIFT 10000 (make spark-start; docs/spark.md)" \
 	  "SPARKIFY_METASTORE_DB=" "the PostgreSQL database of the cluster's catalog (sparkify_metastore)" \
@@ -131,24 +133,35 @@ spark-stop: ## stop the Spark cluster by the PIDs it recorded
 spark-status: ## is the Spark cluster running? (ports, PIDs, logs)
 	@$(BIN)/python ingest/spark_cluster.py status
 
-# The landing lake of `make run-spark`, and the folder of its Spark warehouse
-# (SPARK_DIR): give both another name to keep a second feed apart.
+# The landing lake of `make run-spark`: a folder every daemon of the cluster
+# reads (here a local one; on a real cluster a shared filesystem or object
+# storage). Give LAKE and SPARK_DIR another name to keep a second feed apart.
 LAKE ?= $(SPARK_DIR)/lake
+# With SPARKIFY_SPARK_THRIFT_HOST set, dbt builds on that Thrift server (EMR, a
+# cluster of yours: docs/spark.md) and the project's own cluster is not started,
+# as PGHOST replaces the embedded PostgreSQL.
+SPARK_CLUSTER := $(if $(strip $(SPARKIFY_SPARK_THRIFT_HOST)),,spark-start)
 
 load-lake: spark-deps data ## land DATA_DIR as Parquet files in LAKE (.spark/lake), for Spark
 	$(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR) --lake $(LAKE)
 
-build-spark: spark-deps .dbt/profiles.yml ## dbt build --target spark on LAKE: models, data tests, unit tests
-	@mkdir -p $(SPARK_DIR)/tmp
-	SPARKIFY_LAKE=$(LAKE) $(BIN)/dbt build --target spark
+# The Thrift server reads the lake by the path dbt hands it: an absolute one.
+build-spark: spark-deps .dbt/profiles.yml ## dbt build --target spark on LAKE, through the Thrift server
+	SPARKIFY_LAKE=$(abspath $(LAKE)) $(BIN)/dbt build --target spark
 
-counts-spark: spark-deps ## print the row count of each mart on Spark
-	$(BIN)/python ingest/mart_counts.py --spark-warehouse $(SPARK_DIR)/warehouse
+counts-spark: spark-deps ## print the row count of each mart on Spark (asked through the Thrift server)
+	$(BIN)/python ingest/mart_counts.py --spark
 
-run-spark: load-lake build-spark counts-spark ## the whole job on Spark: DATA_DIR -> lake -> dbt build -> mart counts
+run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job on Spark: cluster -> DATA_DIR -> lake -> dbt build -> mart counts
 	@echo ""
-	@echo "make run-spark: done. The lake is $(LAKE), the Spark warehouse and its"
-	@echo "metastore are in $(SPARK_DIR) (docs/spark.md)."
+	@echo "make run-spark: done. The lake is $(LAKE); the warehouse belongs to the"
+	@echo "Spark cluster (docs/spark.md)."
+	@if [ -z "$${SPARKIFY_SPARK_THRIFT_HOST:-}" ]; then \
+	  echo "The Spark cluster is still running:"; \
+	  echo "  $$($(BIN)/python ingest/spark_cluster.py status)"; \
+	  echo "  query it: beeline or PyHive on its Thrift server (docs/spark.md, The cluster)"; \
+	  echo "  stop it:  make spark-stop$(if $(filter-out $(CURDIR)/.spark,$(SPARK_DIR)), SPARK_DIR=$(SPARK_DIR))"; \
+	fi
 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
 # PostgreSQL, incremental = full refresh, the course figures (tests/python/test_spark.py).

@@ -1,15 +1,16 @@
 """Print the row count of each mart in the analytics schema: the last step of `make run`.
 
-With --spark-warehouse DIR (make run-spark), the marts are read from a local Spark
-warehouse folder instead: each mart is a managed Parquet table in
-DIR/analytics.db/<mart>/, read with pyarrow once dbt has finished.
+With --spark (make run-spark), the counts are asked of the Spark Thrift server
+that dbt's `spark` output builds on (SPARKIFY_SPARK_THRIFT_HOST and _PORT,
+default 127.0.0.1:10000), with PyHive: the warehouse belongs to the cluster,
+not to a folder this process may read.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -29,24 +30,42 @@ def mart_counts(conn: psycopg.Connection) -> dict[str, int]:
     return counts
 
 
-def spark_mart_counts(warehouse: Path) -> dict[str, int]:
-    import pyarrow.parquet as pq  # requirements-spark.txt
+def spark_mart_counts(host: str, port: int) -> dict[str, int]:
+    from pyhive import hive  # requirements-spark.txt (dbt-spark[PyHive])
 
-    return {
-        mart: pq.ParquetDataset(warehouse / "analytics.db" / mart).read([]).num_rows
-        for mart in MARTS
-    }
+    connection = hive.connect(host=host, port=port, username="mart_counts")
+    try:
+        cursor = connection.cursor()
+        counts = {}
+        for mart in MARTS:
+            # MARTS are fixed names, not input: nothing to quote.
+            cursor.execute(f"select count(*) from analytics.{mart}")
+            counts[mart] = int(cursor.fetchone()[0])
+        return counts
+    finally:
+        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spark-warehouse", type=Path, help="a local Spark warehouse folder")
+    parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="ask the Spark Thrift server (SPARKIFY_SPARK_THRIFT_HOST, _PORT) instead",
+    )
     args = parser.parse_args(argv)
-    if args.spark_warehouse is not None:
+    if args.spark:
+        host = os.environ.get("SPARKIFY_SPARK_THRIFT_HOST", "").strip() or "127.0.0.1"
+        port = os.environ.get("SPARKIFY_SPARK_THRIFT_PORT", "").strip() or "10000"
         try:
-            counts = spark_mart_counts(args.spark_warehouse)
-        except (OSError, ValueError) as exc:
-            print(f"mart_counts: {exc} (has 'make build-spark' run?)", file=sys.stderr)
+            counts = spark_mart_counts(host, int(port))
+        except Exception as exc:  # Thrift's, PyHive's and the socket's errors alike
+            said = one_line(exc) or type(exc).__name__
+            print(
+                f"mart_counts: the Spark Thrift server {host}:{port}: {said} "
+                "(is the cluster up, 'make spark-start', and has 'make build-spark' run?)",
+                file=sys.stderr,
+            )
             return 1
         return _print(counts)
     try:

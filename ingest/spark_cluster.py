@@ -536,7 +536,13 @@ def _daemon_env(settings: Settings, conf: Path) -> dict[str, str]:
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOCAL_DIRS": str(tmp),
         # The master and workers read these (spark-class, for daemons only).
-        "SPARK_DAEMON_JAVA_OPTS": f"-Djava.io.tmpdir={tmp} -Dspark.port.maxRetries=0",
+        # The master's REST submission server is off: nothing here submits
+        # through it, and its fixed port (6066) would be taken by a second
+        # cluster on the machine, whose master then never answers (measured:
+        # the test session's cluster beside `make spark-start`'s).
+        "SPARK_DAEMON_JAVA_OPTS": (
+            f"-Djava.io.tmpdir={tmp} -Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false"
+        ),
     }
     # The master and workers must not pick up a PYSPARK_* or a session's settings.
     env.pop("PYSPARK_SUBMIT_ARGS", None)

@@ -432,7 +432,7 @@
         arg_dict['dest_columns'] | map(attribute='name')
     ) -%}
     {%- set meta = config.get('meta') or {} -%}
-    {%- set partition_by = meta.get('partition_by')
+    {%- set partition_by = meta.get('rewrite_partition')
         or spec.columns | join(', ') -%}
     {%- set everything = run_query(
         'select ' ~ claimed_corrections(spec.corrected_by)

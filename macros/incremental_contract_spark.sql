@@ -140,7 +140,7 @@
 {%- endmacro %}
 
 {#- The column an incremental model is partitioned by on Spark, or none.
-    An event_days model's partition_by (meta) is its day when it holds a
+    An event_days model's meta.rewrite_partition is its day when it holds a
     date: one Parquet partition per day, some 30 for a month of logs. The
     marts partitioned by a timestamp (songplays, time: a partition per row)
     and the other policies (a partition per user, session, event or file
@@ -148,7 +148,7 @@
     (docs/spark.md). -#}
 {% macro spark_partition_column() -%}
     {%- set meta = config.get('meta') or {} -%}
-    {%- set column = meta.get('partition_by') -%}
+    {%- set column = meta.get('rewrite_partition') -%}
     {%- if incremental_policy() not in ('event_days', 'event_days_onward')
         or column is none -%}
         {{ return(none) }}
@@ -201,7 +201,7 @@
     {%- set policy = incremental_policy() -%}
     {%- set spec = incremental_policies()[policy] -%}
     {%- set meta = config.get('meta') or {} -%}
-    {%- set partition_by = meta.get('partition_by')
+    {%- set partition_by = meta.get('rewrite_partition')
         or spec.columns | join(', ') -%}
     {%- set partition_column = spark_partition_column() -%}
     {%- set everything = run_query(

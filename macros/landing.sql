@@ -51,8 +51,12 @@
         {%- set raw = raw_relation('loads').schema -%}
         {%- do run_query('create schema if not exists raw_lake') -%}
         {%- do run_query('create schema if not exists ' ~ raw) -%}
+        {%- do refuse_another_lake(lake) -%}
         {%- for table, columns in lake_table_columns().items() -%}
-            {#- Recreated each time: cheap, and the folder may have moved. -#}
+            {#- Recreated each run, as the catalog outlives runs: the lake's
+                path and columns are this run's, and the table's file
+                listing is new. External tables (a location): dropping one
+                leaves its files. -#}
             {%- do run_query('drop table if exists raw_lake.' ~ table) -%}
             {%- do run_query(
                 'create table raw_lake.' ~ table ~ ' (' ~ columns ~ ')'
@@ -91,5 +95,46 @@
                 ~ ' and landed.load_id = current_files.load_id'
             ) -%}
         {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The catalog (the cluster's, in PostgreSQL) outlives each run, and with it
+    the incremental models and audit.consumed_loads, whose load ids are the
+    lake's. A build on another lake would take its loads for consumed ones
+    (load ids start at 1 in every lake): refused, unless --full-refresh
+    rebuilds every model from the new lake. -#}
+{% macro refuse_another_lake(lake) -%}
+    {%- if flags.FULL_REFRESH -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- get_relation: a schema not created yet (audit, on a first run that
+        selects no audit model) is no relation, not an error. -#}
+    {%- set consumed = consumed_loads_relation() -%}
+    {%- set built = adapter.get_relation(
+        database=consumed.database, schema=consumed.schema,
+        identifier=consumed.identifier
+    ) -%}
+    {%- set landed = adapter.get_relation(
+        database=consumed.database, schema='raw_lake', identifier='loads'
+    ) -%}
+    {%- if built is none or landed is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set described = run_query('describe table extended raw_lake.loads') -%}
+    {%- set location = [] -%}
+    {%- for row in described.rows if row[0] == 'Location' -%}
+        {%- do location.append(row[1]) -%}
+    {%- endfor -%}
+    {#- Spark writes a local folder as file:/path. -#}
+    {%- set before = (location[0] if location else '')
+        .replace('file:', '').rstrip('/').rsplit('/', 1)[0] -%}
+    {%- set now = lake.replace('file:', '').rstrip('/') -%}
+    {%- if before and before != now -%}
+        {%- do exceptions.raise_compiler_error(
+            "this Spark catalog's models were built from the lake "
+            ~ before ~ ", not SPARKIFY_LAKE=" ~ lake ~ ": build with"
+            ~ " --full-refresh to replace them, or keep the other feed on a"
+            ~ " cluster of its own (SPARK_DIR, SPARKIFY_METASTORE_DB)"
+        ) -%}
     {%- endif -%}
 {%- endmacro %}

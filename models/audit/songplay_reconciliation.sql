@@ -8,7 +8,7 @@
         materialized='incremental',
         meta={
             'incremental_policy': 'event_days',
-            'partition_by': 'event_date',
+            'rewrite_partition': 'event_date',
         },
     )
 }}

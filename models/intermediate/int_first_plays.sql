@@ -3,7 +3,7 @@
         materialized='incremental',
         meta={
             'incremental_policy': 'event_days_onward',
-            'partition_by': 'first_played_on',
+            'rewrite_partition': 'first_played_on',
         },
         indexes=[
             {'columns': ['first_played_on']},

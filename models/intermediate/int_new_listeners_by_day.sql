@@ -3,7 +3,7 @@
         materialized='incremental',
         meta={
             'incremental_policy': 'event_days_onward',
-            'partition_by': 'date_day',
+            'rewrite_partition': 'date_day',
         },
     )
 }}

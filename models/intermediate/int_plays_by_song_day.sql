@@ -3,7 +3,7 @@
         materialized='incremental',
         meta={
             'incremental_policy': 'event_days',
-            'partition_by': 'date_day',
+            'rewrite_partition': 'date_day',
         },
         indexes=[
             {'columns': ['date_day', 'song_id'], 'unique': true},

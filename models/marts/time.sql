@@ -3,7 +3,7 @@
         materialized='incremental',
         meta={
             'incremental_policy': 'event_days',
-            'partition_by': 'start_time',
+            'rewrite_partition': 'start_time',
         },
     )
 }}

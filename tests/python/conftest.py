@@ -8,13 +8,18 @@ created empty and dropped afterwards, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from helpers import build, generate_feed, run_loader, throwaway_database
+from helpers import admin_conninfo, build, generate_feed, run_loader, throwaway_database
+
+if TYPE_CHECKING:  # pyarrow and PyHive: requirements-spark.txt, not make test-fast's
+    from spark_warehouse import SparkCluster
 
 # The analysts' side (docs site, report) shares one built warehouse per session.
 pytest_plugins = ["analyst_site"]
@@ -91,3 +96,37 @@ def small_month(
         assert loaded.returncode == 0, loaded.stderr
         build(env, work)
         yield BuiltWarehouse(env=env, feed=work / "feed")
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SparkCluster]:
+    """The project's Spark cluster (ingest/spark_cluster.py), started once per test
+    session for the tests that build on Spark, in a SPARK_DIR, on free ports and
+    with a metastore database of its own; stopped, and its database dropped, at the
+    end. A test that builds calls its reset() first."""
+    import psycopg
+    from psycopg import sql
+
+    from spark_warehouse import SparkCluster, cluster_cli, cluster_env
+
+    fetched = cluster_cli(dict(os.environ), "jars")
+    assert fetched.returncode == 0, fetched.stderr
+    spark_dir = tmp_path_factory.mktemp("spark_cluster")
+    metastore_db = f"sparkify_metastore_pytest_{uuid.uuid4().hex[:12]}"
+    env = cluster_env(server_env, spark_dir, metastore_db)
+    # Both workers' cores to the Thrift server: no other application shares this one.
+    env["SPARKIFY_SPARK_THRIFT_CORES"] = "2"
+    try:
+        started = cluster_cli(env, "start")
+        assert started.returncode == 0, started.stderr
+        yield SparkCluster(env, spark_dir, metastore_db)
+    finally:
+        cluster_cli(env, "stop")
+        with psycopg.connect(admin_conninfo(server_env), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(
+                    sql.Identifier(metastore_db)
+                )
+            )

@@ -1,17 +1,27 @@
-"""The Spark target from the tests: its environment, dbt on it, and its tables.
+"""The Spark target from the tests: a cluster, dbt's environment on it, and its tables.
 
-A Spark warehouse here is a folder: the Derby metastore, the managed tables
-(warehouse/<schema>.db/<table>/, Parquet) and Spark's temporary files, as the
-`spark` output of profiles.yml.example puts them under SPARKIFY_SPARK_DIR. The
-tables are read back with pyarrow once dbt has finished: no second Spark
-process, which the Derby metastore would refuse while dbt holds it.
+The tests' cluster is the project's own (ingest/spark_cluster.py), started with
+its CLI as a user would, in a SPARK_DIR, on free ports and with a metastore
+database of its own (conftest.py starts one per test session). dbt reaches it
+through its Thrift server, as the `spark` output of profiles.yml.example does
+anywhere. Its managed tables are Parquet folders in the cluster's warehouse
+(SPARK_DIR/cluster/warehouse/<schema>.db/<table>/), read back with pyarrow once
+dbt has finished: exact values (decimals, timestamps) where PyHive's rows give
+text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -47,21 +57,116 @@ def current(lake: Path, table: str) -> list[dict]:
     ]
 
 
-def spark_env(base: dict[str, str], spark_dir: Path, lake: Path) -> dict[str, str]:
-    """The environment of `dbt --target spark` on a warehouse of its own."""
-    (spark_dir / "tmp").mkdir(parents=True, exist_ok=True)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_CLI = [sys.executable, str(REPO_ROOT / "ingest" / "spark_cluster.py")]
+
+
+def cluster_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """ingest/spark_cluster.py, as a user runs it."""
+    return subprocess.run(
+        [*CLUSTER_CLI, *args], env=env, capture_output=True, text=True, timeout=400, cwd=REPO_ROOT
+    )
+
+
+def free_ports() -> dict[str, int]:
+    """Free ports for a cluster; the two workers' web UIs need two in a row."""
+    holders = []
+    try:
+        while True:
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            holders.append(probe)
+            base = probe.getsockname()[1]
+            with socket.socket() as next_one:
+                try:
+                    next_one.bind(("127.0.0.1", base + 1))
+                except OSError:
+                    continue
+            ports = [socket.socket() for _ in range(3)]
+            for port in ports:
+                port.bind(("127.0.0.1", 0))
+            holders.extend(ports)
+            master, master_ui, thrift = (port.getsockname()[1] for port in ports)
+            if len({master, master_ui, thrift, base, base + 1}) == 5:
+                return {
+                    "SPARKIFY_SPARK_MASTER_PORT": master,
+                    "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
+                    "SPARKIFY_SPARK_WORKER_UI_PORT": base,
+                    "SPARKIFY_SPARK_THRIFT_PORT": thrift,
+                }
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def cluster_env(server_env: dict[str, str], spark_dir: Path, metastore_db: str) -> dict[str, str]:
+    """The environment of a cluster of the test's own: its folder, ports and catalog."""
+    return {
+        **server_env,
+        **{key: str(value) for key, value in free_ports().items()},
+        "SPARKIFY_SPARK_DIR": str(spark_dir),
+        "SPARKIFY_METASTORE_DB": metastore_db,
+    }
+
+
+@dataclass
+class SparkCluster:
+    """A running cluster of the tests (its environment, as cluster_env made it)."""
+
+    env: dict[str, str]
+    spark_dir: Path
+    metastore_db: str
+
+    def port(self, name: str) -> int:
+        return int(self.env[f"SPARKIFY_SPARK_{name}_PORT"])
+
+    @property
+    def warehouse(self) -> Path:
+        return self.spark_dir / "cluster" / "warehouse"
+
+    def master_json(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port('MASTER_UI')}/json/"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            found: dict[str, Any] = json.load(response)
+        return found
+
+    def query(self, *statements: str) -> list[tuple[Any, ...]]:
+        """Run statements through the Thrift server; the last one's rows."""
+        from pyhive import hive
+
+        connection = hive.connect(host="127.0.0.1", port=self.port("THRIFT"), username="pytest")
+        try:
+            cursor = connection.cursor()
+            rows: list[tuple[Any, ...]] = []
+            for statement in statements:
+                cursor.execute(statement)
+                rows = cursor.fetchall() if cursor.description else []
+            return rows
+        finally:
+            connection.close()
+
+    def reset(self) -> None:
+        """Drop every database but `default`, with its tables: a test that builds
+        starts from an empty catalog, as on a fresh cluster (the catalog outlives
+        each dbt run, so incremental models would build on another test's tables)."""
+        names = [name for (name,) in self.query("show databases") if name != "default"]
+        self.query(*(f"drop database if exists `{name}` cascade" for name in names))
+
+
+def spark_env(base: dict[str, str], cluster: SparkCluster, lake: Path) -> dict[str, str]:
+    """The environment of `dbt --target spark` on the cluster's Thrift server."""
     return {
         **base,
-        "SPARKIFY_SPARK_DIR": str(spark_dir),
+        "SPARKIFY_SPARK_THRIFT_HOST": "127.0.0.1",
+        "SPARKIFY_SPARK_THRIFT_PORT": str(cluster.port("THRIFT")),
         "SPARKIFY_LAKE": str(lake),
-        "SPARK_LOCAL_IP": "127.0.0.1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
 
 
-def table_dirs(spark_dir: Path, schema: str) -> dict[str, Path]:
-    root = spark_dir / "warehouse" / f"{schema}.db"
+def table_dirs(warehouse: Path, schema: str) -> dict[str, Path]:
+    root = warehouse / f"{schema}.db"
     if not root.is_dir():
         return {}
     return {path.name: path for path in sorted(root.iterdir()) if path.is_dir()}
@@ -112,11 +217,11 @@ def spark_table(path: Path) -> list[tuple]:
     return rows_of(columns, list(zip(*data, strict=True)) if data else [])
 
 
-def spark_tables(spark_dir: Path, schemas: tuple[str, ...]) -> dict[str, list[tuple]]:
+def spark_tables(warehouse: Path, schemas: tuple[str, ...]) -> dict[str, list[tuple]]:
     """Every table of these schemas: `schema.table` -> normalised rows."""
     found = {}
     for schema in schemas:
-        for name, path in table_dirs(spark_dir, schema).items():
+        for name, path in table_dirs(warehouse, schema).items():
             if name.endswith(("__rewrite", "consumed_loads")):
                 continue
             found[f"{schema}.{name}"] = spark_table(path)

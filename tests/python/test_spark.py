@@ -1,11 +1,12 @@
 """The warehouse on Apache Spark (`make test-spark`, docs/spark.md): parity with PostgreSQL.
 
 One generated feed with faults goes, through `load_raw.py --lake`, into a lake
-folder and `dbt --target spark` (pyspark's own Spark, the session method), and,
-through the plain loader, into PostgreSQL. The feed's last day arrives as a
-second load, so the Spark build that takes it is incremental (the files models
-append it), and then a corrected first day, which they hold already (so they
-rewrite). Then:
+folder and `dbt --target spark` (the profile's thrift method, on the project's
+Spark cluster: a master, two workers and a Thrift server, started once for the
+test session by conftest.py), and, through the plain loader, into PostgreSQL.
+The feed's last day arrives as a second load, so the Spark build that takes
+it is incremental (the files models append it), and then a corrected first
+day, which they hold already (so they rewrite). Then:
 - the Spark build runs every model, data test and unit test, and passes;
 - that incremental build equals a --full-refresh build on Spark, table by table;
 - every mart and report table equals PostgreSQL's, row for row, after
@@ -15,8 +16,10 @@ rewrite). Then:
   repeated key, and lines nested 400, 1,000 and 100,000 deep;
 - the public course sample gives the course figures on Spark, as on PostgreSQL.
 
-These tests need requirements-spark.txt and Java 17 (`make spark-deps`); they are
-marked `spark` and run once, by `make test-spark`, not in every PostgreSQL pass.
+These tests need requirements-spark.txt, Java 17 and the cluster's jars
+(`make spark-deps spark-jars`); they are marked `spark` and run once, by
+`make test-spark`, not in every PostgreSQL pass. Each test that builds empties
+the cluster's catalog first: the catalog outlives each dbt run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from helpers import (
 )
 from spark_warehouse import (
     COMPARED_SCHEMAS,
+    SparkCluster,
     current,
     differences,
     pg_tables,
@@ -117,7 +121,11 @@ def spark_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]) -> Iterator[dict]:
+def parity(
+    tmp_path_factory: pytest.TempPathFactory,
+    server_env: dict[str, str],
+    spark_cluster: SparkCluster,
+) -> Iterator[dict]:
     """Build the same feed on both engines; the results, for the tests below."""
     tmp = tmp_path_factory.mktemp("spark")
     feed = tmp / "feed"
@@ -129,8 +137,9 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     held_back = tmp / last_day.name
     shutil.move(last_day, held_back)
 
-    lake, spark_dir = tmp / "lake", tmp / "spark"
-    env = spark_env(server_env, spark_dir, lake)
+    lake = tmp / "lake"
+    spark_cluster.reset()
+    env = spark_env(server_env, spark_cluster, lake)
     first = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert first.returncode == 0, first.stderr
     results: dict = {"build": spark_dbt(env, tmp, "build"), "hard_lines": hard_lines}
@@ -149,9 +158,9 @@ def parity(tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str])
     assert third.returncode == 0, third.stderr
     assert '"files_replaced": 1' in third.stdout, third.stdout
     spark_dbt(env, tmp, "run")
-    results["incremental"] = spark_tables(spark_dir, BUILT_SCHEMAS)
+    results["incremental"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
-    results["full_refresh"] = spark_tables(spark_dir, BUILT_SCHEMAS)
+    results["full_refresh"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
     results["lake_rejects"] = sorted(
         (row["source_file"], row["line_number"], row["reason"]) for row in current(lake, "rejects")
     )
@@ -226,16 +235,33 @@ def test_hard_lines_read_the_same_on_both_engines(parity):
 
 
 @needs_udacity
-def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env):
+def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, spark_cluster):
     events, songs = read_feed(UDACITY_SAMPLE)
     expected = oracle(events, songs)
-    lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
-    env = spark_env(server_env, spark_dir, lake)
+    lake = tmp_path / "lake"
+    spark_cluster.reset()
+    env = spark_env(server_env, spark_cluster, lake)
     assert run_loader(env, "--data-dir", UDACITY_SAMPLE, "--lake", lake).returncode == 0
     spark_dbt(env, tmp_path, "run", "--select", "+" + " +".join(ORACLE_MARTS))
-    tables = spark_tables(spark_dir, ("analytics",))
+    tables = spark_tables(spark_cluster.warehouse, ("analytics",))
     counts = {mart: len(tables[f"analytics.{mart}"]) for mart in ORACLE_MARTS}
     assert counts == {mart: expected[mart] for mart in ORACLE_MARTS}
+    # Built by the cluster's executors, in the workers' JVMs: the master gives
+    # the Thrift server's application both workers' cores.
+    state = spark_cluster.master_json()
+    thrift = [app for app in state["activeapps"] if app["name"] == "Sparkify Thrift server"]
+    assert len(thrift) == 1 and thrift[0]["cores"] == 2, state["activeapps"]
+    assert [worker["coresused"] for worker in state["workers"]] == [1, 1], state["workers"]
+
+    # The catalog outlives the run: a build on another lake is refused, as its
+    # load ids would pass for the ones the models consumed.
+    other = run_dbt(
+        {**env, "SPARKIFY_LAKE": str(tmp_path / "another-lake")},
+        tmp_path,
+        *("run", "--target", "spark", "--select", "stg_sparkify__load_manifest"),
+    )
+    assert other.returncode != 0
+    assert f"models were built from the lake {lake}, not SPARKIFY_LAKE=" in other.stdout
     matched = sorted(
         (dict(row)["song_id"], dict(row)["song_match_rule"])
         for row in tables["analytics.songplays"]

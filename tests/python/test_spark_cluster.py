@@ -39,6 +39,7 @@ from psycopg import sql
 
 import spark_cluster
 from helpers import REPO_ROOT, admin_conninfo
+from spark_warehouse import cluster_env
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -49,46 +50,6 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args], env=env, capture_output=True, text=True, timeout=400, cwd=REPO_ROOT
     )
-
-
-def free_ports() -> dict[str, int]:
-    """Free ports for the cluster; the two workers' web UIs need two in a row."""
-    holders = []
-    try:
-        while True:
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            holders.append(probe)
-            base = probe.getsockname()[1]
-            with socket.socket() as next_one:
-                try:
-                    next_one.bind(("127.0.0.1", base + 1))
-                except OSError:
-                    continue
-            ports = [socket.socket() for _ in range(3)]
-            for port in ports:
-                port.bind(("127.0.0.1", 0))
-            holders.extend(ports)
-            master, master_ui, thrift = (port.getsockname()[1] for port in ports)
-            if len({master, master_ui, thrift, base, base + 1}) == 5:
-                return {
-                    "SPARKIFY_SPARK_MASTER_PORT": master,
-                    "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
-                    "SPARKIFY_SPARK_WORKER_UI_PORT": base,
-                    "SPARKIFY_SPARK_THRIFT_PORT": thrift,
-                }
-    finally:
-        for holder in holders:
-            holder.close()
-
-
-def cluster_env(server_env: dict[str, str], spark_dir: Path, metastore_db: str) -> dict[str, str]:
-    return {
-        **server_env,
-        **{key: str(value) for key, value in free_ports().items()},
-        "SPARKIFY_SPARK_DIR": str(spark_dir),
-        "SPARKIFY_METASTORE_DB": metastore_db,
-    }
 
 
 def own_processes(spark_dir: Path) -> list[psutil.Process]:
