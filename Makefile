@@ -229,7 +229,7 @@ bench-latency: venv ## benchmark: the loader from an S3 store 30 ms away vs 64 G
 
 # make bench-spark BENCH_SPARK_ARGS="--events 100000" for a quicker run.
 BENCH_SPARK_ARGS ?=
-bench-spark: spark-deps .dbt/profiles.yml ## Spark vs PostgreSQL (1M events): load and dbt build, full and one more day
+bench-spark: spark-deps spark-jars .dbt/profiles.yml ## Spark (its own cluster) vs PostgreSQL (1M events): load and dbt build, full and one more day
 	@mkdir -p $(SPARK_DIR)
 	$(WITH_PG) $(BIN)/python benchmarks/spark.py $(BENCH_SPARK_ARGS)
 

@@ -6,8 +6,9 @@ both engines, as a user runs them:
 - PostgreSQL: load_raw.py into a scratch database of the server the PG* variables
   name, then `dbt build`; then the last day is loaded and built again.
 - Spark: load_raw.py --lake into a scratch lake, then `dbt build --target spark`
-  (pyspark's own Spark, local[2] unless SPARKIFY_SPARK_MASTER says otherwise, a
-  scratch metastore and warehouse); then the last day, loaded and built again.
+  through the Thrift server of a cluster of the bench's own (ingest/spark_cluster.py:
+  a master, two workers, the Thrift server on both cores, free ports, a scratch
+  catalog database), stopped at the end; then the last day, loaded and built again.
 
 Each step is timed once, wall-clock, with the load average beside it (the
 machine may be shared). A build includes dbt's data tests and unit tests on both
@@ -31,9 +32,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+import spark_cluster
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+CLUSTER = [sys.executable, str(REPO_ROOT / "ingest" / "spark_cluster.py")]
 
 
 def log(message: str) -> None:
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     database = f"sparkify_bench_{uuid.uuid4().hex[:8]}"
     figures: dict = {"events": args.events, "days": args.days, "songs": args.songs}
     figures["started"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    cluster_started = False
+    spark: dict[str, str] = {}
     try:
         feed = work / "feed"
         subprocess.run(
@@ -143,14 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
         base = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         pg = {**base, "PGDATABASE": database}
-        spark_dir = work / "spark"
-        (spark_dir / "tmp").mkdir(parents=True)
+        # A cluster of the bench's own (folder, free ports, catalog), so that it
+        # neither meets a cluster of the user's nor builds into its catalog.
         spark = {
             **base,
-            "SPARKIFY_SPARK_DIR": str(spark_dir),
+            **{key: str(value) for key, value in spark_cluster.free_ports().items()},
+            "SPARKIFY_SPARK_DIR": str(work / "spark"),
+            "SPARKIFY_METASTORE_DB": f"{database}_metastore",
+            # No other application shares it: the Thrift server takes both cores.
+            "SPARKIFY_SPARK_THRIFT_CORES": "2",
             "SPARKIFY_LAKE": str(work / "lake"),
-            "SPARK_LOCAL_IP": "127.0.0.1",
         }
+        subprocess.run([*CLUSTER, "start"], env=spark, cwd=REPO_ROOT, check=True)
+        cluster_started = True
         load = [str(BIN / "python"), "ingest/load_raw.py", "--data-dir", str(feed), "-q"]
         lake = [*load, "--lake", str(work / "lake")]
         dbt = [str(BIN / "dbt"), "build", "--target-path", str(work / "target")]
@@ -164,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             timed(f"spark dbt build, {step}", [*dbt, "--target", "spark"], spark, figures)
             figures[f"spark dbt build, {step}"]["slowest"] = slowest_nodes(work / "target")
     finally:
+        if cluster_started:
+            subprocess.run([*CLUSTER, "stop"], env=spark, cwd=REPO_ROOT, check=False)
         with psycopg.connect(dbname="postgres", autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
-            )
+            for name in (database, f"{database}_metastore"):
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"spark-{args.events}-events.json"

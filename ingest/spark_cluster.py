@@ -818,6 +818,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def free_ports() -> dict[str, int]:
+    """Free ports for a second cluster beside the default one (the tests', the
+    benchmark's), as the variables start() reads; the two workers' web UIs need
+    two in a row."""
+    holders = []
+    try:
+        while True:
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            holders.append(probe)
+            base = probe.getsockname()[1]
+            with socket.socket() as next_one:
+                try:
+                    next_one.bind(("127.0.0.1", base + 1))
+                except OSError:
+                    continue
+            ports = [socket.socket() for _ in range(3)]
+            for port in ports:
+                port.bind(("127.0.0.1", 0))
+            holders.extend(ports)
+            master, master_ui, thrift = (port.getsockname()[1] for port in ports)
+            if len({master, master_ui, thrift, base, base + 1}) == 5:
+                return {
+                    "SPARKIFY_SPARK_MASTER_PORT": master,
+                    "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
+                    "SPARKIFY_SPARK_WORKER_UI_PORT": base,
+                    "SPARKIFY_SPARK_THRIFT_PORT": thrift,
+                }
+    finally:
+        for holder in holders:
+            holder.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="spark_cluster: %(message)s", stream=sys.stderr)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -26,6 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+import spark_cluster
 
 # The marts and report tables compared between engines, with their keys.
 COMPARED_SCHEMAS = ("analytics", "reports")
@@ -68,42 +69,11 @@ def cluster_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def free_ports() -> dict[str, int]:
-    """Free ports for a cluster; the two workers' web UIs need two in a row."""
-    holders = []
-    try:
-        while True:
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            holders.append(probe)
-            base = probe.getsockname()[1]
-            with socket.socket() as next_one:
-                try:
-                    next_one.bind(("127.0.0.1", base + 1))
-                except OSError:
-                    continue
-            ports = [socket.socket() for _ in range(3)]
-            for port in ports:
-                port.bind(("127.0.0.1", 0))
-            holders.extend(ports)
-            master, master_ui, thrift = (port.getsockname()[1] for port in ports)
-            if len({master, master_ui, thrift, base, base + 1}) == 5:
-                return {
-                    "SPARKIFY_SPARK_MASTER_PORT": master,
-                    "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
-                    "SPARKIFY_SPARK_WORKER_UI_PORT": base,
-                    "SPARKIFY_SPARK_THRIFT_PORT": thrift,
-                }
-    finally:
-        for holder in holders:
-            holder.close()
-
-
 def cluster_env(server_env: dict[str, str], spark_dir: Path, metastore_db: str) -> dict[str, str]:
     """The environment of a cluster of the test's own: its folder, ports and catalog."""
     return {
         **server_env,
-        **{key: str(value) for key, value in free_ports().items()},
+        **{key: str(value) for key, value in spark_cluster.free_ports().items()},
         "SPARKIFY_SPARK_DIR": str(spark_dir),
         "SPARKIFY_METASTORE_DB": metastore_db,
     }
