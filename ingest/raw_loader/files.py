@@ -212,10 +212,11 @@ class LocalFileSource:
     def checksum(self, source_file: SourceFile) -> str:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""
         with self.open_stored(source_file) as stream:
-            return _sha256_of(stream)
+            return sha256_of(stream)
 
 
-def _sha256_of(stream: BinaryIO) -> str:
+def sha256_of(stream: BinaryIO) -> str:
+    """The sha256 of a stream's bytes, read in large blocks (every FileSource's checksum)."""
     digest = hashlib.sha256()
     while block := stream.read(READ_BLOCK_BYTES):
         digest.update(block)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -45,12 +44,12 @@ from botocore.config import Config
 from raw_loader.contract import FEED_FOLDERS
 from raw_loader.errors import one_line
 from raw_loader.files import (
-    READ_BLOCK_BYTES,
     SkippedFile,
     SourceError,
     SourceFile,
     _NamedErrors,
     is_data_file,
+    sha256_of,
 )
 from raw_loader.read_ahead import ReadAhead
 
@@ -492,8 +491,5 @@ class S3FileSource:
         return stream
 
     def checksum(self, source_file: SourceFile) -> str:
-        digest = hashlib.sha256()
         with self.open_stored(source_file) as stream:
-            while block := stream.read(READ_BLOCK_BYTES):
-                digest.update(block)
-        return digest.hexdigest()
+            return sha256_of(stream)
