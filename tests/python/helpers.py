@@ -7,6 +7,7 @@ by name (`from helpers import connect`), as pytest puts tests/python on the path
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -279,3 +280,10 @@ def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
                 ("rejects", "line, reason"),
             )
         }
+
+
+def load_json(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
+    """Run the loader with --json: (exit code, summary or {}, stderr)."""
+    result = run_loader(env, "--json", *args)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr

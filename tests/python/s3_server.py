@@ -22,6 +22,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from fault_proxy import FaultProxy
+
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 # Any key works on moto without auth; on AWS these would come from the user's chain.
 CREDENTIALS = {
@@ -157,3 +159,10 @@ def moto_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoSer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def proxy(moto: MotoServer) -> Iterator[FaultProxy]:
+    """A proxy in front of the session's moto server, with no rule yet."""
+    with FaultProxy(moto.endpoint, moto.client()) as running:
+        yield running

@@ -11,17 +11,15 @@ same feed lands from disk.
 from __future__ import annotations
 
 import collections
-import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fault_proxy import FaultProxy, Rule
-from helpers import generate_feed, landed, run_loader
-from s3_server import MotoServer, bucket, moto, upload_feed  # noqa: F401
+from fault_proxy import Rule
+from helpers import generate_feed, landed, load_json
+from s3_server import MotoServer, bucket, moto, proxy, upload_feed  # noqa: F401
 
 EXIT_OK, EXIT_SKIPPED = 0, 3
 SONGS = 80
@@ -37,18 +35,6 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def proxy(moto: MotoServer) -> Iterator[FaultProxy]:  # noqa: F811
-    with FaultProxy(moto.endpoint, moto.client()) as running:
-        yield running
-
-
-def load(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
-    result = run_loader(env, "--json", *args)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr
-
-
 def object_gets(bucket: str) -> str:  # noqa: F811
     return rf"^GET /{bucket}/feed/(song|log)_data/"
 
@@ -56,7 +42,7 @@ def object_gets(bucket: str) -> str:  # noqa: F811
 def test_many_gets_are_in_flight_at_most_as_many_as_allowed_and_rows_equal_disk(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
     other_db_env,
@@ -65,7 +51,7 @@ def test_many_gets_are_in_flight_at_most_as_many_as_allowed_and_rows_equal_disk(
     proxy.rules = [Rule(object_gets(bucket), delay=DELAY)]
     env = proxy.env(moto.env(db_env))
 
-    code, summary, err = load(
+    code, summary, err = load_json(
         env, "--data-dir", f"s3://{bucket}/feed", "--workers", "2", "--s3-in-flight", "16"
     )
     assert code == EXIT_OK, err
@@ -77,14 +63,14 @@ def test_many_gets_are_in_flight_at_most_as_many_as_allowed_and_rows_equal_disk(
     gets = collections.Counter(line for line, _ in proxy.requests(object_gets(bucket)))
     assert len(gets) == summary["files_found"]
     assert set(gets.values()) == {1}
-    assert load(other_db_env, "--data-dir", feed)[0] == EXIT_OK
+    assert load_json(other_db_env, "--data-dir", feed)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
 
 
 def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
     other_db_env,
@@ -101,7 +87,7 @@ def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
     ]
     env = proxy.env(moto.env(db_env))
 
-    code, summary, err = load(env, "--data-dir", f"s3://{bucket}/feed", "--workers", "1")
+    code, summary, err = load_json(env, "--data-dir", f"s3://{bucket}/feed", "--workers", "1")
     assert code == EXIT_SKIPPED, err
     assert [entry["file"] for entry in summary["files_unreadable"]] == [song]
     assert f"skipped {song}: gone" in err
@@ -109,14 +95,14 @@ def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
     without = tmp_path / "without"
     shutil.copytree(feed, without)
     (without / song).unlink()
-    assert load(other_db_env, "--data-dir", without)[0] == EXIT_OK
+    assert load_json(other_db_env, "--data-dir", without)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
 
 
 def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_its_turn(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
     other_db_env,
@@ -136,13 +122,13 @@ def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_i
     proxy.rules = [Rule(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)", put_first=grown, times=1)]
     env = proxy.env(moto.env(db_env))
 
-    code, summary, err = load(env, "--data-dir", f"s3://{bucket}/feed", "--workers", "1")
+    code, summary, err = load_json(env, "--data-dir", f"s3://{bucket}/feed", "--workers", "1")
     assert code == EXIT_OK, err
     assert summary["files_loaded"] == summary["files_found"]
     grown_feed = tmp_path / "grown"
     shutil.copytree(feed, grown_feed)
     (grown_feed / day).write_bytes(grown)
-    assert load(other_db_env, "--data-dir", grown_feed)[0] == EXIT_OK
+    assert load_json(other_db_env, "--data-dir", grown_feed)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
     # Fetched ahead (its size seen, its body left), then read in its turn.
     assert len(proxy.requests(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)")) == 2

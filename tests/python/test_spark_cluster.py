@@ -19,18 +19,15 @@ Marked `spark` (make test-spark) and slow: the cluster takes about 30 s to start
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 import psycopg
@@ -38,18 +35,11 @@ import pytest
 from psycopg import sql
 
 import spark_cluster
-from helpers import REPO_ROOT, admin_conninfo
-from spark_warehouse import cluster_env
+from helpers import admin_conninfo
+from spark_warehouse import SparkCluster, cluster_env
+from spark_warehouse import cluster_cli as cli
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-CLI = [sys.executable, str(REPO_ROOT / "ingest" / "spark_cluster.py")]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=env, capture_output=True, text=True, timeout=400, cwd=REPO_ROOT
-    )
 
 
 def own_processes(spark_dir: Path) -> list[psutil.Process]:
@@ -90,37 +80,10 @@ def drop_database(server_env: dict[str, str], name: str) -> None:
 
 
 @dataclass
-class Cluster:
-    env: dict[str, str]
-    spark_dir: Path
-    metastore_db: str
-    started_in_s: float
+class Cluster(SparkCluster):
+    """The module's cluster, and how long its start took."""
 
-    def port(self, name: str) -> int:
-        return int(self.env[f"SPARKIFY_SPARK_{name}_PORT"])
-
-    def master_json(self) -> dict[str, Any]:
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.port('MASTER_UI')}/json/"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            found: dict[str, Any] = json.load(response)
-        return found
-
-    def query(self, *statements: str) -> list[tuple[Any, ...]]:
-        """Run statements through the Thrift server; the last one's rows."""
-        from pyhive import hive
-
-        connection = hive.connect(host="127.0.0.1", port=self.port("THRIFT"), username="pytest")
-        try:
-            cursor = connection.cursor()
-            rows: list[tuple[Any, ...]] = []
-            for statement in statements:
-                cursor.execute(statement)
-                rows = cursor.fetchall() if cursor.description else []
-            return rows
-        finally:
-            connection.close()
+    started_in_s: float = 0.0
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fault_proxy import FaultProxy, Rule
-from helpers import REPO_ROOT, connect, generate_feed, landed, run_loader
-from s3_server import MotoServer, bucket, moto, upload_feed  # noqa: F401
+from fault_proxy import Rule
+from helpers import REPO_ROOT, connect, generate_feed, landed, load_json
+from s3_server import MotoServer, bucket, moto, proxy, upload_feed  # noqa: F401
 
 # Exit codes of ingest/raw_loader/cli.py (its EXIT_CODES table).
 EXIT_OK, EXIT_SKIPPED, EXIT_UNREACHABLE, EXIT_NO_BUCKET = 0, 3, 4, 6
@@ -41,20 +40,6 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("feed") / "feed"
     generate_feed(out, "--days", "3", "--songs", "12")
     return out
-
-
-@pytest.fixture
-def proxy(moto: MotoServer) -> Iterator[FaultProxy]:  # noqa: F811
-    """A proxy in front of the session's moto server, with no rule yet."""
-    with FaultProxy(moto.endpoint, moto.client()) as running:
-        yield running
-
-
-def load(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
-    """Run the loader with --json: (exit code, summary or {}, stderr)."""
-    result = run_loader(env, "--json", *args)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr
 
 
 def manifest(env: dict[str, str]) -> set[str]:
@@ -70,7 +55,7 @@ def object_get(bucket: str, key: str) -> str:  # noqa: F811
 def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
     other_db_env,
@@ -82,7 +67,7 @@ def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
     env = proxy.env(moto.env(db_env))
     url = f"s3://{bucket}/feed"
 
-    code, summary, err = load(env, "--data-dir", url, "--workers", "2")
+    code, summary, err = load_json(env, "--data-dir", url, "--workers", "2")
     assert code == EXIT_SKIPPED, err
     assert [entry["file"] for entry in summary["files_unreadable"]] == [DAY]
     assert "gone" in summary["files_unreadable"][0]["reason"]
@@ -93,13 +78,13 @@ def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
     without = tmp_path / "without"
     shutil.copytree(feed, without)
     (without / DAY).unlink()
-    assert load(other_db_env, "--data-dir", without)[0] == EXIT_OK
+    assert load_json(other_db_env, "--data-dir", without)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
     assert DAY not in manifest(db_env)
 
     # It is back: the next run loads it, and only it.
     moto.client().put_object(Bucket=bucket, Key=key, Body=(feed / DAY).read_bytes())
-    code, again, err = load(env, "--data-dir", url)
+    code, again, err = load_json(env, "--data-dir", url)
     assert code == EXIT_OK, err
     assert (again["files_loaded"], again["files_unreadable"]) == (1, [])
     assert DAY in manifest(db_env)
@@ -108,7 +93,7 @@ def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
 def test_an_object_gone_before_it_could_be_hashed_is_skipped_not_fatal(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
 ):
@@ -118,12 +103,12 @@ def test_an_object_gone_before_it_could_be_hashed_is_skipped_not_fatal(
     key = f"feed/{DAY}"
     env = proxy.env(moto.env(db_env))
     url = f"s3://{bucket}/feed"
-    assert load(env, "--data-dir", url)[0] == EXIT_OK
+    assert load_json(env, "--data-dir", url)[0] == EXIT_OK
     before = landed(db_env)
     moto.client().put_object(Bucket=bucket, Key=key, Body=(feed / DAY).read_bytes() + b"\n")
     proxy.rules = [Rule(object_get(bucket, key), delete_first=True, times=1)]
 
-    code, summary, err = load(env, "--data-dir", url)
+    code, summary, err = load_json(env, "--data-dir", url)
     assert code == EXIT_SKIPPED, err
     assert [entry["file"] for entry in summary["files_unreadable"]] == [DAY]
     assert summary["files_loaded"] == 0
@@ -154,7 +139,7 @@ def test_a_local_file_gone_after_listing_is_skipped_the_same_way(db_env, feed, t
     assert manifest(db_env) == {f.name for f in files} - {DAY}
 
     shutil.copy(feed / DAY, local / DAY)  # back: the next run loads it
-    code, again, err = load(db_env, "--log-data", local / "log_data")
+    code, again, err = load_json(db_env, "--log-data", local / "log_data")
     assert code == EXIT_OK, err
     assert again["files_loaded"] == 1
 
@@ -171,7 +156,7 @@ def test_an_archived_object_is_skipped_and_named_with_how_to_restore_it(
     client.put_object(
         Bucket=bucket, Key=f"feed/{cold}", Body=(feed / DAY).read_bytes(), StorageClass="GLACIER"
     )
-    code, summary, err = load(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
+    code, summary, err = load_json(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_SKIPPED, err
     assert [entry["file"] for entry in summary["files_unreadable"]] == [cold]
     assert "restore" in summary["files_unreadable"][0]["reason"]
@@ -200,7 +185,7 @@ def _events(lines: int, seed: int) -> bytes:
 def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_load(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     db_env,
     other_db_env,
     tmp_path,
@@ -216,12 +201,12 @@ def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_loa
         Rule(object_get(bucket, f"feed/{name}"), cut_after=size // 2, times=1)
         for name, size in sizes.items()
     ]
-    code, summary, err = load(
+    code, summary, err = load_json(
         proxy.env(moto.env(db_env)), "--data-dir", f"s3://{bucket}/feed", "--workers", "1"
     )
     assert code == EXIT_OK, err
     assert summary["files_loaded"] == 2
-    assert load(other_db_env, "--data-dir", local)[0] == EXIT_OK
+    assert load_json(other_db_env, "--data-dir", local)[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
     # The compressed object was resumed from where it broke, guarded by its ETag.
     first, resumed = proxy.requests(object_get(bucket, f"feed/{packed}"))
@@ -233,7 +218,7 @@ def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_loa
 def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_next_run(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     db_env,
 ):
     name = "log_data/2018/11/packed-events.json.gz"
@@ -246,7 +231,7 @@ def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_ne
         Rule(object_get(bucket, key), put_first=gzip.compress(new), times=1),
     ]
     env = proxy.env(moto.env(db_env))
-    code, summary, err = load(env, "--data-dir", f"s3://{bucket}/feed")
+    code, summary, err = load_json(env, "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_SKIPPED, err
     assert [entry["file"] for entry in summary["files_unreadable"]] == [name]
     assert "rewritten" in summary["files_unreadable"][0]["reason"]
@@ -254,7 +239,7 @@ def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_ne
         assert conn.execute("select count(*) from raw.events").fetchone()[0] == 0
     assert name not in manifest(db_env)
 
-    code, _, err = load(env, "--data-dir", f"s3://{bucket}/feed")
+    code, _, err = load_json(env, "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_OK, err
     with connect(db_env) as conn:
         rows = conn.execute("select payload from raw.events order by line_number").fetchall()
@@ -264,7 +249,7 @@ def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_ne
 def test_a_20_second_slowdown_is_waited_out(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
     other_db_env,
@@ -273,11 +258,11 @@ def test_a_20_second_slowdown_is_waited_out(
     outage = 20
     proxy.rules = [Rule(".", status=503, s3_code="SlowDown", seconds=outage)]
     started = time.monotonic()
-    code, _, err = load(proxy.env(moto.env(db_env)), "--data-dir", f"s3://{bucket}/feed")
+    code, _, err = load_json(proxy.env(moto.env(db_env)), "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_OK, err
     assert time.monotonic() - started >= outage  # the outage was real, and outlasted
     assert "waiting for the store" in err
-    assert load(other_db_env, "--log-data", feed / "log_data")[0] == EXIT_OK
+    assert load_json(other_db_env, "--log-data", feed / "log_data")[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
 
 
@@ -294,7 +279,7 @@ def test_keys_with_double_slashes_are_taken_exactly_as_listed(
     }
     for name, body in bodies.items():
         client.put_object(Bucket=bucket, Key=f"feed/{name}", Body=body)
-    code, summary, err = load(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
+    code, summary, err = load_json(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_OK, err
     assert summary["files_loaded"] == len(bodies)
     with connect(db_env) as conn:
@@ -305,7 +290,7 @@ def test_keys_with_double_slashes_are_taken_exactly_as_listed(
 def test_a_store_that_never_answers_is_said_and_given_up_on_after_the_timeout(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     feed,
     db_env,
 ):
@@ -354,15 +339,15 @@ def test_a_store_that_never_answers_is_said_and_given_up_on_after_the_timeout(
 def test_an_endpoint_that_is_not_s3_is_unreachable_not_a_missing_bucket(
     moto,  # noqa: F811
     bucket,  # noqa: F811
-    proxy,
+    proxy,  # noqa: F811
     db_env,
 ):
     proxy.rules = [Rule(".", status=404)]  # a web server: 404, an HTML page, no S3 error
-    code, _, err = load(proxy.env(moto.env(db_env)), "--data-dir", f"s3://{bucket}/feed")
+    code, _, err = load_json(proxy.env(moto.env(db_env)), "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_UNREACHABLE, err
     assert "does not speak S3" in err.strip().splitlines()[-1]
     # A real S3 answer "no such bucket" keeps its own code.
-    code, _, err = load(moto.env(db_env), "--data-dir", f"s3://{bucket}-missing/feed")
+    code, _, err = load_json(moto.env(db_env), "--data-dir", f"s3://{bucket}-missing/feed")
     assert code == EXIT_NO_BUCKET, err
 
 
@@ -376,7 +361,7 @@ def test_a_folder_marker_is_skipped_and_named(
     upload_feed(client, bucket, feed / "log_data", "feed/log_data")
     client.put_object(Bucket=bucket, Key="feed/log_data/", Body=b"")  # the prefix's own
     client.put_object(Bucket=bucket, Key="feed/log_data/odd/", Body=b"")
-    code, summary, err = load(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
+    code, summary, err = load_json(moto.env(db_env), "--data-dir", f"s3://{bucket}/feed")
     assert code == EXIT_OK, err
     assert summary["files_skipped"] == 1
     assert "skipped log_data/odd/: a folder marker" in err
