@@ -131,6 +131,8 @@ def start(settings: Settings, port: int) -> str:
     check_port(port)
     database = os.environ.get("SPARKIFY_DAGSTER_DB", "").strip() or "dagster"
     ensure_database(database)
+    for run_id in end_orphaned_runs(home):  # the last stop did not (killed, rebooted)
+        print(f"run {run_id} was left under way: marked failed (re-run it)", file=sys.stderr)
     write_home(settings)
     parse(settings)  # the manifest of the models as they are now
     env = {
@@ -158,7 +160,8 @@ def start(settings: Settings, port: int) -> str:
                     start_new_session=True,  # its own group: stopped with its children
                 )
             pid_file(home, name).write_text(f"{process.pid}\n")
-        (home / "serve.json").write_text(json.dumps({"url": url, "port": port}))
+        recorded = {"url": url, "port": port, "storage": env["SPARKIFY_DAGSTER_PG_URL"]}
+        (home / "serve.json").write_text(json.dumps(recorded))
         wait_until_up(home, url)
     except BaseException:
         stop(home)
@@ -214,8 +217,31 @@ def location_status(url: str) -> tuple[str, str]:
     return entry["loadStatus"], error.strip().splitlines()[-1] if error.strip() else ""
 
 
+def end_orphaned_runs(home: Path) -> list[str]:
+    """Mark failed the runs left started by processes that are gone (stopped
+    mid-run, or the machine went down): each would otherwise hold its
+    warehouse's place in the run queue for ever. Only when nothing serves."""
+    recorded = home / "serve.json"
+    storage = json.loads(recorded.read_text()).get("storage") if recorded.exists() else None
+    if running(home) or not storage:
+        return []
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["SPARKIFY_DAGSTER_PG_URL"] = storage
+    statuses = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    with DagsterInstance.from_config(str(home)) as instance:
+        orphans = instance.get_runs(filters=RunsFilter(statuses=statuses))
+        for run in orphans:
+            instance.report_run_failed(
+                run, message="the orchestrator stopped during this run (make stop-serve)"
+            )
+    return [run.run_id for run in orphans]
+
+
 def stop(home: Path, timeout: float = 60) -> bool:
-    """Stop the recorded processes (and their groups). Whether any was running."""
+    """Stop the recorded processes (and their groups), then end the runs they
+    left started. Whether any was running."""
     alive = running(home)
     for pid in alive.values():
         _signal_group(pid, signal.SIGTERM)
@@ -226,6 +252,8 @@ def stop(home: Path, timeout: float = 60) -> bool:
         _signal_group(pid, signal.SIGKILL)
     for name in PROCESSES:
         pid_file(home, name).unlink(missing_ok=True)
+    for run_id in end_orphaned_runs(home):
+        print(f"run {run_id} was under way: marked failed (re-run it)", file=sys.stderr)
     return bool(alive)
 
 
