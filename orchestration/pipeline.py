@@ -2,7 +2,7 @@
 tests, the report), its schedule and sensors. The same definitions build the
 `spark` target when the settings say SPARKIFY_TARGET=spark."""
 
-from dagster import AssetSelection, AssetsDefinition, Definitions, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, Definitions, define_asset_job
 from dagster_dbt import get_asset_keys_by_output_name_for_source
 
 from orchestration.raw import raw_assets
