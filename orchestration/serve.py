@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -68,14 +69,14 @@ def running(home: Path) -> dict[str, int]:
     return alive
 
 
-def storage_url(database: str) -> str:
+def storage_url(database: str, env: Mapping[str, str] = os.environ) -> str:
     """A SQLAlchemy URL for the server the PG* variables name (a socket folder or
     a host); libpq itself reads PGPASSWORD, ~/.pgpass and PGSSL*, so no secret
     is written into it. psycopg2: dagster-postgres's driver (SQLAlchemy 2.1's
     default for postgresql:// is psycopg 3, whose NOTIFY it cannot send)."""
-    host = os.environ.get("PGHOST", "")
-    port = os.environ.get("PGPORT", "5432")
-    user = urllib.parse.quote(os.environ.get("PGUSER", "postgres"))
+    host = env.get("PGHOST", "")
+    port = env.get("PGPORT", "5432")
+    user = urllib.parse.quote(env.get("PGUSER", "postgres"))
     query = urllib.parse.urlencode({"host": host, "port": port})
     return f"postgresql+psycopg2://{user}@/{urllib.parse.quote(database)}?{query}"
 
