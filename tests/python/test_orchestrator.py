@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -152,3 +154,28 @@ def test_a_failed_load_fails_the_run_before_dbt(dagster_instance, server_env, tm
     assert metadata["exit_code"].value == EXIT_BY_KIND["usage"]
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "dbt_build" not in started
+
+
+def test_make_serve_refuses_a_port_in_use_and_starts_nothing(db_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**db_env, "SERVE_PORT": str(port), "DAGSTER_HOME": str(tmp_path / "dagster")}
+        env["DATA_DIR"] = str(tmp_path / "feed")
+        (tmp_path / "feed" / "log_data").mkdir(parents=True)
+        refused = subprocess.run(
+            ["make", "--no-print-directory", "serve"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert refused.returncode != 0
+    said = refused.stderr.strip().splitlines()
+    assert any(
+        f"port {port}" in line and "in use" in line and "SERVE_PORT" in line for line in said
+    )
+    assert "Traceback" not in refused.stderr
+    assert not list((tmp_path / "dagster").glob("pids/*.pid"))
