@@ -97,6 +97,8 @@ def ensure_database(database: str) -> None:
 
 def check_port(port: int) -> None:
     with socket.socket() as probe:
+        # As the web server binds: a port left in TIME_WAIT by the last stop is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
