@@ -34,7 +34,7 @@ PG15_BIN ?= /usr/lib/postgresql/15/bin
 	dbt-test lint \
 	bench bench-latency roles pg15 test-pg15 test-pg15-if-present stop status clean \
 	java spark-deps load-lake build-spark counts-spark run-spark test-spark bench-spark \
-	spark-jars spark-start spark-stop spark-status
+	spark-jars spark-start spark-stop spark-status orchestrator-deps serve stop-serve serve-status
 
 help: ## list the targets and the variables you can set
 	@echo "targets:"
@@ -65,6 +65,9 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_METASTORE_DB=" "the PostgreSQL database of the cluster's catalog (sparkify_metastore)" \
 	  "SPARK_DAEMON_MEMORY=" "the heap of the cluster's master, workers and Thrift server (1g)" \
 	  "BENCH_SPARK_ARGS=" "options for make bench-spark, e.g. BENCH_SPARK_ARGS=\"--events 100000\"" \
+	  "SERVE_PORT=$(SERVE_PORT)" "the port of make serve's web UI on 127.0.0.1" \
+	  "SPARKIFY_ALERT_WEBHOOK=" "make serve: where a failed run is announced (a POST of JSON)" \
+	  "SPARKIFY_TARGET=dev" "make serve: dev (PostgreSQL) or spark (docs/operations.md)" \
 	  "PYTHON=$(PYTHON)" "the Python that creates .venv"
 
 venv: $(VENV)/.installed ## create .venv: the pinned requirements, and the project itself (editable)
@@ -177,6 +180,27 @@ java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk
 	  echo "no Java 17 for Spark: install openjdk-17-jre-headless (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless)" >&2; exit 1; \
 	fi
 
+# The orchestrator (orchestration/, docs/operations.md "Every day, by itself"):
+# Dagster's packages on top of .venv's; `make run` needs none of it. The lint and
+# the tests need them (mypy and pytest read orchestration/).
+SERVE_PORT ?= 3000
+orchestrator-deps: $(VENV)/.installed-orchestrator ## install Dagster (requirements-orchestrator.txt) into .venv
+
+$(VENV)/.installed-orchestrator: requirements-orchestrator.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-orchestrator.txt
+	@touch $@
+
+# DATA_DIR is the feed its sensor watches; the daemon and web UI run on the
+# server PGHOST names, or the embedded one (their run history: database dagster).
+serve: orchestrator-deps data .dbt/profiles.yml ## start Dagster's web UI and daemon on http://127.0.0.1:3000 (SERVE_PORT): the pipeline daily and on new files
+	@SPARKIFY_FEED=$(DATA_DIR) SERVE_PORT=$(SERVE_PORT) $(WITH_PG) $(BIN)/python -m orchestration.serve start
+
+stop-serve: ## stop make serve's web UI and daemon by the PIDs they recorded
+	@if [ -x $(BIN)/dagster ]; then $(BIN)/python -m orchestration.serve stop; fi
+
+serve-status: ## are make serve's web UI and daemon running?
+	@$(BIN)/python -m orchestration.serve status
+
 browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
 	$(BIN)/python tests/python/headless_chromium.py install
 
@@ -196,13 +220,13 @@ run: load build docs-build report counts ## the whole job: sample -> load -> dbt
 
 test: lint pytest dbt-test test-pg15-if-present test-spark ## every test (what CI runs), on PostgreSQL 18 and 15, and Spark
 
-pytest: venv .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
+pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
 # the loader's pure parts, the charts, the docs rules, the Makefile and README.
 # Under a minute; tests that need one are marked slow (pyproject.toml).
-test-fast: venv ## the fast tests: no server, under a minute (make test runs them too)
+test-fast: venv orchestrator-deps ## the fast tests: no server, under a minute (make test runs them too)
 	$(BIN)/pytest -m "not slow and not spark"
 
 # --warn-error: on the demo feed any warning is a failure, a warn-severity test
@@ -210,7 +234,7 @@ test-fast: venv ## the fast tests: no server, under a minute (make test runs the
 dbt-test: load .dbt/profiles.yml ## dbt build on the sample, warnings as errors: models, data tests, unit tests
 	$(WITH_PG) $(BIN)/dbt --warn-error build
 
-lint: venv ## ruff, sqlfluff and the type checker (mypy; strict on the loader, raw_loader)
+lint: venv orchestrator-deps ## ruff, sqlfluff and the type checker (mypy; strict on the loader, raw_loader)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
@@ -264,7 +288,7 @@ pg15: ## make sure PostgreSQL 15 is in PG15_BIN (as root: apt-get install postgr
 	  echo "or set PG15_BIN to the bin folder of a PostgreSQL 15" >&2; exit 1; \
 	fi
 
-stop: ## stop the Spark cluster (if it runs), the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
+stop: stop-serve ## stop make serve's Dagster, the Spark cluster (if it runs), the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
 	@if [ -d $(SPARK_DIR)/cluster ]; then $(BIN)/python ingest/spark_cluster.py stop; fi
 	@$(BIN)/python ingest/embedded_pg.py stop
 	@if [ -f .pgdata15/PG_VERSION ]; then \
@@ -274,4 +298,4 @@ status: ## is the embedded PostgreSQL running?
 	@$(BIN)/python ingest/embedded_pg.py status
 
 clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
-	rm -rf data target logs .dbt .pgdata reports .spark
+	rm -rf data target logs .dbt .pgdata reports .spark .dagster

@@ -27,6 +27,7 @@ AWS_ENDPOINT_URL_S3); see docs/operations.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -45,7 +46,8 @@ from raw_loader.files import UnreadableFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES, LoadOptions
 from raw_loader.parallel import WorkerFailed
-from raw_loader.run import resolve_roots, run, source_for
+from raw_loader.planning import plan_files, read_manifest
+from raw_loader.run import Roots, list_feed, resolve_roots, run, source_for
 from raw_loader.s3_source import (
     DEFAULT_IN_FLIGHT,
     DEFAULT_STORE_TIMEOUT,
@@ -56,6 +58,7 @@ from raw_loader.s3_source import (
 )
 from raw_loader.s3_source import is_url as is_s3_url
 from raw_loader.s3_source import parse_url as parse_s3_url
+from raw_loader.session import connect
 from raw_loader.summary import Summary
 
 
@@ -258,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(up to 1 MB) of each batch are fetched ahead, so that the store's wait before each "
         "first byte overlaps; at most N MB of them are held (default: %(default)s)",
     )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="load nothing: print, as one JSON object, which files a run would load "
+        "(new or changed), how many are unchanged and which are gone (the orchestrator's "
+        "sensor asks this, so that it and the loader agree on what is new)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch")
@@ -385,6 +395,9 @@ def _main(argv: list[str] | None) -> int:
     )
     try:
         roots = resolve_roots(args.data_dir, args.song_data, args.log_data)
+        if args.plan:
+            print(json.dumps(plan_only(roots, options, args.lake)))
+            return EXIT_BY_KIND["ok"]
         if args.lake is not None:
             from raw_loader import lake  # pyarrow, imported only for a lake
 
@@ -398,6 +411,48 @@ def _main(argv: list[str] | None) -> int:
         print(f"load_raw: {message}", file=sys.stderr)
         return EXIT_BY_KIND[kind]
     return _print_summary(summary, args.json)
+
+
+def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | None) -> dict[str, Any]:
+    """What a run would do, from the loader's own listing and planning, without
+    writing anything: the files to load (new or changed), and the counts of the
+    unchanged, gone and unreadable ones. A database or lake never loaded has an
+    empty manifest: everything is new."""
+    source = source_for(roots, options.store_timeout, options.s3_in_flight)
+    files, _ = list_feed(source)
+    unlisted = [name for name, _ in source.unreadable]
+    if lake_root is not None:
+        from raw_loader import lake  # pyarrow, imported only for a lake
+
+        found = lake.plan(lake.Lake(lake_root).manifest(), source, files, verify=options.verify)
+    else:
+        with connect("sparkify load_raw --plan") as conn:
+            landed = conn.execute("select to_regclass('raw.load_manifest')").fetchone()
+            manifest = read_manifest(conn) if landed and landed[0] else {}
+        found = plan_files(
+            source,
+            files,
+            manifest,
+            kinds=source.roots.keys(),
+            verify=options.verify,
+            unlisted=unlisted,
+        )
+    return {
+        "files_found": len(files),
+        "to_load": [
+            {
+                "file": item.file.name,
+                "kind": item.file.kind,
+                "size": item.file.size,
+                "replaces": item.replaces,
+            }
+            for item in found.to_load
+        ],
+        "files_unchanged": len(found.unchanged),
+        "files_vanished": [name for _, name in found.vanished],
+        "files_unreadable": [{"file": name, "reason": why} for name, why in found.unreadable],
+        "paths_unreadable": unlisted,
+    }
 
 
 def _print_summary(summary: Summary, as_json: bool) -> int:
