@@ -37,9 +37,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from raw_loader.contract import FEED_FOLDERS
 from raw_loader.errors import one_line
@@ -156,6 +154,11 @@ def make_client(timeout: float = DEFAULT_STORE_TIMEOUT, connections: int = 16) -
     SILENCE_SECONDS is a failure, which `patiently` says and tries again (a slow
     big object is not cut off: the limit is per read, not per object).
     `connections`: the pool's size, one per request in flight."""
+    # Imported here: boto3 and botocore's config take about 0.1 s to import,
+    # which a load from local folders (most runs, and every worker) never needs.
+    import boto3
+    from botocore.config import Config
+
     silence = min(SILENCE_SECONDS, timeout)
     config = Config(
         retries={"total_max_attempts": 1},
