@@ -116,17 +116,26 @@ def generate_memory(args: argparse.Namespace) -> dict[str, list[Path]]:
     """The memory cases' files: one big log file, and many song files."""
     out: dict[str, list[Path]] = {}
     if args.big_object_mb:
-        # About 470 bytes an event: one day of that many events.
-        events = args.big_object_mb * 2**20 // 470
+        # About 470 bytes an event: one day of that many events, repeated in its
+        # file until it reaches the size (a day varies around the mean).
+        target = args.big_object_mb * 2**20
         feed = SCRATCH / f"memory-big-{args.big_object_mb}mb"
         if not (feed / "log_data").is_dir():
             log(f"generating one log file of about {args.big_object_mb} MB")
             check_command(
                 [
                     *(PYTHON, "ingest/generate_data.py", "--out", str(feed), "--days", "1"),
-                    *("--events-per-day", str(events), "--users", "2000", "--quiet"),
+                    *("--events-per-day", str(target // 470), "--users", "2000", "--quiet"),
                 ]
             )
+            (path,) = data_files(feed, "events")
+            day = path.read_bytes()
+            with path.open("ab") as grown:
+                size = len(day)
+                while size < target:  # whole lines, up to the first end past the size
+                    cut = day.find(b"\n", min(target - size, len(day) - 1)) + 1
+                    grown.write(day[: cut or len(day)])
+                    size += cut or len(day)
         out["events"] = data_files(feed, "events")
     if args.many_objects:
         feed = SCRATCH / f"memory-{args.many_objects}-songs"
