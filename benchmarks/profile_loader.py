@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -28,11 +29,6 @@ from psycopg import sql
 from measuring import REPO_ROOT
 from scratch import ScratchDatabases, connect_args, env_for
 
-sys.path.insert(0, str(REPO_ROOT / "ingest"))
-from raw_loader.options import LoadOptions
-from raw_loader.run import resolve_roots, run
-from raw_loader.schema import ensure_schema
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/profile_loader.py", description=__doc__)
@@ -40,7 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-data", help="folder or s3:// prefix of event logs")
     parser.add_argument("--top", type=int, default=25, help="entries printed per order (25)")
     parser.add_argument("--out", type=Path, help="also write the pstats dump here")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=REPO_ROOT,
+        help="profile the loader of this checkout (e.g. the main branch: a before/after "
+        "under the same load)",
+    )
     args = parser.parse_args(argv)
+    # The loader of the checkout asked for (this one by default).
+    sys.path.insert(0, str(args.checkout.resolve() / "ingest"))
+    from raw_loader.options import LoadOptions
+    from raw_loader.run import resolve_roots, run
+    from raw_loader.schema import ensure_schema
+
     given = {"song_data": args.song_data, "log_data": args.log_data}
     if not any(given.values()):
         parser.error("name --song-data or --log-data")
@@ -54,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     databases = ScratchDatabases(uuid.uuid4().hex[:8])
     try:
         env = env_for(databases.new("profile"))
-        import os
-
         os.environ["PGDATABASE"] = env["PGDATABASE"]
         with psycopg.connect(**connect_args(env), autocommit=True) as conn:
             ensure_schema(conn)
