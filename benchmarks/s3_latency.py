@@ -85,6 +85,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="memory: this many small song objects; 0 to skip (100000)",
     )
     parser.add_argument(
+        "--results",
+        default="s3-latency",
+        help="name of the results files in benchmarks/results (s3-latency)",
+    )
+    parser.add_argument(
         "--compare-with",
         type=Path,
         help="another checkout (with its .venv) whose loader runs too, e.g. the main branch",
@@ -243,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
             env["AWS_ENDPOINT_URL"] = proxy.endpoint
             _rounds(recorder, args, proxy, env, keys)
         _memory(recorder, args, moto, env_for(databases.new("memory")))
+        # Written before the servers stop: a slow stop must not lose the figures.
+        _report(args, recorder.runs, files, started)
     finally:
         moto.stop()
         databases.drop_all()
-    _report(args, recorder.runs, files, started)
     return 0
 
 
@@ -384,11 +390,11 @@ def _report(
     text = header + "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "s3-latency.md").write_text(text)
+    (RESULTS / f"{args.results}.md").write_text(text)
     options = {
         key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
     }
-    (RESULTS / "s3-latency.json").write_text(
+    (RESULTS / f"{args.results}.json").write_text(
         json.dumps({"started": started.isoformat(), "options": options, "runs": rows}, indent=2)
         + "\n"
     )
