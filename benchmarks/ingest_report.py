@@ -35,6 +35,8 @@ def write(
         if options.events < 10**6
         else f"{options.events // 10**6}M-events"
     )
+    if options.skip_dbt and not options.s3_only:  # the loader's figures alone
+        stem = f"loader-{stem}"
     names = (f"s3-{stem}",) if options.s3_only else ("latest", stem)
     for name in names:
         (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")

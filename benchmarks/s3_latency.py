@@ -15,7 +15,11 @@ In one run, side by side in rounds (a warm-up round not kept, then the best of
   runs it (listing, planning, hashing, COPY, commit) into emptied raw tables,
   with --workers and --s3-in-flight;
 - with --compare-with DIR, the loader of another checkout (e.g. the main
-  branch, before read-ahead) the same way, for a before/after in one run.
+  branch, before read-ahead) the same way, for a before/after in one run;
+- memory, once each after the rounds, straight from moto (no proxy: the
+  delay does not change what is held): one log object of --big-object-mb
+  (300) and --many-objects small song objects (100,000), the loader's peak
+  RSS (its whole process tree, and its largest process) beside its time.
 
 The proxy is the tests' own (tests/python/fault_proxy.py): a Python threaded
 server that opens a connection to moto per request, so both sides pay its cost.
@@ -69,6 +73,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-threads", type=int, default=64, help="the floor's threads (64)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds kept, after a warm-up (2)")
     parser.add_argument(
+        "--big-object-mb",
+        type=int,
+        default=300,
+        help="memory: one log object of about this many MB; 0 to skip (300)",
+    )
+    parser.add_argument(
+        "--many-objects",
+        type=int,
+        default=100_000,
+        help="memory: this many small song objects; 0 to skip (100000)",
+    )
+    parser.add_argument(
+        "--results",
+        default="s3-latency",
+        help="name of the results files in benchmarks/results (s3-latency)",
+    )
+    parser.add_argument(
         "--compare-with",
         type=Path,
         help="another checkout (with its .venv) whose loader runs too, e.g. the main branch",
@@ -94,6 +115,45 @@ def generate(songs: int, days: int) -> Path:
             ]
         )
     return feed
+
+
+def generate_memory(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """The memory cases' files: one big log file, and many song files."""
+    out: dict[str, list[Path]] = {}
+    if args.big_object_mb:
+        # About 470 bytes an event: one day of that many events, repeated in its
+        # file until it reaches the size (a day varies around the mean).
+        target = args.big_object_mb * 2**20
+        feed = SCRATCH / f"memory-big-{args.big_object_mb}mb"
+        if not (feed / "log_data").is_dir():
+            log(f"generating one log file of about {args.big_object_mb} MB")
+            check_command(
+                [
+                    *(PYTHON, "ingest/generate_data.py", "--out", str(feed), "--days", "1"),
+                    *("--events-per-day", str(target // 470), "--users", "2000", "--quiet"),
+                ]
+            )
+            (path,) = data_files(feed, "events")
+            day = path.read_bytes()
+            with path.open("ab") as grown:
+                size = len(day)
+                while size < target:  # whole lines, up to the first end past the size
+                    cut = day.find(b"\n", min(target - size, len(day) - 1)) + 1
+                    grown.write(day[: cut or len(day)])
+                    size += cut or len(day)
+        out["events"] = data_files(feed, "events")
+    if args.many_objects:
+        feed = SCRATCH / f"memory-{args.many_objects}-songs"
+        if not (feed / "song_data").is_dir():
+            log(f"generating {args.many_objects:,} song files")
+            check_command(
+                [
+                    *(PYTHON, "ingest/generate_data.py", "--out", str(feed), "--days", "1"),
+                    *("--songs", str(args.many_objects), "--events-per-day", "10", "--quiet"),
+                ]
+            )
+        out["songs"] = data_files(feed, "songs")
+    return out
 
 
 def data_files(feed: Path, kind: str) -> list[Path]:
@@ -145,13 +205,15 @@ def loader(
     files: int,
     args: argparse.Namespace,
     extra: list[str],
+    prefix: str = "feed",
+    what: str | None = None,
 ) -> None:
     reset(env, kind)
     option = "--song-data" if kind == "songs" else "--log-data"
     command = [str(checkout / ".venv" / "bin" / "python"), str(checkout / "ingest/load_raw.py")]
-    command += [option, f"s3://{BUCKET}/feed/{FOLDERS[kind]}", "--workers", str(args.workers)]
+    command += [option, f"s3://{BUCKET}/{prefix}/{FOLDERS[kind]}", "--workers", str(args.workers)]
     log(f"{label}, {kind}")
-    with recorder.timed(label, kind) as m:
+    with recorder.timed(label, what or kind) as m:
         out = run_watched([*command, *extra, "-q", "--json"], env, m)
     m.files = files
     m.details["summary"] = json.loads(out)
@@ -185,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             env = moto.env(env_for(databases.new("latency")))
             env["AWS_ENDPOINT_URL"] = proxy.endpoint
             _rounds(recorder, args, proxy, env, keys)
+        _memory(recorder, args, moto, env_for(databases.new("memory")))
+        # Written before the servers stop: a slow stop must not lose the figures.
+        _report(args, recorder.runs, files, started)
     finally:
         moto.stop()
         databases.drop_all()
-    _report(args, recorder.runs, files, started)
     return 0
 
 
@@ -233,6 +297,33 @@ def _rounds(
     recorder.warming = False
 
 
+def _memory(
+    recorder: Recorder, args: argparse.Namespace, moto: s3_scenario.MotoServer, env: dict[str, str]
+) -> None:
+    """The memory cases, once each, straight from moto: what the loader holds
+    does not depend on the store's delay (read-ahead is bounded in count)."""
+    recorder.warming = False
+    env = moto.env(env)
+    for kind, paths in generate_memory(args).items():
+        feed = next(parent for parent in paths[0].parents if parent.name == FOLDERS[kind]).parent
+        keys = [f"memory/{path.relative_to(feed).as_posix()}" for path in paths]
+        log(f"uploading {len(keys):,} objects (memory, {kind})")
+        s3_scenario.upload(moto.endpoint, list(zip(keys, paths, strict=True)), threads=16)
+        what = (
+            f"memory: one log object of {paths[0].stat().st_size / 2**20:.0f} MB"
+            if kind == "events"
+            else f"memory: {len(paths):,} small objects"
+        )
+        extra = ["--s3-in-flight", str(args.in_flight)]
+        loader(recorder, what, REPO_ROOT, env, kind, len(paths), args, extra, "memory", "memory")
+
+
+def _rss(row: dict[str, Any]) -> str:
+    if row["peak_rss_mb"] is None:
+        return ""
+    return f"{row['peak_rss_mb']} / {row['peak_process_rss_mb']}"
+
+
 def _best(rounds: list[Measure]) -> Measure:
     """The fastest round, with its own summary (noise only ever slows a run)."""
     return min(rounds, key=lambda run: run.seconds)
@@ -246,8 +337,9 @@ def _report(
 ) -> None:
     floor_name = f"{args.floor_threads} GETs in flight (boto3 threads)"
     rows: list[dict[str, Any]] = []
-    for kind in ("songs", "events"):
-        base = _best([run for run in runs if run.what == kind and run.name == floor_name])
+    for kind in ("songs", "events", "memory"):
+        floors = [run for run in runs if run.what == kind and run.name == floor_name]
+        base = _best(floors) if floors else None
         names = dict.fromkeys(run.name for run in runs if run.what == kind)
         for name in names:
             rounds = [run for run in runs if run.what == kind and run.name == name]
@@ -263,8 +355,13 @@ def _report(
                     "files_per_s": round(run.files_per_s, 1),
                     # The loader's own split: listing and planning are not GETs.
                     "seconds_loading": run.details.get("summary", {}).get("seconds_loading"),
-                    "ratio_to_floor": round(run.files_per_s / base.files_per_s, 2),
+                    "ratio_to_floor": (
+                        None if base is None else round(run.files_per_s / base.files_per_s, 2)
+                    ),
                     "peak_rss_mb": None if run.peak_rss_mb is None else round(run.peak_rss_mb),
+                    "peak_process_rss_mb": (
+                        None if run.peak_process_rss_mb is None else round(run.peak_process_rss_mb)
+                    ),
                     "load_before": round(run.load_before, 2),
                     "load_after": round(run.load_after, 2),
                 }
@@ -274,9 +371,10 @@ def _report(
         f"{started:%Y-%m-%d %H:%M} UTC, `benchmarks/s3_latency.py`: moto behind the tests' "
         f"proxy, {args.delay_ms:g} ms before each object GET; {len(files['songs']):,} song "
         f"files, {len(files['events'])} event logs; {os.cpu_count()} CPUs; best of "
-        f"{args.repeat} rounds after a warm-up.\n\n"
+        f"{args.repeat} rounds after a warm-up. The memory rows run once each, straight "
+        "from moto (no delay: it does not change what the loader holds).\n\n"
         "| kind | what | files | s (all rounds) | of which loading | files/s | / floor "
-        "| peak RSS MB | load |\n"
+        "| peak RSS MB (tree / largest process) | load |\n"
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     )
     lines = [
@@ -284,18 +382,19 @@ def _report(
         f"({', '.join(str(s) for s in r['all_seconds'])}) | "
         f"{'' if r['seconds_loading'] is None else round(r['seconds_loading'], 2)} | "
         f"{r['files_per_s']:,} | "
-        f"{r['ratio_to_floor']} | {r['peak_rss_mb'] or ''} | "
+        f"{'' if r['ratio_to_floor'] is None else r['ratio_to_floor']} | "
+        f"{_rss(r)} | "
         f"{r['load_before']} → {r['load_after']} |"
         for r in rows
     ]
     text = header + "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "s3-latency.md").write_text(text)
+    (RESULTS / f"{args.results}.md").write_text(text)
     options = {
         key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
     }
-    (RESULTS / "s3-latency.json").write_text(
+    (RESULTS / f"{args.results}.json").write_text(
         json.dumps({"started": started.isoformat(), "options": options, "runs": rows}, indent=2)
         + "\n"
     )

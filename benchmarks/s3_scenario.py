@@ -83,7 +83,11 @@ class MotoServer:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a busy moto holding many objects
+                self.process.kill()
+                self.process.wait(timeout=10)
 
 
 def client(endpoint: str) -> Any:

@@ -30,6 +30,7 @@ from raw_loader.copy_encoding import (
     FAST_COPY,
     BlockWriter,
     copy_numbered,
+    copy_row,
     copy_rows,
     name_field,
 )
@@ -228,6 +229,8 @@ def _copy_fast(
                 if chunk.clean_lines:
                     first, lines = chunk.first_line, chunk.clean_lines
                     writer.write(copy_rows(file_field, range(first, first + len(lines)), lines))
+                elif len(chunk.rows) == 1:  # a song file: one row, no per-batch machinery
+                    writer.write(copy_row(file_field, *chunk.rows[0]))
                 elif chunk.rows:
                     writer.write(copy_numbered(file_field, chunk.rows))
                 result.rows += chunk.row_count

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,9 @@ log = logging.getLogger("load_raw")
 
 # Read in large blocks: fewer syscalls, and memory stays bounded by the block size.
 READ_BLOCK_BYTES = 8 * 1024 * 1024
+# read_small's reads after the first: small, so that no read asks for (and
+# allocates) much more than is there.
+SMALL_STEP_BYTES = 64 * 1024
 DATA_SUFFIXES = (".json", ".json.gz")
 
 
@@ -213,6 +216,36 @@ class LocalFileSource:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""
         with self.open_stored(source_file) as stream:
             return sha256_of(stream)
+
+
+def read_small(source: FileSource, source_file: SourceFile, limit: int) -> bytes | None:
+    """The bytes of a file as stored, read in one go, if there are at most `limit`
+    of them; None if there are more (then it is to be streamed). For small files,
+    whose cost is the calls around their bytes: a local one is read with the
+    system calls alone (open, two reads, close), no stream objects around them."""
+    # The listed size (plus one byte, to see the end) is asked first: a file of
+    # that size is then read whole by the first read, and the second finds its end.
+    first = min(source_file.size, limit) + 1
+    if isinstance(source, LocalFileSource):
+        try:
+            fd = os.open(source._local_path(source_file), os.O_RDONLY)
+        except FileNotFoundError:  # removed since it was listed
+            raise SkippedFile(source_file.name, "gone since it was listed") from None
+        try:
+            return _read_to_end(lambda size: os.read(fd, size), first, limit)
+        finally:
+            os.close(fd)
+    with source.open_stored(source_file) as stream:
+        return _read_to_end(stream.read, first, limit)
+
+
+def _read_to_end(read: Callable[[int], bytes], first: int, limit: int) -> bytes | None:
+    data = read(first)
+    # A read may return less than asked before the end (and a file may have
+    # grown since it was listed): read on until the end, or past the limit.
+    while len(data) <= limit and (more := read(min(SMALL_STEP_BYTES, limit + 1 - len(data)))):
+        data += more
+    return data if len(data) <= limit else None
 
 
 def sha256_of(stream: BinaryIO) -> str:

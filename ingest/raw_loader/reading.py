@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from hashlib import sha256
 
 from raw_loader.contract import SONGS
-from raw_loader.files import FileSource, HashedFile, SourceFile
-from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Chunk, read_chunks, read_document
+from raw_loader.files import FileSource, HashedFile, SourceFile, read_small
+from raw_loader.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    Chunk,
+    document_chunk,
+    read_chunks,
+    read_document,
+)
+
+# A song file of at most this many bytes (uncompressed, as listed) is read in
+# one go and hashed whole: a song file is a few hundred bytes, and its cost is
+# the calls around its bytes, not the bytes (see docs/loader.md, speed).
+SMALL_FILE_BYTES = 1024 * 1024
 
 # Called with the number of bytes read so far of a file: progress inside big files.
 ReadCallback = Callable[[int], None]
@@ -33,6 +45,12 @@ def read_file(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[Chunk]:
     """The chunks of one file, read once; sets result.checksum when it is read."""
+    if file.kind == SONGS and not file.compressed and file.size <= SMALL_FILE_BYTES:
+        data = read_small(source, file, SMALL_FILE_BYTES)
+        if data is not None:  # else it grew since it was listed: streamed below
+            result.checksum = sha256(data).hexdigest()
+            yield document_chunk(data, max_line_bytes)
+            return
     if file.kind == SONGS:  # one document: kept only up to max_line_bytes
         with HashedFile(source, file) as hashed:
             document = read_document(hashed.stream, max_line_bytes)

@@ -27,6 +27,7 @@ into an exit code, never a secret.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import logging
@@ -37,9 +38,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from raw_loader.contract import FEED_FOLDERS
 from raw_loader.errors import one_line
@@ -156,6 +155,12 @@ def make_client(timeout: float = DEFAULT_STORE_TIMEOUT, connections: int = 16) -
     SILENCE_SECONDS is a failure, which `patiently` says and tries again (a slow
     big object is not cut off: the limit is per read, not per object).
     `connections`: the pool's size, one per request in flight."""
+    # Imported here: boto3 and botocore's config take 0.1-0.3 s to import,
+    # which a load from local folders never needs.
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
     silence = min(SILENCE_SECONDS, timeout)
     config = Config(
         retries={"total_max_attempts": 1},
@@ -164,13 +169,27 @@ def make_client(timeout: float = DEFAULT_STORE_TIMEOUT, connections: int = 16) -
         max_pool_connections=connections,
     )
     try:
-        return boto3.session.Session().client("s3", config=config)
+        # A new session per client (each reads the AWS variables afresh), sharing
+        # one loader of botocore's data: the S3 model is parsed once per
+        # process tree, not once per worker (0.1-0.2 s of CPU each).
+        session = botocore.session.get_session()
+        session.register_component("data_loader", _data_loader())
+        return boto3.session.Session(botocore_session=session).client("s3", config=config)
     except botocore.exceptions.BotoCoreError as exc:  # e.g. AWS_PROFILE names no profile
         raise ObjectStoreError(DENIED, f"cannot set up the S3 client: {exc}") from None
     except ValueError as exc:  # botocore's word for an endpoint that is not a URL
         raise ObjectStoreError(
             UNREACHABLE, f"cannot set up the S3 client: {exc} (AWS_ENDPOINT_URL must be a URL)"
         ) from None
+
+
+@functools.cache
+def _data_loader() -> Any:
+    """botocore's loader of its data files (service models, endpoints), made
+    once: its cache of what it parsed is shared by every client made after."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
 
 
 # What a failed request or a broken stream raises: botocore's errors, and the
@@ -396,6 +415,11 @@ class S3FileSource:
         self._client: Any = None
         self._pid = 0
         self._ahead = ReadAhead(self._fetch_whole, in_flight, WHOLE_OBJECT_BYTES)
+        # The client made now, before workers are forked: they inherit boto3
+        # imported and botocore's data parsed, and make their own client in
+        # milliseconds. A failure to make it is said when it is first used.
+        with contextlib.suppress(ObjectStoreError):
+            _ = self.client
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers make their own client
         return {**self.__dict__, "_client": None, "_pid": 0, "_ahead": None}
