@@ -23,8 +23,10 @@ from pathlib import Path
 
 # The name Spark knows the catalog by. The JDBC catalog keeps it in each row
 # (iceberg_tables.catalog_name), so the Java side must be configured with the
-# same name: Spark's session catalog, wrapped by Iceberg's SparkSessionCatalog.
-CATALOG_NAME = "spark_catalog"
+# same name: a catalog of its own (Iceberg's SparkCatalog), Spark's default one
+# (spark.sql.defaultCatalog), not spark_catalog: Iceberg's SparkSessionCatalog
+# lists tables from Spark's Hive catalog, where no table of this one is named.
+CATALOG_NAME = "sparkify"
 # The namespace (a Spark schema) of the landing tables: the lake tables that
 # the views of schema raw (the sources) read.
 NAMESPACE = "raw_lake"
