@@ -19,6 +19,7 @@ Nothing here imports pyiceberg: Spark's side reads these names for its config.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 # The name Spark knows the catalog by. The JDBC catalog keeps it in each row
@@ -37,8 +38,11 @@ CATALOG_DATABASE_VARIABLE = "SPARKIFY_LAKE_CATALOG_DB"
 TABLES = ("songs", "events", "rejects", "load_manifest", "loads")
 
 
-def catalog_database() -> str:
-    return os.environ.get(CATALOG_DATABASE_VARIABLE, "").strip() or DEFAULT_CATALOG_DATABASE
+def catalog_database(env: Mapping[str, str] | None = None) -> str:
+    """The catalog's database: SPARKIFY_LAKE_CATALOG_DB of `env` (default: this
+    process's environment), or sparkify_lake_catalog."""
+    env = os.environ if env is None else env
+    return env.get(CATALOG_DATABASE_VARIABLE, "").strip() or DEFAULT_CATALOG_DATABASE
 
 
 def is_s3(lake: str | Path) -> bool:
@@ -69,9 +73,9 @@ def server_env() -> dict[str, str]:
     return {**os.environ, **embedded_pg.start(database=catalog_database())}
 
 
-def connection_params(env: dict[str, str]) -> dict[str, str]:
+def connection_params(env: Mapping[str, str]) -> dict[str, str]:
     """host, port, user and dbname of the catalog's database from libpq
     variables (the password stays with libpq: PGPASSWORD or ~/.pgpass)."""
     keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user"}
     params = {key: env[var] for var, key in keys.items() if env.get(var)}
-    return {**params, "dbname": catalog_database()}
+    return {**params, "dbname": catalog_database(env)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psycopg
@@ -67,14 +67,15 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def _sqlalchemy_url(env: dict[str, str]) -> str:
+def sqlalchemy_url(env: Mapping[str, str]) -> str:
     """The catalog's database for SQLAlchemy's psycopg (3) driver. Every part is
     a query parameter, so that a Unix socket's folder is a host like any other;
     the password stays with libpq (PGPASSWORD, ~/.pgpass)."""
     query = {
         key: value for key, value in lake_catalog.connection_params(env).items() if key != "dbname"
     }
-    url = URL.create("postgresql+psycopg", database=lake_catalog.catalog_database(), query=query)
+    database = lake_catalog.catalog_database(env)
+    url = URL.create("postgresql+psycopg", database=database, query=query)
     return url.render_as_string(hide_password=False)
 
 
@@ -110,7 +111,7 @@ class LakeStore:
         self.lake = lake
         self.warehouse = lake_catalog.warehouse(lake)
         self.env = _server_env()
-        properties = {"uri": _sqlalchemy_url(self.env), "warehouse": self.warehouse}
+        properties = {"uri": sqlalchemy_url(self.env), "warehouse": self.warehouse}
         if lake_catalog.is_s3(lake):
             properties.update(_s3_properties(store_timeout))
         try:
