@@ -191,7 +191,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _read_chunked(self) -> bytes:
             """An HTTP/1.1 chunked body, forwarded with its length instead."""
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
