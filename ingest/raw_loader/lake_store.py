@@ -163,6 +163,13 @@ class LakeStore:
                 identifier = (namespace, name)
                 try:
                     table = self.catalog.load_table(identifier)
+                except FileNotFoundError as exc:
+                    raise UsageError(
+                        f"the lake catalog ({self.describe()}) lists {namespace}.{name}, whose "
+                        f"files are gone ({one_line(exc)}): the lake was deleted or moved; drop "
+                        "that database to start the lake anew, or give this lake another "
+                        f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
+                    ) from exc
                 except NoSuchTableError:
                     table = self.catalog.create_table_if_not_exists(
                         identifier,

@@ -447,3 +447,117 @@ def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
     back = lake_load(moto.env(lake_env), url, lake)
     assert (back["files_loaded"], back["files_unreadable"]) == (1, [])
     assert day in {row["source_file"] for row in current(lake_env, "events")}
+
+
+def test_a_lake_in_object_storage_lands_what_a_folder_lands(
+    lake_env,
+    other_lake_env,
+    moto: MotoServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    tmp_path,
+):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--faults", "--days", "3", "--seed", "11")
+    env = moto.env(lake_env)
+    lake = f"s3://{bucket}/lake"
+    first = lake_load(env, feed, lake)
+    assert lake_load(env, feed, lake)["loads"] == 0
+    lake_load(other_lake_env, feed, tmp_path / "lake")
+    assert landing(env) == landing(other_lake_env)
+    assert first["rejects"] > 0
+    keys = [
+        item["Key"]
+        for page in moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
+    assert any(key.startswith("lake/raw_lake/events/data/") for key in keys)
+
+
+def test_the_lake_store_failing_mid_load_is_said_and_the_next_run_finishes(
+    lake_env,
+    other_lake_env,
+    moto: MotoServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    tmp_path,
+):
+    """The store answers every write of the loads table's data with 503 (its
+    lines and manifest rows already committed): exit 4, one line; nothing of
+    the load is visible, and the next run, with the store back, equals a
+    clean load."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "2", "--seed", "13")
+    lake = f"s3://{bucket}/lake"
+    with FaultProxy(moto.endpoint, moto.client()) as proxy:
+        proxy.rules = [
+            Rule(
+                rf"^(PUT|POST) /{bucket}/lake/raw_lake/loads/data/", status=503, s3_code="SlowDown"
+            )
+        ]
+        env = proxy.env(moto.env(lake_env))
+        failed = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
+    assert failed.returncode == 4, failed.stderr
+    said = [line for line in failed.stderr.splitlines() if "could not be written" in line]
+    assert said and "re-run" in said[0] and "Traceback" not in failed.stderr
+    env = moto.env(lake_env)
+    assert current(env, "loads") == [] and current(env, "events") == []
+    assert stray_rows(env)["events"] > 0
+
+    again = lake_load(env, feed, lake)
+    assert again["files_loaded"] == again["files_found"]
+    assert set(stray_rows(env).values()) == {0}
+    lake_load(other_lake_env, feed, tmp_path / "clean")
+    assert landing(env) == landing(other_lake_env)
+
+
+def test_two_loaders_at_once_take_turns(lake_env, other_lake_env, tmp_path):
+    """The first holds the lake (waiting at its last commit); the second says it
+    waits, then finds everything loaded; the lake equals one clean load."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "2", "--seed", "17")
+    lake = tmp_path / "lake"
+    (tmp_path / "empty").mkdir()  # a run on nothing: the lake's tables, empty
+    assert run_loader(lake_env, "--log-data", tmp_path / "empty", "--lake", lake).returncode == 0
+    blocker = CommitBlocker(lake_env, "loads")
+    try:
+        first = start_loader(
+            lake_env, tmp_path / "first.err", "--data-dir", feed, "--lake", lake, "--json"
+        )
+        wait_until(blocker.waiting, "the first loader to wait at its commit")
+        second = start_loader(
+            lake_env, tmp_path / "second.err", "--data-dir", feed, "--lake", lake, "--json"
+        )
+        wait_until(
+            lambda: "waiting for it to finish" in (tmp_path / "second.err").read_text(),
+            "the second loader to say it waits",
+        )
+    finally:
+        blocker.release()
+    outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
+    assert (first.returncode, second.returncode) == (0, 0), (tmp_path / "second.err").read_text()
+    firsts, seconds = (json.loads(output) for output in outputs)
+    assert seconds["loads"] == 0 and seconds["files_unchanged"] == firsts["files_loaded"]
+    waited = (tmp_path / "second.err").read_text()
+    assert "another loader (load_raw --lake (pid" in waited
+    lake_load(other_lake_env, feed, tmp_path / "clean")
+    assert landing(lake_env) == landing(other_lake_env)
+
+
+def test_one_catalog_keeps_one_lake(lake_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "1")
+    lake_load(lake_env, feed, tmp_path / "lake")
+    other = run_loader(lake_env, "--data-dir", feed, "--lake", tmp_path / "other", "--json")
+    assert other.returncode == 2 and other.stdout == "", other.stderr
+    said = other.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "lake") in said and lake_catalog.CATALOG_DATABASE_VARIABLE in said
+    assert not (tmp_path / "other").exists()
+
+
+def test_an_unreachable_catalog_is_said_in_one_line(tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "1")
+    env = {**os.environ, "PGHOST": str(tmp_path / "no-server"), "PGPORT": "5999"}
+    result = run_loader(env, "--data-dir", feed, "--lake", tmp_path / "lake", "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    said = result.stderr.strip().splitlines()[-1]
+    assert "lake catalog" in said and "PGHOST" in said
