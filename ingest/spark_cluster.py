@@ -288,14 +288,13 @@ def _ensure_default_namespace(env: dict[str, str], database: str) -> None:
     refuses in a catalog without it. Made with pyiceberg's SqlCatalog, the
     loader's client of the same catalog, which creates its tables if missing."""
     from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.engine import URL
 
-    keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password"}
-    query = {key: env[var] for var, key in keys.items() if env.get(var)}
-    uri = URL.create("postgresql+psycopg", database=database, query=query)
+    from raw_loader.lake_store import sqlalchemy_url
+
     try:
         catalog = SqlCatalog(
-            lake_catalog.CATALOG_NAME, uri=uri.render_as_string(hide_password=False)
+            lake_catalog.CATALOG_NAME,
+            uri=sqlalchemy_url({**env, lake_catalog.CATALOG_DATABASE_VARIABLE: database}),
         )
         catalog.create_namespace_if_not_exists("default")
     except Exception as exc:  # SQLAlchemy's or pyiceberg's: one line, what went wrong
@@ -604,6 +603,11 @@ def iceberg_conf(settings: Settings, found: Metastore) -> dict[str, str]:
         f"{prefix}.jdbc.schema-version": "V1",
         # The tables Spark creates (dbt's models): SPARK_DIR/cluster/warehouse/<schema>/<table>.
         f"{prefix}.warehouse": (settings.cluster_dir / "warehouse").as_uri(),
+        # No table cache in the Spark processes (Iceberg keeps one, 30 s by
+        # default): a statement must see the landing tables as the loader last
+        # committed them, and each one's latest commit, not a snapshot a
+        # reader saw before.
+        f"{prefix}.cache-enabled": "false",
         # Files by their scheme: local (file:) or object storage (s3:, S3FileIO).
         f"{prefix}.io-impl": "org.apache.iceberg.io.ResolvingFileIO",
         "spark.sql.defaultCatalog": lake_catalog.CATALOG_NAME,

@@ -39,10 +39,10 @@ from helpers import (
     run_loader,
     throwaway_database,
 )
+from lake_reader import current
 from spark_warehouse import (
     COMPARED_SCHEMAS,
     SparkCluster,
-    current,
     differences,
     pg_tables,
     spark_env,
@@ -158,11 +158,11 @@ def parity(
     assert third.returncode == 0, third.stderr
     assert '"files_replaced": 1' in third.stdout, third.stdout
     spark_dbt(env, tmp, "run")
-    results["incremental"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
+    results["incremental"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
-    results["full_refresh"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
+    results["full_refresh"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     results["lake_rejects"] = sorted(
-        (row["source_file"], row["line_number"], row["reason"]) for row in current(lake, "rejects")
+        (row["source_file"], row["line_number"], row["reason"]) for row in current(env, "rejects")
     )
 
     for pg_env in throwaway_database(server_env):
@@ -243,7 +243,7 @@ def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, s
     env = spark_env(server_env, spark_cluster, lake)
     assert run_loader(env, "--data-dir", UDACITY_SAMPLE, "--lake", lake).returncode == 0
     spark_dbt(env, tmp_path, "run", "--select", "+" + " +".join(ORACLE_MARTS))
-    tables = spark_tables(spark_cluster.warehouse, ("analytics",))
+    tables = spark_tables(spark_cluster, ("analytics",))
     counts = {mart: len(tables[f"analytics.{mart}"]) for mart in ORACLE_MARTS}
     assert counts == {mart: expected[mart] for mart in ORACLE_MARTS}
     # Built by the cluster's executors, in the workers' JVMs: the master gives
@@ -253,15 +253,15 @@ def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, s
     assert len(thrift) == 1 and thrift[0]["cores"] == 2, state["activeapps"]
     assert [worker["coresused"] for worker in state["workers"]] == [1, 1], state["workers"]
 
-    # The catalog outlives the run: a build on another lake is refused, as its
-    # load ids would pass for the ones the models consumed.
+    # The catalog names the landing tables: a build told of another lake is
+    # refused, as it would build this catalog's landing instead.
     other = run_dbt(
         {**env, "SPARKIFY_LAKE": str(tmp_path / "another-lake")},
         tmp_path,
         *("run", "--target", "spark", "--select", "stg_sparkify__load_manifest"),
     )
     assert other.returncode != 0
-    assert f"models were built from the lake {lake}, not SPARKIFY_LAKE=" in other.stdout
+    assert f"landing tables are in the lake {lake}:" in other.stdout
     matched = sorted(
         (dict(row)["song_id"], dict(row)["song_match_rule"])
         for row in tables["analytics.songplays"]
