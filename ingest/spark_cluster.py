@@ -282,6 +282,13 @@ def _jdbc_url(env: dict[str, str], database: str) -> tuple[str, str]:
     return f"jdbc:postgresql://{host}:{port}/{database}", f"{host}:{port}"
 
 
+def _with_options(jdbc_url: str, options: str) -> str:
+    """A pgjdbc URL with the server settings `options` for its sessions."""
+    from urllib.parse import quote
+
+    return f"{jdbc_url}{'&' if '?' in jdbc_url else '?'}options={quote(options)}"
+
+
 def _ensure_default_namespace(env: dict[str, str], database: str) -> None:
     """The catalog's namespace `default`: a Hive client (PyHive, so dbt-spark's
     thrift method; beeline) opens its session with `USE default`, which Spark
@@ -595,7 +602,14 @@ def iceberg_conf(settings: Settings, found: Metastore) -> dict[str, str]:
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.type": "jdbc",
-        f"{prefix}.uri": found.catalog_jdbc_url,
+        # Each Thrift session (each dbt connection) opens the catalog anew, with
+        # a pool that is never closed: one connection per client, and that
+        # pool's connections were kept open until PostgreSQL refused clients.
+        # So one connection per pool, and the server ends it once idle for a
+        # minute (idle_session_timeout, these connections only); Iceberg opens
+        # a new one when a pool's next statement finds it gone.
+        f"{prefix}.uri": _with_options(found.catalog_jdbc_url, "-c idle_session_timeout=60s"),
+        f"{prefix}.clients": "1",
         f"{prefix}.jdbc.user": found.user,
         # V1: the catalog's table has a column saying table or view, which dbt's
         # views need; Iceberg adds it to a catalog pyiceberg created (its rows,

@@ -111,6 +111,79 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Step 3 on Spark: one MERGE, so one Iceberg commit, that deletes the
+    rows of the touched partitions (every row after a correction) and
+    inserts the rebuilt rows. Its source is the rebuilt rows plus one marker
+    row per touched partition; a built row matches the marker of its
+    partition (and nothing else), and is deleted; a rebuilt row matches
+    nothing, and is inserted. Readers see the table before or after, never
+    between; and a build that committed a change to the table after this one
+    read it makes this commit fail (Iceberg's serializable isolation)
+    rather than write its rows twice. -#}
+{% macro spark_rewrite_merge(target, new_rows, columns, everything) -%}
+    {%- set policy = incremental_policy() -%}
+    {%- set names = columns | map(attribute='quoted') | list -%}
+    {%- set keys = rewrite_partition().split(',') | map('trim') | list -%}
+    {%- set touched_days = touched_partitions_relation() -%}
+    {%- if everything -%}
+        {%- set keys = [] -%}
+        {%- set markers = 'select 1 as everything' -%}
+        {%- set matches = [] -%}
+    {%- elif policy == 'event_days' -%}
+        {%- set markers = 'select event_date from ' ~ touched_days -%}
+        {%- set matches = [
+            'coalesce(cast(built.' ~ keys[0] ~ ' as date), '
+            ~ null_partition_day() ~ ') = rebuilt.rewrite_key_0'
+        ] -%}
+    {%- elif policy == 'event_days_onward' -%}
+        {#- Every day from the earliest touched one: null (no real day
+            touched) matches nothing. -#}
+        {%- set markers = 'select min(event_date) from ' ~ touched_days
+            ~ ' where event_date > ' ~ null_partition_day() -%}
+        {%- set matches = ['built.' ~ keys[0] ~ ' >= rebuilt.rewrite_key_0'] -%}
+    {%- else -%}
+        {%- set spec_columns = incremental_policies()[policy].columns -%}
+        {%- set markers = 'select ' ~ spec_columns | join(', ')
+            ~ ' from ' ~ touched_days -%}
+        {%- set matches = [] -%}
+        {%- for key in keys -%}
+            {%- do matches.append(
+                'built.' ~ key ~ ' = rebuilt.rewrite_key_' ~ loop.index0
+            ) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set key_count = matches | length if not everything else 1 -%}
+    merge into {{ target }} as built
+    using (
+        select
+            {% for name in names %}{{ name }}, {% endfor %}
+            {%- for index in range(key_count) %}
+            null as rewrite_key_{{ index }},
+            {%- endfor %}
+            true as rewrite_is_new
+        from {{ new_rows }}
+        union all
+        select
+            {% for name in names %}null, {% endfor %}
+            markers.*,
+            false
+        from ({{ markers }}) as markers
+    ) as rebuilt
+    on
+        not rebuilt.rewrite_is_new
+        {%- for match in matches %}
+        and {{ match }}
+        {%- endfor %}
+    when matched then delete
+    when not matched and rebuilt.rewrite_is_new then
+        insert ({{ names | join(', ') }})
+        values (
+            {%- for name in names -%}
+                rebuilt.{{ name }}{{ ', ' if not loop.last }}
+            {%- endfor -%}
+        )
+{%- endmacro %}
+
 {#- dbt-spark's `partitioned by` clause (dispatched): the model's own
     partition_by, or else the day of a rewrite model partitioned by days
     (incremental_policy event_days, event_days_onward), so that a build's

@@ -83,7 +83,8 @@
     {#- LAKE/raw_lake/loads, as file:///path or s3://bucket/prefix/... -#}
     {%- set before = (location[0] if location else '').replace('file://', '')
         .replace('file:', '').rstrip('/').rsplit('/', 2)[0] -%}
-    {%- set now = lake.replace('file://', '').replace('file:', '').rstrip('/') -%}
+    {%- set now = lake.replace('file://', '').replace('file:', '')
+        .rstrip('/') -%}
     {%- if before and before != now -%}
         {%- do exceptions.raise_compiler_error(
             "SPARKIFY_LAKE=" ~ lake ~ ", but this Spark catalog's landing"

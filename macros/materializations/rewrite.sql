@@ -14,9 +14,9 @@
 
     PostgreSQL does 1 to 4 in one transaction (the claim is recorded as it
     is made): a build that fails or is killed commits none of it. Spark has
-    no transaction across statements: each write to an Iceberg table is one
-    atomic commit, and the claim is recorded last, after the rows are
-    written. A build killed before 4 has recorded nothing: the next build
+    no transaction across statements: the write is one atomic Iceberg
+    commit (a merge that deletes the touched partitions' rows and inserts
+    the rebuilt ones), and the claim is recorded last, after it. A build killed before 4 has recorded nothing: the next build
     claims the same loads, touches the same partitions and rewrites them
     from whole state, which ends the same however much of 3 was done.
 
@@ -139,30 +139,22 @@
         {%- set columns = process_schema_changes(
             on_schema_change, new_rows, existing
         ) or adapter.get_columns_in_relation(existing) -%}
-        {%- set column_list = columns | map(attribute='quoted') | join(', ') -%}
-        {#- 3. write: two commits, each atomic -#}
-        {%- call statement('delete') -%}
-            delete from {{ target }}
-            {%- if not claimed.everything %}
-            where {{ touched(rewrite_partition()) }}
-            {%- endif %}
-        {%- endcall -%}
+        {#- 3. write: one commit, the touched partitions' rows replaced -#}
         {%- call statement('main') -%}
-            insert into {{ target }} ({{ column_list }})
-            select {{ column_list }} from {{ new_rows }}
+            {{ spark_rewrite_merge(target, new_rows, columns, claimed.everything) }}
         {%- endcall -%}
         {%- do run_query('uncache table if exists ' ~ new_rows) -%}
+        {%- for policy in materialized_touched_policies() -%}
+            {%- do run_query(
+                'uncache table if exists ' ~ touched_partitions_relation(policy)
+            ) -%}
+        {%- endfor -%}
     {%- else -%}
         {#- No load to consume: nothing changes. -#}
         {%- call statement('main') -%}
             select 'no new load' as status
         {%- endcall -%}
     {%- endif -%}
-    {%- for policy in materialized_touched_policies() -%}
-        {%- do run_query(
-            'uncache table if exists ' ~ touched_partitions_relation(policy)
-        ) -%}
-    {%- endfor -%}
 
     {#- 4. record, once the rows are written -#}
     {%- do spark_record_claim(full_build, claimed.load_ids) -%}
