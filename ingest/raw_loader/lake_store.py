@@ -30,8 +30,7 @@ from sqlalchemy.engine import URL
 
 from raw_loader import lake_catalog
 from raw_loader.errors import ServerError, UsageError, one_line
-from raw_loader.files import SourceError
-from raw_loader.s3_source import UNREACHABLE, ObjectStoreError
+from raw_loader.lake import writing as lake_writing
 
 log = logging.getLogger("load_raw")
 
@@ -157,7 +156,7 @@ class LakeStore:
         """The landing tables, created (empty) where missing. Refused when the
         catalog's tables are another lake's: one catalog, one lake."""
         namespace = lake_catalog.NAMESPACE
-        with writing(self.lake):
+        with lake_writing(self.lake):
             self.catalog.create_namespace_if_not_exists(namespace)
             for name, schema in schemas.items():
                 identifier = (namespace, name)
@@ -186,24 +185,3 @@ class LakeStore:
                     )
                 self._tables[name] = table
         return self._tables
-
-
-@contextlib.contextmanager
-def writing(lake: Path | str) -> Iterator[None]:
-    """An s3:// lake that fails to answer ends the run as the S3 source's
-    failures do: an ObjectStoreError (exit 4), nothing of the load under way
-    visible to readers."""
-    if not lake_catalog.is_s3(lake):
-        yield
-        return
-    try:
-        yield
-    except SourceError:
-        raise  # the feed's, not the lake's: a skipped file, an S3 feed's failure
-    except OSError as exc:
-        raise ObjectStoreError(
-            UNREACHABLE,
-            f"the lake {lake} could not be written: {one_line(exc)} (check AWS_ENDPOINT_URL "
-            "and the network); the load under way is not visible, the next run removes "
-            "what it wrote: re-run to finish",
-        ) from exc
