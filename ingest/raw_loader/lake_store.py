@@ -39,6 +39,14 @@ LAKE_LOCK = "sparkify.load_raw.lake:"
 # How long a request to an s3:// lake may take to connect, and to answer, in seconds;
 # pyarrow's S3 client tries a failed request again (3 attempts) before giving up.
 S3_CONNECT_SECONDS = 5.0
+# Every commit writes a new metadata file: keep the last few, not all of them.
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+# The folders of a lake written before it was Iceberg tables (one Parquet
+# file per load in each): no reader uses them now.
+PARQUET_LAKE_FOLDERS = lake_catalog.TABLES
 
 
 def _server_env() -> dict[str, str]:
@@ -156,6 +164,19 @@ class LakeStore:
         """The landing tables, created (empty) where missing. Refused when the
         catalog's tables are another lake's: one catalog, one lake."""
         namespace = lake_catalog.NAMESPACE
+        if not lake_catalog.is_s3(self.lake):
+            old = [
+                name
+                for name in PARQUET_LAKE_FOLDERS
+                if any((Path(self.lake) / name).glob("load-*.parquet"))
+            ]
+            if old:
+                log.warning(
+                    "%s also holds the Parquet folders of the loader before Iceberg "
+                    "(%s): no reader uses them now; delete them to free the space",
+                    self.lake,
+                    ", ".join(f"{name}/" for name in old),
+                )
         with lake_writing(self.lake):
             self.catalog.create_namespace_if_not_exists(namespace)
             for name, schema in schemas.items():
@@ -174,6 +195,7 @@ class LakeStore:
                         identifier,
                         schema=schema,
                         location=lake_catalog.table_location(self.lake, name),
+                        properties=TABLE_PROPERTIES,
                     )
                 expected = lake_catalog.table_location(self.lake, name)
                 if table.location().rstrip("/") != expected:
