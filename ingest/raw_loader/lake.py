@@ -55,7 +55,7 @@ from raw_loader.batch import Skipped, skipping
 from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS, Column
 from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
 from raw_loader.errors import ServerError, UsageError, one_line
-from raw_loader.files import FileSource, SourceError, SourceFile
+from raw_loader.files import FileSource, SourceError, SourceFile, UnreadableFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
 from raw_loader.options import LoadOptions
 from raw_loader.planning import (
@@ -156,12 +156,13 @@ def writing(lake: Path | str) -> Iterator[None]:
         return
     try:
         yield
-    except SourceError:
-        raise  # the feed's, not the lake's: a skipped file, an S3 feed's failure
+    except (SourceError, UnreadableFile):
+        raise  # the feed's, not the lake's: a skipped or corrupt file, an S3 feed's failure
     except OSError as exc:
         raise ObjectStoreError(
             UNREACHABLE,
-            f"the lake {lake} could not be written: {one_line(exc)} (check AWS_ENDPOINT_URL "
+            f"the lake {lake} could not be read or written: {one_line(exc)} (check "
+            "AWS_ENDPOINT_URL "
             "and the network); the load under way is not visible, the next run removes "
             "what it wrote: re-run to finish",
         ) from exc
@@ -507,7 +508,8 @@ def run(source: FileSource, lake_location: Path | str, options: LoadOptions) -> 
             "pip install -r requirements-spark.txt"
         ) from exc
     try:
-        return _run(source, lake_location, options)
+        with writing(lake_location):  # its reads too
+            return _run(source, lake_location, options)
     except (SQLAlchemyError, CommitFailedException) as exc:
         raise ServerError(
             f"the lake catalog failed: {one_line(exc)}; the load under way is not visible "

@@ -496,7 +496,7 @@ def test_the_lake_store_failing_mid_load_is_said_and_the_next_run_finishes(
         env = proxy.env(moto.env(lake_env))
         failed = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert failed.returncode == 4, failed.stderr
-    said = [line for line in failed.stderr.splitlines() if "could not be written" in line]
+    said = [line for line in failed.stderr.splitlines() if "could not be read or written" in line]
     assert said and "re-run" in said[0] and "Traceback" not in failed.stderr
     env = moto.env(lake_env)
     assert current(env, "loads") == [] and current(env, "events") == []
