@@ -148,7 +148,8 @@ UNCOMMITTED_BY = {
 
 @contextlib.contextmanager
 def writing(lake: Path | str) -> Iterator[None]:
-    """An s3:// lake that fails to answer ends the run as the S3 source's
+    """Around a whole run: an s3:// lake that fails to answer (pyarrow's S3
+    client has tried each request 3 times) ends the run as the S3 source's
     failures do: an ObjectStoreError (exit 4), nothing of the load under way
     visible to readers."""
     if not lake_catalog.is_s3(lake):
@@ -162,9 +163,8 @@ def writing(lake: Path | str) -> Iterator[None]:
         raise ObjectStoreError(
             UNREACHABLE,
             f"the lake {lake} could not be read or written: {one_line(exc)} (check "
-            "AWS_ENDPOINT_URL "
-            "and the network); the load under way is not visible, the next run removes "
-            "what it wrote: re-run to finish",
+            "AWS_ENDPOINT_URL and the network); the load under way is not visible, the "
+            "next run removes what it wrote: re-run to finish",
         ) from exc
 
 
@@ -202,8 +202,7 @@ class Lake:
                 ", ".join(map(str, ids)),
             )
             seen = max(seen, ids[-1])
-            with writing(self.store.lake):
-                self.tables[table].delete(after)
+            self.tables[table].delete(after)
         return seen
 
     def manifest(self) -> dict[str, ManifestRow]:
@@ -219,8 +218,7 @@ class Lake:
     def append(self, table: str, rows: pa.Table) -> None:
         """Append rows to one table: one Iceberg commit."""
         if rows.num_rows:
-            with writing(self.store.lake):
-                self.tables[table].append(rows)
+            self.tables[table].append(rows)
 
 
 def jsonb_refusal(line: bytes) -> str | None:
@@ -346,10 +344,9 @@ def load_batch(
                 results.append(result)
 
     lines = lake.tables[kind].transaction()
-    with writing(lake.store.lake):
-        lines.append(pa.RecordBatchReader.from_batches(LINE_SCHEMA, line_batches()))
-        if any(result.rows for result in results):
-            lines.commit_transaction()
+    lines.append(pa.RecordBatchReader.from_batches(LINE_SCHEMA, line_batches()))
+    if any(result.rows for result in results):
+        lines.commit_transaction()
     if rejected:
         lake.append("rejects", pa.concat_tables(rejected))
     rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))

@@ -30,7 +30,6 @@ from sqlalchemy.engine import URL
 
 from raw_loader import lake_catalog
 from raw_loader.errors import ServerError, UsageError, one_line
-from raw_loader.lake import writing as lake_writing
 
 log = logging.getLogger("load_raw")
 
@@ -177,33 +176,32 @@ class LakeStore:
                     self.lake,
                     ", ".join(f"{name}/" for name in old),
                 )
-        with lake_writing(self.lake):
-            self.catalog.create_namespace_if_not_exists(namespace)
-            for name, schema in schemas.items():
-                identifier = (namespace, name)
-                try:
-                    table = self.catalog.load_table(identifier)
-                except FileNotFoundError as exc:
-                    raise UsageError(
-                        f"the lake catalog ({self.describe()}) lists {namespace}.{name}, whose "
-                        f"files are gone ({one_line(exc)}): the lake was deleted or moved; drop "
-                        "that database to start the lake anew, or give this lake another "
-                        f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
-                    ) from exc
-                except NoSuchTableError:
-                    table = self.catalog.create_table_if_not_exists(
-                        identifier,
-                        schema=schema,
-                        location=lake_catalog.table_location(self.lake, name),
-                        properties=TABLE_PROPERTIES,
-                    )
-                expected = lake_catalog.table_location(self.lake, name)
-                if table.location().rstrip("/") != expected:
-                    raise UsageError(
-                        f"the lake catalog ({self.describe()}) holds the landing tables of "
-                        f"another lake ({table.location().rsplit('/', 2)[0]}), not {self.lake}: "
-                        f"load into that lake, or give this one a catalog of its own "
-                        f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
-                    )
-                self._tables[name] = table
+        self.catalog.create_namespace_if_not_exists(namespace)
+        for name, schema in schemas.items():
+            identifier = (namespace, name)
+            try:
+                table = self.catalog.load_table(identifier)
+            except FileNotFoundError as exc:
+                raise UsageError(
+                    f"the lake catalog ({self.describe()}) lists {namespace}.{name}, whose "
+                    f"files are gone ({one_line(exc)}): the lake was deleted or moved; drop "
+                    "that database to start the lake anew, or give this lake another "
+                    f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
+                ) from exc
+            except NoSuchTableError:
+                table = self.catalog.create_table_if_not_exists(
+                    identifier,
+                    schema=schema,
+                    location=lake_catalog.table_location(self.lake, name),
+                    properties=TABLE_PROPERTIES,
+                )
+            expected = lake_catalog.table_location(self.lake, name)
+            if table.location().rstrip("/") != expected:
+                raise UsageError(
+                    f"the lake catalog ({self.describe()}) holds the landing tables of "
+                    f"another lake ({table.location().rsplit('/', 2)[0]}), not {self.lake}: "
+                    f"load into that lake, or give this one a catalog of its own "
+                    f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
+                )
+            self._tables[name] = table
         return self._tables
