@@ -338,7 +338,7 @@ def test_an_object_rewritten_within_its_second_is_replaced_by_its_etag(
     into_lake, into_pg = load_lake(), load_pg()
     assert (into_lake["files_replaced"], into_pg["files_replaced"]) == (1, 1)
     with connect(db_env) as conn:
-        in_pg = dict(
+        in_pg: dict[str, list[str]] = dict(
             conn.execute(
                 "select source_file, array_agg(payload ->> 'level') from raw.events group by 1"
             )
