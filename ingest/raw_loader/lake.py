@@ -38,6 +38,7 @@ folder or an s3:// prefix.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -45,18 +46,16 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pyiceberg.exceptions import CommitFailedException
-from sqlalchemy.exc import SQLAlchemyError
 
+from raw_loader import lake_catalog
 from raw_loader.batch import Skipped, skipping
 from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS, Column
 from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
-from raw_loader.errors import ServerError, one_line
-from raw_loader.files import FileSource, SourceFile
-from raw_loader.lake_store import LakeStore, writing
+from raw_loader.errors import ServerError, UsageError, one_line
+from raw_loader.files import FileSource, SourceError, SourceFile, UnreadableFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
 from raw_loader.options import LoadOptions
 from raw_loader.planning import (
@@ -72,7 +71,11 @@ from raw_loader.planning import (
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult, read_file
 from raw_loader.run import list_feed, log_rejects, log_skipped
+from raw_loader.s3_source import UNREACHABLE, ObjectStoreError
 from raw_loader.summary import Summary
+
+if TYPE_CHECKING:  # pyiceberg is imported when a lake is loaded, not with the schemas
+    from raw_loader.lake_store import LakeStore
 
 log = logging.getLogger("load_raw")
 
@@ -143,6 +146,28 @@ UNCOMMITTED_BY = {
 }
 
 
+@contextlib.contextmanager
+def writing(lake: Path | str) -> Iterator[None]:
+    """Around a whole run: an s3:// lake that fails to answer (pyarrow's S3
+    client has tried each request 3 times) ends the run as the S3 source's
+    failures do: an ObjectStoreError (exit 4), nothing of the load under way
+    visible to readers."""
+    if not lake_catalog.is_s3(lake):
+        yield
+        return
+    try:
+        yield
+    except (SourceError, UnreadableFile):
+        raise  # the feed's, not the lake's: a skipped or corrupt file, an S3 feed's failure
+    except OSError as exc:
+        raise ObjectStoreError(
+            UNREACHABLE,
+            f"the lake {lake} could not be read or written: {one_line(exc)} (check "
+            "AWS_ENDPOINT_URL and the network); the load under way is not visible, the "
+            "next run removes what it wrote: re-run to finish",
+        ) from exc
+
+
 class Lake:
     """The lake's landing tables (Iceberg, lake_store.py): its committed loads,
     its manifest, and the commits of a load."""
@@ -177,8 +202,7 @@ class Lake:
                 ", ".join(map(str, ids)),
             )
             seen = max(seen, ids[-1])
-            with writing(self.store.lake):
-                self.tables[table].delete(after)
+            self.tables[table].delete(after)
         return seen
 
     def manifest(self) -> dict[str, ManifestRow]:
@@ -194,8 +218,7 @@ class Lake:
     def append(self, table: str, rows: pa.Table) -> None:
         """Append rows to one table: one Iceberg commit."""
         if rows.num_rows:
-            with writing(self.store.lake):
-                self.tables[table].append(rows)
+            self.tables[table].append(rows)
 
 
 def jsonb_refusal(line: bytes) -> str | None:
@@ -321,10 +344,9 @@ def load_batch(
                 results.append(result)
 
     lines = lake.tables[kind].transaction()
-    with writing(lake.store.lake):
-        lines.append(pa.RecordBatchReader.from_batches(LINE_SCHEMA, line_batches()))
-        if any(result.rows for result in results):
-            lines.commit_transaction()
+    lines.append(pa.RecordBatchReader.from_batches(LINE_SCHEMA, line_batches()))
+    if any(result.rows for result in results):
+        lines.commit_transaction()
     if rejected:
         lake.append("rejects", pa.concat_tables(rejected))
     rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))
@@ -475,7 +497,16 @@ def run(source: FileSource, lake_location: Path | str, options: LoadOptions) -> 
     options.workers does not apply. A failure of the catalog's database is a
     ServerError: one line, what to do."""
     try:
-        return _run(source, lake_location, options)
+        from pyiceberg.exceptions import CommitFailedException
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError as exc:  # requirements-spark.txt not installed
+        raise UsageError(
+            f"--lake needs pyiceberg ({one_line(exc)}): run 'make spark-deps', or "
+            "pip install -r requirements-spark.txt"
+        ) from exc
+    try:
+        with writing(lake_location):  # its reads too
+            return _run(source, lake_location, options)
     except (SQLAlchemyError, CommitFailedException) as exc:
         raise ServerError(
             f"the lake catalog failed: {one_line(exc)}; the load under way is not visible "
@@ -487,6 +518,8 @@ def _run(source: FileSource, lake_location: Path | str, options: LoadOptions) ->
     started = time.monotonic()
     files, skipped = list_feed(source)
     listed = time.monotonic()
+    from raw_loader.lake_store import LakeStore
+
     store = LakeStore(lake_location, options.store_timeout)
     with store.locked():
         lake = Lake(store)

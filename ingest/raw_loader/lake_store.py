@@ -30,8 +30,6 @@ from sqlalchemy.engine import URL
 
 from raw_loader import lake_catalog
 from raw_loader.errors import ServerError, UsageError, one_line
-from raw_loader.files import SourceError
-from raw_loader.s3_source import UNREACHABLE, ObjectStoreError
 
 log = logging.getLogger("load_raw")
 
@@ -40,6 +38,14 @@ LAKE_LOCK = "sparkify.load_raw.lake:"
 # How long a request to an s3:// lake may take to connect, and to answer, in seconds;
 # pyarrow's S3 client tries a failed request again (3 attempts) before giving up.
 S3_CONNECT_SECONDS = 5.0
+# Every commit writes a new metadata file: keep the last few, not all of them.
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+# The folders of a lake written before it was Iceberg tables (one Parquet
+# file per load in each): no reader uses them now.
+PARQUET_LAKE_FOLDERS = lake_catalog.TABLES
 
 
 def _server_env() -> dict[str, str]:
@@ -157,53 +163,45 @@ class LakeStore:
         """The landing tables, created (empty) where missing. Refused when the
         catalog's tables are another lake's: one catalog, one lake."""
         namespace = lake_catalog.NAMESPACE
-        with writing(self.lake):
-            self.catalog.create_namespace_if_not_exists(namespace)
-            for name, schema in schemas.items():
-                identifier = (namespace, name)
-                try:
-                    table = self.catalog.load_table(identifier)
-                except FileNotFoundError as exc:
-                    raise UsageError(
-                        f"the lake catalog ({self.describe()}) lists {namespace}.{name}, whose "
-                        f"files are gone ({one_line(exc)}): the lake was deleted or moved; drop "
-                        "that database to start the lake anew, or give this lake another "
-                        f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
-                    ) from exc
-                except NoSuchTableError:
-                    table = self.catalog.create_table_if_not_exists(
-                        identifier,
-                        schema=schema,
-                        location=lake_catalog.table_location(self.lake, name),
-                    )
-                expected = lake_catalog.table_location(self.lake, name)
-                if table.location().rstrip("/") != expected:
-                    raise UsageError(
-                        f"the lake catalog ({self.describe()}) holds the landing tables of "
-                        f"another lake ({table.location().rsplit('/', 2)[0]}), not {self.lake}: "
-                        f"load into that lake, or give this one a catalog of its own "
-                        f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
-                    )
-                self._tables[name] = table
+        if not lake_catalog.is_s3(self.lake):
+            old = [
+                name
+                for name in PARQUET_LAKE_FOLDERS
+                if any((Path(self.lake) / name).glob("load-*.parquet"))
+            ]
+            if old:
+                log.warning(
+                    "%s also holds the Parquet folders of the loader before Iceberg "
+                    "(%s): no reader uses them now; delete them to free the space",
+                    self.lake,
+                    ", ".join(f"{name}/" for name in old),
+                )
+        self.catalog.create_namespace_if_not_exists(namespace)
+        for name, schema in schemas.items():
+            identifier = (namespace, name)
+            try:
+                table = self.catalog.load_table(identifier)
+            except FileNotFoundError as exc:
+                raise UsageError(
+                    f"the lake catalog ({self.describe()}) lists {namespace}.{name}, whose "
+                    f"files are gone ({one_line(exc)}): the lake was deleted or moved; drop "
+                    "that database to start the lake anew, or give this lake another "
+                    f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
+                ) from exc
+            except NoSuchTableError:
+                table = self.catalog.create_table_if_not_exists(
+                    identifier,
+                    schema=schema,
+                    location=lake_catalog.table_location(self.lake, name),
+                    properties=TABLE_PROPERTIES,
+                )
+            expected = lake_catalog.table_location(self.lake, name)
+            if table.location().rstrip("/") != expected:
+                raise UsageError(
+                    f"the lake catalog ({self.describe()}) holds the landing tables of "
+                    f"another lake ({table.location().rsplit('/', 2)[0]}), not {self.lake}: "
+                    f"load into that lake, or give this one a catalog of its own "
+                    f"({lake_catalog.CATALOG_DATABASE_VARIABLE}=another_database)"
+                )
+            self._tables[name] = table
         return self._tables
-
-
-@contextlib.contextmanager
-def writing(lake: Path | str) -> Iterator[None]:
-    """An s3:// lake that fails to answer ends the run as the S3 source's
-    failures do: an ObjectStoreError (exit 4), nothing of the load under way
-    visible to readers."""
-    if not lake_catalog.is_s3(lake):
-        yield
-        return
-    try:
-        yield
-    except SourceError:
-        raise  # the feed's, not the lake's: a skipped file, an S3 feed's failure
-    except OSError as exc:
-        raise ObjectStoreError(
-            UNREACHABLE,
-            f"the lake {lake} could not be written: {one_line(exc)} (check AWS_ENDPOINT_URL "
-            "and the network); the load under way is not visible, the next run removes "
-            "what it wrote: re-run to finish",
-        ) from exc
