@@ -55,7 +55,8 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
-	  "LAKE=$(LAKE)" "the Parquet lake make run-spark loads (docs/spark.md)" \
+	  "LAKE=$(LAKE)" "the lake (a folder or s3://) make run-spark lands Iceberg tables in (docs/spark.md)" \
+	  "SPARKIFY_LAKE_CATALOG_DB=" "the PostgreSQL database of the Iceberg catalog (sparkify_lake_catalog)" \
 	  "SPARK_DIR=$(SPARK_DIR)" "the Spark cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
 	  "" "and the lake of make run-spark (SPARK_DIR/lake)" \
 	  "SPARKIFY_SPARK_THRIFT_HOST=" "another Spark Thrift server (EMR...) instead of the project's cluster" \
@@ -145,7 +146,7 @@ LAKE ?= $(SPARK_DIR)/lake
 # as PGHOST replaces the embedded PostgreSQL.
 SPARK_CLUSTER := $(if $(strip $(SPARKIFY_SPARK_THRIFT_HOST)),,spark-start)
 
-load-lake: spark-deps data ## land DATA_DIR as Parquet files in LAKE (.spark/lake), for Spark
+load-lake: spark-deps data ## land DATA_DIR as Iceberg tables in LAKE (.spark/lake), named in the cluster's catalog
 	$(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR) --lake $(LAKE)
 
 # The Thrift server reads the lake by the path dbt hands it: an absolute one.

@@ -17,11 +17,18 @@ a PID file per daemon, cluster.json (ports and metastore), logs/, work/ (the
 workers' executors), conf/ (the SPARK_CONF_DIR every daemon and any other
 Spark process of this cluster reads) and warehouse/ (the managed tables).
 
-The catalog (the Hive metastore) is kept in PostgreSQL, in the database
-SPARKIFY_METASTORE_DB (default sparkify_metastore): on the embedded server, or
-on the one PGHOST names. Any number of Spark processes share it, which Derby
-cannot do. Its schema is created before the first start with DataNucleus's
-SchemaTool from pyspark's jars; the Thrift server never creates tables itself.
+The catalog of the warehouse is Apache Iceberg's JDBC catalog `sparkify`,
+Spark's default catalog (spark.sql.defaultCatalog): the rows of iceberg_tables
+in the PostgreSQL database that raw_loader/lake_catalog.py names (default
+sparkify_lake_catalog), which the loader (pyiceberg) writes the landing tables
+into too. Every table is an Iceberg table: each write is one commit, a swap of
+the table's metadata file in that row. Spark's own session catalog
+(spark_catalog, the Hive metastore the Thrift server starts with) is kept in
+PostgreSQL too, in the database SPARKIFY_METASTORE_DB (default
+sparkify_metastore): any number of Spark processes share both, which Derby
+cannot do. The metastore's schema is created before the first start with
+DataNucleus's SchemaTool from pyspark's jars; the Thrift server never creates
+tables itself.
 """
 
 from __future__ import annotations
@@ -49,10 +56,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from raw_loader import lake_catalog
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPARK_DIR = REPO_ROOT / ".spark"
-# The jars the metastore needs beyond pyspark's, pinned with their checksums, and
-# the project's cache of them (shared by every SPARK_DIR: `make clean` empties it).
+# The jars the cluster needs beyond pyspark's (Iceberg's runtime, the PostgreSQL
+# driver), pinned with their checksums, and the project's cache of them (shared
+# by every SPARK_DIR: `make clean` empties it).
 JARS_LIST = REPO_ROOT / "spark-jars.txt"
 JARS_DIR = REPO_ROOT / ".spark" / "jars"
 LOG4J2_PROPERTIES = REPO_ROOT / "ingest" / "spark_log4j2.properties"
@@ -213,6 +223,8 @@ class Metastore:
     user: str
     password: str  # never printed: it goes to the 0600 hive-site.xml only
     described: str  # for status lines: where the catalog is
+    catalog_jdbc_url: str  # Iceberg's JDBC catalog (lake_catalog's database)
+    catalog_database: str
 
 
 def _pg_env(database: str) -> dict[str, str]:
@@ -231,28 +243,72 @@ def _pg_env(database: str) -> dict[str, str]:
 def metastore(settings: Settings) -> Metastore:
     """Make sure the metastore database and its schema exist; how JDBC reaches it."""
     env = _pg_env(settings.metastore_db)
-    host = env.get("PGHOST", "localhost")
-    port = env.get("PGPORT", "5432")
     user = env.get("PGUSER", "postgres")
     password = env.get("PGPASSWORD", "")
     _ensure_database(env, settings.metastore_db)
+    catalog_database = lake_catalog.catalog_database()
+    _ensure_database(env, catalog_database)
+    jdbc_url, where = _jdbc_url(env, settings.metastore_db)
+    found = Metastore(
+        database=settings.metastore_db,
+        jdbc_url=jdbc_url,
+        user=user,
+        password=password,
+        described=f"Iceberg catalog {lake_catalog.CATALOG_NAME} in database {catalog_database} "
+        f"and Hive metastore in database {settings.metastore_db} on the PostgreSQL {where}",
+        catalog_jdbc_url=_jdbc_url(env, catalog_database)[0],
+        catalog_database=catalog_database,
+    )
+    if not _schema_exists(env, settings.metastore_db):
+        _create_schema(settings, found)
+    _ensure_default_namespace(env, catalog_database)
+    return found
+
+
+def _jdbc_url(env: dict[str, str], database: str) -> tuple[str, str]:
+    """pgjdbc's URL of a database on the libpq variables' server, and where it is."""
+    host = env.get("PGHOST", "localhost")
+    port = env.get("PGPORT", "5432")
     if host.startswith("/"):
         # A Unix socket (the embedded server listens on nothing else). pgjdbc
         # speaks TCP only; junixsocket's factory hands it the socket's path.
         socket_path = f"{host}/.s.PGSQL.{port}"
-        jdbc_url = (
-            f"jdbc:postgresql://localhost/{settings.metastore_db}"
+        url = (
+            f"jdbc:postgresql://localhost/{database}"
             "?socketFactory=org.newsclub.net.unix.AFUNIXSocketFactory$FactoryArg"
             f"&socketFactoryArg={socket_path}"
         )
-        described = f"database {settings.metastore_db} on the PostgreSQL at {socket_path}"
-    else:
-        jdbc_url = f"jdbc:postgresql://{host}:{port}/{settings.metastore_db}"
-        described = f"database {settings.metastore_db} on PostgreSQL {host}:{port}"
-    found = Metastore(settings.metastore_db, jdbc_url, user, password, described)
-    if not _schema_exists(env, settings.metastore_db):
-        _create_schema(settings, found)
-    return found
+        return url, f"at {socket_path}"
+    return f"jdbc:postgresql://{host}:{port}/{database}", f"{host}:{port}"
+
+
+def _with_options(jdbc_url: str, options: str) -> str:
+    """A pgjdbc URL with the server settings `options` for its sessions."""
+    from urllib.parse import quote
+
+    return f"{jdbc_url}{'&' if '?' in jdbc_url else '?'}options={quote(options)}"
+
+
+def _ensure_default_namespace(env: dict[str, str], database: str) -> None:
+    """The catalog's namespace `default`: a Hive client (PyHive, so dbt-spark's
+    thrift method; beeline) opens its session with `USE default`, which Spark
+    refuses in a catalog without it. Made with pyiceberg's SqlCatalog, the
+    loader's client of the same catalog, which creates its tables if missing."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from raw_loader.lake_store import sqlalchemy_url
+
+    try:
+        catalog = SqlCatalog(
+            lake_catalog.CATALOG_NAME,
+            uri=sqlalchemy_url({**env, lake_catalog.CATALOG_DATABASE_VARIABLE: database}),
+        )
+        catalog.create_namespace_if_not_exists("default")
+    except Exception as exc:  # SQLAlchemy's or pyiceberg's: one line, what went wrong
+        raise SparkClusterError(
+            f"cannot prepare the Iceberg catalog in database {database}: "
+            f"{str(exc).strip()}".splitlines()[0]
+        ) from exc
 
 
 def _connect(env: dict[str, str], database: str) -> Any:
@@ -511,18 +567,73 @@ def _write_conf(settings: Settings, found: Metastore) -> Path:
     defaults = {
         "spark.sql.warehouse.dir": str(settings.cluster_dir / "warehouse"),
         "spark.sql.catalogImplementation": "hive",
+        **iceberg_conf(settings, found),
         "spark.sql.session.timeZone": "UTC",
-        # The JDBC driver for the metastore client in every driver JVM.
+        # Iceberg's runtime and the JDBC driver in every driver JVM, and Iceberg's
+        # runtime (its readers and writers, S3FileIO) in every executor: this
+        # machine's paths, as every daemon runs here (a multi-machine cluster
+        # would ship them with spark.jars).
         "spark.driver.extraClassPath": jars,
+        "spark.executor.extraClassPath": jars,
         "spark.driver.host": HOST,
         "spark.driver.bindAddress": HOST,
         # A taken port is an error, not a silent move to the next one.
         "spark.port.maxRetries": "0",
         "spark.ui.showConsoleProgress": "false",
     }
-    (conf / "spark-defaults.conf").write_text(
-        "".join(f"{key} {value}\n" for key, value in defaults.items())
-    )
+    # 0600: the catalog's JDBC password (PGPASSWORD), when there is one, is here.
+    spark_defaults = conf / "spark-defaults.conf"
+    spark_defaults.touch(mode=0o600)
+    spark_defaults.chmod(0o600)
+    spark_defaults.write_text("".join(f"{key} {value}\n" for key, value in defaults.items()))
+    return conf
+
+
+def iceberg_conf(settings: Settings, found: Metastore) -> dict[str, str]:
+    """The Iceberg catalog every Spark process of the cluster uses, as Spark's
+    default catalog: the JDBC catalog in PostgreSQL that the loader writes the
+    landing tables into (lake_catalog.py), so that the models' tables and the
+    landing tables are named in one place. Not Iceberg's SparkSessionCatalog in
+    place of spark_catalog: that one lists the tables of Spark's Hive catalog,
+    so dbt-spark (show table extended) would not see the JDBC catalog's."""
+    prefix = f"spark.sql.catalog.{lake_catalog.CATALOG_NAME}"
+    conf = {
+        # Iceberg's SQL: views in its catalog, and its procedures.
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "jdbc",
+        # Each Thrift session (each dbt connection) opens the catalog anew, with
+        # a pool that is never closed: one connection per client, and that
+        # pool's connections were kept open until PostgreSQL refused clients.
+        # So one connection per pool, and the server ends it once idle for a
+        # minute (idle_session_timeout, these connections only); Iceberg opens
+        # a new one when a pool's next statement finds it gone.
+        f"{prefix}.uri": _with_options(found.catalog_jdbc_url, "-c idle_session_timeout=60s"),
+        f"{prefix}.clients": "1",
+        f"{prefix}.jdbc.user": found.user,
+        # V1: the catalog's table has a column saying table or view, which dbt's
+        # views need; Iceberg adds it to a catalog pyiceberg created (its rows,
+        # without one, are tables).
+        f"{prefix}.jdbc.schema-version": "V1",
+        # The tables Spark creates (dbt's models): SPARK_DIR/cluster/warehouse/<schema>/<table>.
+        f"{prefix}.warehouse": (settings.cluster_dir / "warehouse").as_uri(),
+        # No table cache in the Spark processes (Iceberg keeps one, 30 s by
+        # default): a statement must see the landing tables as the loader last
+        # committed them, and each one's latest commit, not a snapshot a
+        # reader saw before.
+        f"{prefix}.cache-enabled": "false",
+        # Files by their scheme: local (file:) or object storage (s3:, S3FileIO).
+        f"{prefix}.io-impl": "org.apache.iceberg.io.ResolvingFileIO",
+        "spark.sql.defaultCatalog": lake_catalog.CATALOG_NAME,
+    }
+    if found.password:
+        conf[f"{prefix}.jdbc.password"] = found.password
+    # A lake in object storage: the S3 source's variables (AWS_* credentials and
+    # region reach S3FileIO through the daemons' environment).
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        conf[f"{prefix}.s3.endpoint"] = endpoint
+        conf[f"{prefix}.s3.path-style-access"] = "true"
     return conf
 
 

@@ -1,27 +1,22 @@
 {#- The incremental contract between the loader and dbt, in one place. The
-    why is told once, in docs/warehouse.md ("Incremental builds").
+    why is told once, in docs/warehouse.md ("Incremental builds"); the order
+    of a build (claim, build, write, record), once per engine, in the
+    materialization `rewrite` (macros/materializations/rewrite.sql).
 
     The loader writes each batch of files as one load: a row in raw.loads,
-    committed in the same transaction as the rows it landed. An incremental
-    model names a policy in its config:
+    committed with the rows it landed. A rewrite model names a policy in
+    its config:
 
-        config(materialized='incremental', meta={'incremental_policy': 'events'})
+        config(
+            materialized='rewrite',
+            meta={'incremental_policy': 'event_days',
+                  'rewrite_partition': 'played_at'},
+        )
 
-    and then, in every build, in its own transaction:
-    1. claim_loads (a pre-hook set for every model in dbt_project.yml)
-       records in audit.consumed_loads the loads it now consumes: those its
-       nearest incremental parents have consumed (or, reading raw, every
-       load) and it has not, and puts the partitions those loads touch in a
-       temporary table;
-    2. its SQL recomputes those partitions from its parents' whole state
-       (`where {{ touched('column') }}`);
-    3. the strategy `rewrite` deletes those partitions and inserts the new
-       rows.
-    A build that fails or is killed commits none of it, so its loads are
-    claimed again next time. Rewriting a partition from whole state is
-    idempotent, so work done twice is harmless; only a load recorded but not
-    worked on could lose rows, and the claim happens before the work, in the
-    same transaction. -#}
+    and its SQL keeps the rows of the partitions the build rewrites:
+    `where {{ touched('played_at') }}` (true on a full build). The rules
+    below say which loads a build may claim, which partitions they touch,
+    and how a row is known to be in one. -#}
 
 -- The macros below render nothing here; sqlfluff would judge the layout of
 -- their Jinja as if it were SQL.
@@ -99,26 +94,61 @@
     )
 {%- endmacro %}
 
-{#- The pre-hook of every model (dbt_project.yml); nothing for a model
-    without a policy. A full build forgets what the model consumed before. -#}
-{% macro claim_loads() -%}
-    {{ return(adapter.dispatch('claim_loads', 'sparkify')()) }}
+{#- True while a rewrite model's build rewrites the partitions its loads
+    touch; false on a full build (no table yet, or --full-refresh), which
+    builds the model whole. dbt's is_incremental() is for materialized=
+    'incremental' only. -#}
+{% macro is_incremental_rewrite() -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set relation = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier
+    ) -%}
+    {{ return(
+        relation is not none
+        and relation.type == 'table'
+        and model.config.materialized == 'rewrite'
+        and not should_full_refresh()
+    ) }}
 {%- endmacro %}
 
-{% macro default__claim_loads() -%}
+{#- The model's column (or columns) that says which partition of its
+    policy a row is in, for the write's delete: meta.rewrite_partition, or
+    else the policy's own columns (source_file, event_id, user_id,
+    session_id). A day has no column of its own name in every model (a
+    play's start_time, a rollup's date_day): an event_days model must name
+    it. -#}
+{% macro rewrite_partition() -%}
+    {%- set meta = config.get('meta') or {} -%}
     {%- set policy = incremental_policy() -%}
-    {%- if policy is none -%}
-        {{ return('') }}
+    {%- if meta.get('rewrite_partition') -%}
+        {{ return(meta.get('rewrite_partition')) }}
     {%- endif -%}
+    {%- if policy in ('event_days', 'event_days_onward') -%}
+        {%- do exceptions.raise_compiler_error(
+            this.identifier ~ " (incremental_policy " ~ policy ~ ") names no"
+            ~ " meta.rewrite_partition: set it to the model's column that"
+            ~ " holds each row's day (a date or a timestamp)"
+        ) -%}
+    {%- endif -%}
+    {{ return(incremental_policies()[policy].columns | join(', ')) }}
+{%- endmacro %}
+
+{#- Step 1 of the materialization on PostgreSQL, in the model's own
+    transaction: records the claim at once (the transaction commits it with
+    the rows, or neither), and puts the touched partitions in temporary
+    tables. A full build forgets what the model consumed before. -#}
+{% macro postgres_claim_sql(full_build) -%}
     {%- set consumed = consumed_loads_relation() -%}
     {%- set name = this.identifier -%}
-    {%- if not is_incremental() %}
+    {%- if full_build %}
     delete from {{ consumed }} where model_name = '{{ name }}';
     {%- endif %}
     insert into {{ consumed }} (model_name, load_id, invocation_id)
     select '{{ name }}', claimable.load_id, '{{ invocation_id }}'
     from ({{ claimable_loads(forget_consumed=false) }}) as claimable;
-    {%- if is_incremental() %}
+    {%- if not full_build %}
     {{ cheap_index_probes() }}
     {%- for touched_policy in materialized_touched_policies() %}
     {{ create_touched_partitions(touched_set(touched_policy), touched_policy) }};
@@ -195,11 +225,11 @@
         {%- endif %}
 {%- endmacro %}
 
-{#- The nearest incremental models upstream of `node`, seen through views
+{#- The nearest rewrite models upstream of `node`, seen through views
     and ephemeral models: the loads a model may consume are the loads all
     of them have consumed. Sources and seeds add no condition. A table
     (rebuilt in full, recording nothing) cannot stand between two
-    incremental models: it may not have been rebuilt since its parents
+    rewrite models: it may not have been rebuilt since its parents
     consumed a load. -#}
 {% macro tracked_parents(node) -%}
     {%- set parents = [] -%}
@@ -207,13 +237,13 @@
         {%- set parent = graph.nodes.get(parent_id) -%}
         {%- if parent is none or parent.resource_type != 'model' -%}
             {#- a source or a seed -#}
-        {%- elif parent.config.materialized == 'incremental' -%}
+        {%- elif parent.config.materialized == 'rewrite' -%}
             {%- do parents.append(parent.name) -%}
         {%- elif parent.config.materialized in ('view', 'ephemeral') -%}
             {%- do parents.extend(tracked_parents(parent)) -%}
         {%- else -%}
             {%- do exceptions.raise_compiler_error(
-                "incremental model " ~ node.name ~ " reads " ~ parent.name
+                "rewrite model " ~ node.name ~ " reads " ~ parent.name
                 ~ ", a " ~ parent.config.materialized ~ ", which records no"
                 ~ " loads: read its incremental parents instead"
             ) -%}
@@ -368,8 +398,13 @@
     rewrites. `expression` gives the row's partition: a column (or a tuple
     of columns, for sessions); for event_days, a date or timestamp. With
     `policy`, the partitions another policy would touch (e.g. the new
-    events of a model partitioned by user). -#}
+    events of a model partitioned by user). True on a full build, which
+    builds every partition: a model needs no is_incremental() around it. -#}
 {% macro touched(expression, policy=none) -%}
+    {%- if not is_incremental_rewrite() -%}
+        {#- A full build: every partition. -#}
+        {{ return('(1 = 1)') }}
+    {%- endif -%}
     {%- set own_policy = incremental_policy() -%}
     {%- set policy = policy or own_policy -%}
     {%- set columns = incremental_policies()[policy].columns -%}
@@ -420,32 +455,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The strategy of every incremental model on PostgreSQL: delete the
-    touched partitions (all rows after a correction), insert the rebuilt
-    ones. Deleting by the touched set, not by the new rows' keys, also
-    removes a partition that is now empty. -#}
-{% macro get_incremental_rewrite_sql(arg_dict) -%}
-    {%- set policy = incremental_policy() -%}
-    {%- set spec = incremental_policies()[policy] -%}
-    {%- set target_relation = arg_dict['target_relation'] -%}
-    {%- set columns = get_quoted_csv(
-        arg_dict['dest_columns'] | map(attribute='name')
-    ) -%}
-    {%- set meta = config.get('meta') or {} -%}
-    {%- set partition_by = meta.get('rewrite_partition')
-        or spec.columns | join(', ') -%}
-    {%- set everything = run_query(
-        'select ' ~ claimed_corrections(spec.corrected_by)
-    ).columns[0].values()[0] -%}
-    delete from {{ target_relation }}
-    {%- if not everything %}
-    where {{ touched(partition_by) }}
-    {%- endif %};
-    insert into {{ target_relation }} ({{ columns }})
-    select {{ columns }}
-    from {{ arg_dict['temp_relation'] }}
-{%- endmacro %}
-
 {#- A relation by model name, from the graph: for the touched sets, which
     are rendered while a model runs, where ref() would count as a new
     dependency. -#}
@@ -473,34 +482,27 @@
     {%- do exceptions.raise_compiler_error('no source sparkify.' ~ name) -%}
 {%- endmacro %}
 
-{#- A post-hook for the incremental tables: gives a table the planner's
-    statistics it lacks. A table dbt has just created has none until
-    autovacuum gets to it, and then PostgreSQL guesses a third of the table
-    for every filter. A table that has them keeps them: autovacuum refreshes
-    them as the table grows, and re-sampling a large table after every day
-    cost more than the day's insert into a small one. -#}
-{% macro refresh_statistics() -%}
-    {{ return(adapter.dispatch('refresh_statistics', 'sparkify')()) }}
-{%- endmacro %}
-
-{% macro default__refresh_statistics() -%}
-{%- endmacro %}
-
-{% macro postgres__refresh_statistics() -%}
-    {%- if incremental_policy() is not none -%}
+{#- On PostgreSQL, the materialization's last step before commit: gives a
+    table the planner's statistics it lacks. A table dbt has just created
+    has none until autovacuum gets to it, and then PostgreSQL guesses a
+    third of the table for every filter. A table that has them keeps them:
+    autovacuum refreshes them as the table grows, and re-sampling a large
+    table after every day cost more than the day's insert into a small one. -#}
+{% macro postgres_analyze_if_new(relation) -%}
+    {%- call statement('analyze_if_new') -%}
     do $$
     begin
         if not exists (
             select 1 from pg_catalog.pg_stats
             where
-                schemaname = '{{ this.schema }}'
-                and tablename = '{{ this.identifier }}'
+                schemaname = '{{ relation.schema }}'
+                and tablename = '{{ relation.identifier }}'
         ) then
-            analyze {{ this }};
+            analyze {{ relation }};
         end if;
     end
     $$
-    {%- endif -%}
+    {%- endcall -%}
 {%- endmacro %}
 
 {#- CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the

@@ -1,11 +1,10 @@
 {#- The landing tables (source sparkify) where the engine does not hold
     them itself. On PostgreSQL the loader creates them (raw.*): nothing to
-    do. On Spark the loader writes Parquet files into a lake folder
-    (load_raw.py --lake, ingest/raw_loader/lake.py; env var SPARKIFY_LAKE),
-    and this on-run-start hook declares them: one external table per folder
-    in schema raw_lake, and in schema raw the views that the sources read,
-    which keep only committed loads and each file's current version. They
-    must exist before any model or unit test reads a source. -#}
+    do. On Spark the loader writes them as Iceberg tables into the cluster's
+    catalog (load_raw.py --lake, ingest/raw_loader/lake.py), in schema
+    raw_lake, and this on-run-start hook creates in schema raw the views that
+    the sources read, which keep only committed loads and each file's current
+    version. They must exist before any model or unit test reads a source. -#}
 {% macro create_landing_tables() -%}
     {{ return(adapter.dispatch('create_landing_tables', 'sparkify')()) }}
 {%- endmacro %}
@@ -13,56 +12,24 @@
 {% macro default__create_landing_tables() -%}
 {%- endmacro %}
 
-{#- The lake tables' columns: those ingest/raw_loader/lake.py writes. Parquet
-    columns are matched by name: a file written before a column was added
-    reads it as null (etag, feed_root, recorded_by_load). -#}
-{% macro lake_table_columns() -%}
-    {{ return({
-        'loads': 'load_id bigint, source_kind string, file_count int,'
-            ~ ' row_count int, reject_count int, replaced_file_count int,'
-            ~ ' loaded_at timestamp',
-        'load_manifest': 'source_file string, source_kind string,'
-            ~ ' checksum string, size_bytes bigint, mtime_ns bigint,'
-            ~ ' etag string, feed_root string,'
-            ~ ' row_count int, reject_count int, loaded_at timestamp,'
-            ~ ' first_loaded_at timestamp, load_id bigint, is_removed boolean,'
-            ~ ' recorded_by_load bigint',
-        'events': 'source_file string, line_number int, payload string,'
-            ~ ' loaded_at timestamp, load_id bigint',
-        'songs': 'source_file string, line_number int, payload string,'
-            ~ ' loaded_at timestamp, load_id bigint',
-        'rejects': 'source_file string, line_number int, line binary,'
-            ~ ' reason string, detail string, rejected_at timestamp,'
-            ~ ' load_id bigint',
-    }) }}
-{%- endmacro %}
-
 {#- Each statement alone: a Spark hook runs one statement. Returns nothing
-    for the hook itself to run. -#}
+    for the hook itself to run. The catalog names the landing tables: no
+    path is needed, as every process of the cluster reads the same catalog. -#}
 {% macro spark__create_landing_tables() -%}
     {%- if execute -%}
-        {%- set lake = env_var('SPARKIFY_LAKE', '') -%}
-        {%- if not lake -%}
+        {%- set raw = raw_relation('loads').schema -%}
+        {%- set landed = adapter.get_relation(
+            database=none, schema='raw_lake', identifier='loads'
+        ) -%}
+        {%- if landed is none -%}
             {%- do exceptions.raise_compiler_error(
-                "set SPARKIFY_LAKE to the lake folder that"
-                ~ " load_raw.py --lake wrote (make run-spark does)"
+                "the Spark catalog holds no landing tables (raw_lake.loads):"
+                ~ " land the feed first with load_raw.py --lake"
+                ~ " (make run-spark does)"
             ) -%}
         {%- endif -%}
-        {%- set raw = raw_relation('loads').schema -%}
-        {%- do run_query('create schema if not exists raw_lake') -%}
         {%- do run_query('create schema if not exists ' ~ raw) -%}
-        {%- do refuse_another_lake(lake) -%}
-        {%- for table, columns in lake_table_columns().items() -%}
-            {#- Recreated each run, as the catalog outlives runs: the lake's
-                path and columns are this run's, and the table's file
-                listing is new. External tables (a location): dropping one
-                leaves its files. -#}
-            {%- do run_query('drop table if exists raw_lake.' ~ table) -%}
-            {%- do run_query(
-                'create table raw_lake.' ~ table ~ ' (' ~ columns ~ ')'
-                ~ " using parquet location '" ~ lake ~ '/' ~ table ~ "'"
-            ) -%}
-        {%- endfor -%}
+        {%- do refuse_another_lake(env_var('SPARKIFY_LAKE', '')) -%}
         {%- do run_query(
             'create or replace view ' ~ raw ~ '.loads as'
             ~ ' select * from raw_lake.loads'
@@ -98,26 +65,14 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The catalog (the cluster's, in PostgreSQL) outlives each run, and with it
-    the incremental models and audit.consumed_loads, whose load ids are the
-    lake's. A build on another lake would take its loads for consumed ones
-    (load ids start at 1 in every lake): refused, unless --full-refresh
-    rebuilds every model from the new lake. -#}
+{#- dbt reads the landing tables the cluster's catalog names, wherever their
+    files are. SPARKIFY_LAKE, when set (make run-spark sets it), must be the
+    lake they are in: a build meant for another lake, whose landing is in
+    another catalog, would otherwise build this one's, and its incremental
+    models would take that lake's load ids for the ones they consumed (load
+    ids start at 1 in every lake). -#}
 {% macro refuse_another_lake(lake) -%}
-    {%- if flags.FULL_REFRESH -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {#- get_relation: a schema not created yet (audit, on a first run that
-        selects no audit model) is no relation, not an error. -#}
-    {%- set consumed = consumed_loads_relation() -%}
-    {%- set built = adapter.get_relation(
-        database=consumed.database, schema=consumed.schema,
-        identifier=consumed.identifier
-    ) -%}
-    {%- set landed = adapter.get_relation(
-        database=consumed.database, schema='raw_lake', identifier='loads'
-    ) -%}
-    {%- if built is none or landed is none -%}
+    {%- if not lake -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set described = run_query('describe table extended raw_lake.loads') -%}
@@ -125,16 +80,18 @@
     {%- for row in described.rows if row[0] == 'Location' -%}
         {%- do location.append(row[1]) -%}
     {%- endfor -%}
-    {#- Spark writes a local folder as file:/path. -#}
-    {%- set before = (location[0] if location else '')
-        .replace('file:', '').rstrip('/').rsplit('/', 1)[0] -%}
-    {%- set now = lake.replace('file:', '').rstrip('/') -%}
+    {#- LAKE/raw_lake/loads, as file:///path or s3://bucket/prefix/... -#}
+    {%- set before = (location[0] if location else '').replace('file://', '')
+        .replace('file:', '').rstrip('/').rsplit('/', 2)[0] -%}
+    {%- set now = lake.replace('file://', '').replace('file:', '')
+        .rstrip('/') -%}
     {%- if before and before != now -%}
         {%- do exceptions.raise_compiler_error(
-            "this Spark catalog's models were built from the lake "
-            ~ before ~ ", not SPARKIFY_LAKE=" ~ lake ~ ": build with"
-            ~ " --full-refresh to replace them, or keep the other feed on a"
-            ~ " cluster of its own (SPARK_DIR, SPARKIFY_METASTORE_DB)"
+            "SPARKIFY_LAKE=" ~ lake ~ ", but this Spark catalog's landing"
+            ~ " tables are in the lake " ~ before ~ ": land the feed with"
+            ~ " load_raw.py --lake " ~ lake ~ " on this catalog, or keep the"
+            ~ " other feed on a cluster of its own (SPARK_DIR,"
+            ~ " SPARKIFY_LAKE_CATALOG_DB, SPARKIFY_METASTORE_DB)"
         ) -%}
     {%- endif -%}
 {%- endmacro %}

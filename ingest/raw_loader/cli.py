@@ -236,11 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lake",
-        type=Path,
+        type=_location,
         default=os.environ.get("SPARKIFY_LAKE") or None,
-        help="land the feed as Parquet files in this folder, for Spark (dbt --target spark), "
-        "instead of into PostgreSQL; the same contract (docs/spark.md). "
-        "Default: SPARKIFY_LAKE, if set",
+        help="land the feed as Apache Iceberg tables in this folder or s3://bucket/prefix, "
+        "for Spark (dbt --target spark), instead of into PostgreSQL; the same contract, "
+        "the catalog in PostgreSQL (docs/loader.md). Default: SPARKIFY_LAKE, if set",
     )
     parser.add_argument(
         "--store-timeout",
@@ -399,7 +399,7 @@ def _main(argv: list[str] | None) -> int:
             print(json.dumps(plan_only(roots, options, args.lake)))
             return EXIT_BY_KIND["ok"]
         if args.lake is not None:
-            from raw_loader import lake  # pyarrow, imported only for a lake
+            from raw_loader import lake  # pyiceberg, imported only for a lake
 
             summary = lake.run(
                 source_for(roots, options.store_timeout, options.s3_in_flight), args.lake, options

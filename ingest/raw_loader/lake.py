@@ -1,7 +1,7 @@
-"""Land the feed as Parquet files in a lake folder, for Spark (`load_raw.py --lake`).
+"""Land the feed as Apache Iceberg tables in a lake, for Spark (`load_raw.py --lake`).
 
-The same contract as the PostgreSQL landing tables (schema.py), kept with files
-instead of transactions:
+The same contract as the PostgreSQL landing tables (schema.py), kept with
+Iceberg's table commits instead of one transaction:
 
 - Raw is raw: every non-blank line (a song file: its one document) lands as its
   text, with its file's name, its line number, when it landed and its load id;
@@ -10,51 +10,52 @@ instead of transactions:
   triage, then Python's parser standing in for jsonb's, with jsonb's own
   refusals: a \\u0000 escape, a lone surrogate), so both engines land the
   same rows.
-- One batch is one load. Its rows, rejects and manifest rows are written as
-  files named with its load id; the load's row in loads/ is written last, by
-  an atomic rename: that rename is the commit. Readers take only the files of
-  loads that are in loads/ (models/staging/sparkify, the spark sources), so a
-  load killed midway is invisible, and the next run deletes its files.
-- Exactly once: load_manifest/ keeps each file's checksum, size and stamp
+- One batch is one load. Iceberg commits one table at a time, atomically: a
+  load appends its lines, then its rejects, then its manifest rows, and last
+  its row in loads, the commit readers see. Readers take only rows of loads
+  that are in loads (the views of schema raw over the tables of raw_lake:
+  macros/landing.sql), so a load killed between two commits is invisible; the
+  next run deletes its rows (a row-level delete: loads run one after another,
+  so they are the rows of loads after the last in loads).
+- Exactly once: load_manifest keeps each file's checksum, size and stamp
   (an object's ETag included) and its feed root; the run plans with
   planning.plan_files, as PostgreSQL's loader does, so a re-run lands only new
   or changed files, and a file of another feed is refused unless asked. A
   changed file's new version is a new load; readers take each file's rows
   from the load of its current manifest row only, so the old version's rows
-  drop out in the same commit. --prune writes a manifest row that marks the
-  file removed. A file whose content is unchanged under a new stamp is
-  restamped: a load of manifest rows only, which keep the load_id of the
+  drop out with the new load's commit. --prune writes a manifest row that
+  marks the file removed. A file whose content is unchanged under a new stamp
+  is restamped: a load of manifest rows only, which keep the load_id of the
   file's rows and record their own load in recorded_by_load.
-- One loader at a time per lake: an exclusive lock on LAKE/.lock.
+- One loader at a time per lake: an advisory lock in the catalog's database
+  (lake_store.py).
 
-Layout, one folder per landing table (each a Spark external table):
-    LAKE/{songs,events,rejects,load_manifest,loads}/load-<id>[-<n>].parquet
-Files whose name starts with '.' are ignored by Spark: a file is written under
-such a name and renamed when complete.
+Where things are (lake_catalog.py): the catalog's rows in PostgreSQL
+(database sparkify_lake_catalog); each table's files under
+LAKE/raw_lake/<table>/ (data/*.parquet, metadata/*.json and *.avro), LAKE a
+folder or an s3:// prefix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import functools
 import json
 import logging
-import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from raw_loader import lake_catalog
 from raw_loader.batch import Skipped, skipping
 from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS, Column
 from raw_loader.contract import JSONB_REFUSED, SOURCE_KINDS
-from raw_loader.files import FileSource, SourceFile
+from raw_loader.errors import ServerError, UsageError, one_line
+from raw_loader.files import FileSource, SourceError, SourceFile, UnreadableFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES, Reject, classify
 from raw_loader.options import LoadOptions
 from raw_loader.planning import (
@@ -70,23 +71,26 @@ from raw_loader.planning import (
 from raw_loader.progress import Progress
 from raw_loader.reading import FileResult, read_file
 from raw_loader.run import list_feed, log_rejects, log_skipped
+from raw_loader.s3_source import UNREACHABLE, ObjectStoreError
 from raw_loader.summary import Summary
+
+if TYPE_CHECKING:  # pyiceberg is imported when a lake is loaded, not with the schemas
+    from raw_loader.lake_store import LakeStore
 
 log = logging.getLogger("load_raw")
 
-TABLES = (*SOURCE_KINDS, "rejects", "load_manifest", "loads")
-# Rows of a log file are written in row groups of about this many lines.
+# Lines are handed to the table's writer in record batches of about this many.
 ROW_GROUP_LINES = 100_000
-_LOAD_FILE = re.compile(r"^load-(\d+)(?:-\d+)?\.parquet$")
 _UTC = dt.UTC
 
-# A manifest row as read back, and a Parquet file's columns as written.
+# A manifest row as read back, and a table's columns as written.
 ManifestRow = dict[str, Any]
 Columns = dict[str, list[Any]]
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-# PostgreSQL's types of the landing tables' columns (columns.py), as Arrow's.
-# A payload is jsonb in PostgreSQL, its text here: Spark parses it when read.
+# PostgreSQL's types of the landing tables' columns (columns.py), as Arrow's
+# (Iceberg's: string, binary, int, long, timestamptz). A payload is jsonb in
+# PostgreSQL, its text here: Spark parses it when read.
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "jsonb": pa.string(),
@@ -126,106 +130,95 @@ _MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
     ("recorded_by_load", pa.int64()),
 ]
 MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
+# Each landing table's columns, in lake_catalog.TABLES' order.
+SCHEMAS = {
+    **{kind: LINE_SCHEMA for kind in SOURCE_KINDS},
+    "rejects": REJECT_SCHEMA,
+    "load_manifest": MANIFEST_SCHEMA,
+    "loads": LOADS_SCHEMA,
+}
+# The column that names a row's load, in each table a killed load may leave
+# rows in (a manifest row belongs to the load that recorded it).
+UNCOMMITTED_BY = {
+    **{kind: "load_id" for kind in SOURCE_KINDS},
+    "rejects": "load_id",
+    "load_manifest": "recorded_by_load",
+}
+
+
+@contextlib.contextmanager
+def writing(lake: Path | str) -> Iterator[None]:
+    """Around a whole run: an s3:// lake that fails to answer (pyarrow's S3
+    client has tried each request 3 times) ends the run as the S3 source's
+    failures do: an ObjectStoreError (exit 4), nothing of the load under way
+    visible to readers."""
+    if not lake_catalog.is_s3(lake):
+        yield
+        return
+    try:
+        yield
+    except (SourceError, UnreadableFile):
+        raise  # the feed's, not the lake's: a skipped or corrupt file, an S3 feed's failure
+    except OSError as exc:
+        raise ObjectStoreError(
+            UNREACHABLE,
+            f"the lake {lake} could not be read or written: {one_line(exc)} (check "
+            "AWS_ENDPOINT_URL and the network); the load under way is not visible, the "
+            "next run removes what it wrote: re-run to finish",
+        ) from exc
 
 
 class Lake:
-    """The lake folder: its tables, its committed loads and its manifest."""
+    """The lake's landing tables (Iceberg, lake_store.py): its committed loads,
+    its manifest, and the commits of a load."""
 
-    def __init__(self, root: Path):
-        self.root = root
-
-    def folder(self, table: str) -> Path:
-        return self.root / table
-
-    def create(self) -> None:
-        for table in TABLES:
-            self.folder(table).mkdir(parents=True, exist_ok=True)
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One loader at a time: a second one waits, and says so."""
-        with open(self.root / ".lock", "a+b") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.warning("another load_raw is writing to this lake: waiting for it to finish")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def __init__(self, store: LakeStore):
+        self.store = store
+        self.tables = store.tables(SCHEMAS)
 
     def committed_loads(self) -> set[int]:
-        return set(self._load_files("loads"))
-
-    def _load_files(self, table: str) -> dict[int, list[Path]]:
-        found: dict[int, list[Path]] = {}
-        for path in self.folder(table).iterdir():
-            match = _LOAD_FILE.match(path.name)
-            if match:
-                found.setdefault(int(match.group(1)), []).append(path)
-        return found
+        loads = self.tables["loads"].scan(selected_fields=("load_id",)).to_arrow()
+        return set(loads.column("load_id").to_pylist())
 
     def remove_uncommitted(self) -> int:
-        """Delete the files of loads that never committed (a killed run), and
-        unfinished temporary files. Returns the highest load id seen."""
-        committed = self.committed_loads()
-        highest = max(committed, default=0)
-        for table in TABLES:
-            for load_id, paths in self._load_files(table).items():
-                highest = max(highest, load_id)
-                if load_id not in committed:
-                    for path in paths:
-                        log.info("removing %s: its load %d never committed", path.name, load_id)
-                        path.unlink()
-            for path in self.folder(table).glob(".tmp-*"):
-                path.unlink()
-        return highest
+        """Delete the rows of loads that never committed (a run killed between
+        its tables' commits, before its loads row): row-level deletes, each an
+        Iceberg commit of its own, of rows no reader takes. Loads run one after
+        another under the lake's lock, so those are the loads after the last
+        committed one. Returns the highest load id seen, committed or not, so
+        that no id is used twice."""
+        highest = max(self.committed_loads(), default=0)
+        seen = highest
+        for table, column in UNCOMMITTED_BY.items():
+            after = f"{column} > {highest}"  # pyiceberg's row filter syntax
+            stray = self.tables[table].scan(row_filter=after, selected_fields=(column,)).to_arrow()
+            if stray.num_rows == 0:
+                continue
+            ids = sorted(set(stray.column(column).to_pylist()))
+            log.info(
+                "removing %d rows of %s: their loads (%s) never committed",
+                stray.num_rows,
+                table,
+                ", ".join(map(str, ids)),
+            )
+            seen = max(seen, ids[-1])
+            self.tables[table].delete(after)
+        return seen
 
     def manifest(self) -> dict[str, ManifestRow]:
-        """Each file's current manifest row: that of its latest committed load.
-        (Rows of a lake written before etag, feed_root and recorded_by_load
-        lack them: read them with .get.)"""
+        """Each file's current manifest row: that of its latest committed load."""
         committed = self.committed_loads()
+        rows = self.tables["load_manifest"].scan().to_arrow().to_pylist()
         current: dict[str, ManifestRow] = {}
-        for load_id, paths in sorted(self._load_files("load_manifest").items()):
-            if load_id not in committed:
-                continue
-            for path in sorted(paths):
-                for row in pq.read_table(path).to_pylist():
-                    current[row["source_file"]] = row
+        for row in sorted(rows, key=lambda row: row["recorded_by_load"]):
+            if row["recorded_by_load"] in committed:
+                current[row["source_file"]] = row
         return {name: row for name, row in current.items() if not row["is_removed"]}
 
-
-class _TableFile:
-    """A Parquet file of one table for one load, written under a hidden name
-    and renamed into place by publish()."""
-
-    def __init__(self, lake: Lake, table: str, schema: pa.Schema, load_id: int, part: int = 0):
-        suffix = f"-{part}" if part else ""
-        self.path = lake.folder(table) / f"load-{load_id:010d}{suffix}.parquet"
-        self.temp = self.path.with_name(f".tmp-{self.path.name}")
-        self.schema = schema
-        self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
-
-    def write(self, columns: Columns) -> None:
-        if not columns[self.schema.names[0]]:
-            return
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.temp, self.schema, compression="zstd")
-        self.writer.write_table(pa.table(columns, schema=self.schema))
-        self.rows += len(columns[self.schema.names[0]])
-
-    def publish(self) -> None:
-        if self.writer is None:
-            return
-        self.writer.close()
-        with open(self.temp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(self.temp, self.path)
-
-    def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.temp.unlink(missing_ok=True)
+    def append(self, table: str, rows: pa.Table) -> None:
+        """Append rows to one table: one Iceberg commit."""
+        if rows.num_rows:
+            self.tables[table].append(rows)
 
 
 def jsonb_refusal(line: bytes) -> str | None:
@@ -309,13 +302,18 @@ def load_batch(
     manifest: dict[str, ManifestRow],
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> list[FileResult]:
-    """Write a batch of files of one kind as one load; its loads row last."""
+    """Land a batch of files of one kind as one load: its lines, its rejects,
+    its manifest rows, then its loads row (the commit readers see), each
+    table's rows one Iceberg commit. The lines stream into the table's data
+    files as they are read (pyiceberg bins them into files), so memory stays
+    flat for a big file; nothing is committed until every file was read, so a
+    file skipped midway leaves no row."""
     kind = batch[0].file.kind
     now = dt.datetime.now(_UTC)
-    lines = _TableFile(lake, kind, LINE_SCHEMA, load_id)
-    rejected = _TableFile(lake, "rejects", REJECT_SCHEMA, load_id)
     results: list[FileResult] = []
-    try:
+    rejected: list[pa.Table] = []
+
+    def line_batches() -> Iterator[pa.RecordBatch]:
         with source.reading_ahead([item.file for item in batch]):
             for item in batch:
                 result = FileResult(item.file, load_id=load_id, replaces=item.replaces)
@@ -335,32 +333,40 @@ def load_batch(
                         columns["loaded_at"].append(now)
                         columns["load_id"].append(load_id)
                     if len(columns["source_file"]) >= ROW_GROUP_LINES:
-                        lines.write(columns)
+                        yield pa.record_batch(columns, schema=LINE_SCHEMA)
                         columns = {name: [] for name in LINE_SCHEMA.names}
-                    rejected.write(
-                        {
-                            "source_file": [item.file.name] * len(rejects),
-                            "line_number": [r.line_number for r in rejects],
-                            "line": [r.line for r in rejects],
-                            "reason": [r.reason for r in rejects],
-                            "detail": [r.detail for r in rejects],
-                            "rejected_at": [now] * len(rejects),
-                            "load_id": [load_id] * len(rejects),
-                        }
-                    )
+                    if rejects:
+                        rejected.append(_reject_rows(item.file.name, rejects, now, load_id))
                     result.rows += len(landed)
                     result.rejects += len(rejects)
-                lines.write(columns)
+                if columns["source_file"]:
+                    yield pa.record_batch(columns, schema=LINE_SCHEMA)
                 results.append(result)
-        lines.publish()
-        rejected.publish()
-        rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))
-        _commit(lake, kind, rows, load_id, now, results)
-    except BaseException:
-        lines.discard()
-        rejected.discard()
-        raise
+
+    lines = lake.tables[kind].transaction()
+    lines.append(pa.RecordBatchReader.from_batches(LINE_SCHEMA, line_batches()))
+    if any(result.rows for result in results):
+        lines.commit_transaction()
+    if rejected:
+        lake.append("rejects", pa.concat_tables(rejected))
+    rows = _landed_rows(results, load_id, now, manifest, source.feed_root(kind))
+    _commit(lake, kind, rows, load_id, now, results)
     return results
+
+
+def _reject_rows(name: str, rejects: list[Reject], now: dt.datetime, load_id: int) -> pa.Table:
+    return pa.table(
+        {
+            "source_file": [name] * len(rejects),
+            "line_number": [r.line_number for r in rejects],
+            "line": [r.line for r in rejects],
+            "reason": [r.reason for r in rejects],
+            "detail": [r.detail for r in rejects],
+            "rejected_at": [now] * len(rejects),
+            "load_id": [load_id] * len(rejects),
+        },
+        schema=REJECT_SCHEMA,
+    )
 
 
 def _landed_rows(
@@ -439,26 +445,22 @@ def _commit(
     now: dt.datetime,
     results: list[FileResult] | None = None,
 ) -> None:
-    """Write a load's manifest rows, then its loads row: the commit. `results`:
+    """Append a load's manifest rows, then its loads row: the commit readers
+    see (the views of schema raw take only rows of loads in loads). `results`:
     the files it landed (none for a prune or a restamp)."""
     results = results or []
-    entries = _TableFile(lake, "load_manifest", MANIFEST_SCHEMA, load_id)
-    entries.write({name: [row.get(name) for row in rows] for name in MANIFEST_SCHEMA.names})
-    entries.publish()
+    lake.append("load_manifest", pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA))
     removed = sum(bool(row["is_removed"]) for row in rows)
-    commit = _TableFile(lake, "loads", LOADS_SCHEMA, load_id)
-    commit.write(
-        {
-            "load_id": [load_id],
-            "source_kind": [kind],
-            "file_count": [len(results)],
-            "row_count": [sum(r.rows for r in results)],
-            "reject_count": [sum(r.rejects for r in results)],
-            "replaced_file_count": [sum(r.replaces for r in results) + removed],
-            "loaded_at": [now],
-        }
-    )
-    commit.publish()  # the commit: from here on, readers see the load
+    marker = {
+        "load_id": [load_id],
+        "source_kind": [kind],
+        "file_count": [len(results)],
+        "row_count": [sum(r.rows for r in results)],
+        "reject_count": [sum(r.rejects for r in results)],
+        "replaced_file_count": [sum(r.replaces for r in results) + removed],
+        "loaded_at": [now],
+    }
+    lake.append("loads", pa.table(marker, schema=LOADS_SCHEMA))  # from here on, readers see it
 
 
 def _restamp(
@@ -489,17 +491,38 @@ def _prune(
     return load_ids
 
 
-def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
+def run(source: FileSource, lake_location: Path | str, options: LoadOptions) -> Summary:
     """Land the feed `source` lists (a local folder or an s3:// prefix) into
     the lake; the same plan, refusals and summary as run.run. One process:
-    options.workers does not apply."""
+    options.workers does not apply. A failure of the catalog's database is a
+    ServerError: one line, what to do."""
+    try:
+        from pyiceberg.exceptions import CommitFailedException
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError as exc:  # requirements-spark.txt not installed
+        raise UsageError(
+            f"--lake needs pyiceberg ({one_line(exc)}): run 'make spark-deps', or "
+            "pip install -r requirements-spark.txt"
+        ) from exc
+    try:
+        with writing(lake_location):  # its reads too
+            return _run(source, lake_location, options)
+    except (SQLAlchemyError, CommitFailedException) as exc:
+        raise ServerError(
+            f"the lake catalog failed: {one_line(exc)}; the load under way is not visible "
+            "to readers and the next run removes what it wrote: re-run to finish"
+        ) from exc
+
+
+def _run(source: FileSource, lake_location: Path | str, options: LoadOptions) -> Summary:
     started = time.monotonic()
     files, skipped = list_feed(source)
     listed = time.monotonic()
-    lake = Lake(lake_dir)
-    lake.root.mkdir(parents=True, exist_ok=True)
-    with lake.locked():
-        lake.create()
+    from raw_loader.lake_store import LakeStore
+
+    store = LakeStore(lake_location, options.store_timeout)
+    with store.locked():
+        lake = Lake(store)
         last_id = lake.remove_uncommitted()
         manifest = lake.manifest()
         load_plan = plan(manifest, source, files, verify=options.verify)
@@ -519,7 +542,7 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
             replaced,
             len(load_plan.unchanged),
             len(work),
-            lake.root,
+            lake_location,
         )
         planned = time.monotonic()
         progress = Progress(
@@ -578,5 +601,5 @@ def run(source: FileSource, lake_dir: Path, options: LoadOptions) -> Summary:
         seconds_planning=planned - listed,
         seconds_loading=finished - planned,
         files_unreadable=sorted(unread),
-        lake=str(lake.root),
+        lake=str(lake_location),
     )

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'files'},
         indexes=[
             {'columns': ['source_file'], 'unique': true},
@@ -30,9 +30,7 @@ staged_lines as (
         has_valid_status,
         has_valid_registration
     from {{ ref('stg_sparkify__events') }}
-    {% if is_incremental() %}
-        where {{ touched('source_file') }}
-    {% endif %}
+    where {{ touched('source_file') }}
 ),
 
 final as (

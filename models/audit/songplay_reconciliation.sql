@@ -5,7 +5,7 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'event_date',
@@ -28,17 +28,13 @@ events as (
     from {{ ref('int_events_deduplicated') }}
     where
         (is_song_play or {{ is_play_like_page('page') }})
-        {% if is_incremental() %}
-            and {{ touched('event_at') }}
-        {% endif %}
+        and {{ touched('event_at') }}
 ),
 
 songplays as (
     select start_time
     from {{ ref('songplays') }}
-    {% if is_incremental() %}
-        where {{ touched('start_time') }}
-    {% endif %}
+    where {{ touched('start_time') }}
 ),
 
 staged_by_day as (

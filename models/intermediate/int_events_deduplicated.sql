@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'events'},
         indexes=[
             {'columns': ['event_id'], 'unique': true},
@@ -20,9 +20,7 @@ with
 event_lines as (
     select *
     from {{ ref('stg_sparkify__events') }}
-    {% if is_incremental() %}
-        where {{ touched('event_id') }}
-    {% endif %}
+    where {{ touched('event_id') }}
 ),
 
 deliveries as (

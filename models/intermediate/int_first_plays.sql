@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days_onward',
             'rewrite_partition': 'first_played_on',
@@ -30,9 +30,7 @@ songplays as (
     where
         song_id is not null
         and user_id is not null
-        {% if is_incremental() %}
-            and {{ touched('start_time') }}
-        {% endif %}
+        and {{ touched('start_time') }}
 ),
 
 firsts as (
@@ -63,7 +61,7 @@ final as (
         firsts.song_or_artist_id,
         firsts.user_id
     from firsts
-    {% if is_incremental() %}
+    {% if is_incremental_rewrite() %}
         -- Played before the rewritten days: that earlier row stays.
         where not exists (
                 select 1

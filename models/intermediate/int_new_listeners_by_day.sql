@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days_onward',
             'rewrite_partition': 'date_day',
@@ -20,9 +20,7 @@ first_plays as (
         kind,
         song_or_artist_id
     from {{ ref('int_first_plays') }}
-    {% if is_incremental() %}
-        where {{ touched('first_played_on') }}
-    {% endif %}
+    where {{ touched('first_played_on') }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'date_day',
@@ -25,9 +25,7 @@ songplays as (
         level,
         start_time
     from {{ ref('songplays') }}
-    {% if is_incremental() %}
-        where {{ touched('start_time') }}
-    {% endif %}
+    where {{ touched('start_time') }}
 ),
 
 ranked as (

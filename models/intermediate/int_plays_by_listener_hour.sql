@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'date_day',
@@ -27,9 +27,7 @@ songplays as (
         location,
         start_time
     from {{ ref('songplays') }}
-    {% if is_incremental() %}
-        where {{ touched('start_time') }}
-    {% endif %}
+    where {{ touched('start_time') }}
 ),
 
 hourly as (

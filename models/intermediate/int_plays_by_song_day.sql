@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'date_day',
@@ -23,9 +23,7 @@ songplays as (
         artist_id,
         cast(start_time as date) as date_day
     from {{ ref('songplays') }}
-    {% if is_incremental() %}
-        where {{ touched('start_time') }}
-    {% endif %}
+    where {{ touched('start_time') }}
 ),
 
 final as (

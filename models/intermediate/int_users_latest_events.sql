@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'users'},
         indexes=[
             {'columns': ['user_id'], 'unique': true},
@@ -15,7 +15,7 @@
 -- chosen before, not the user's whole history. An event delivered again
 -- may have changed, so its user's events all compete again.
 
--- The CTEs inside the is_incremental() blocks sit at the top level.
+-- The CTEs inside the is_incremental_rewrite() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
 
 {%- set event_columns -%}
@@ -29,7 +29,7 @@
 
 with
 
-{% if is_incremental() %}
+{% if is_incremental_rewrite() %}
 
 -- int_events_deduplicated is read by key here, not through one shared CTE:
 -- PostgreSQL would materialize a shared CTE, i.e. read every event.

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'start_time',
@@ -48,9 +48,7 @@ plays as (
     where
         is_song_play
         and has_valid_ts
-        {% if is_incremental() %}
-            and {{ touched('event_at') }}
-        {% endif %}
+        and {{ touched('event_at') }}
 ),
 
 -- At most one song per play. When the catalogue holds several songs that

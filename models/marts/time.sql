@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={
             'incremental_policy': 'event_days',
             'rewrite_partition': 'start_time',
@@ -17,9 +17,7 @@ with
 songplays as (
     select start_time
     from {{ ref('songplays') }}
-    {% if is_incremental() %}
-        where {{ touched('start_time') }}
-    {% endif %}
+    where {{ touched('start_time') }}
 ),
 
 start_times as (

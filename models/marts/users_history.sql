@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'users'},
         indexes=[
             {'columns': ['user_id']},
@@ -18,7 +18,7 @@
 -- everything before, and only the new events are read. Otherwise (a late
 -- event, a redelivered day) the user's whole timeline is read again.
 
--- The CTEs inside the is_incremental() blocks sit at the top level.
+-- The CTEs inside the is_incremental_rewrite() blocks sit at the top level.
 -- sqlfluff:indentation:template_blocks_indent:false
 
 {#- Only events that can be placed in time and say a level. -#}
@@ -36,7 +36,7 @@
 
 with
 
-{% if is_incremental() %}
+{% if is_incremental_rewrite() %}
 
 -- int_events_deduplicated is read by key each time, not through one shared
 -- CTE: PostgreSQL would materialize a shared CTE, i.e. read every event.
@@ -228,7 +228,7 @@ final as (
         last_event_at
     from periods
 
-    {% if is_incremental() %}
+    {% if is_incremental_rewrite() %}
 
     union all
 

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'sessions'},
         indexes=[
             {'columns': ['user_id', 'session_id'], 'unique': true},
@@ -27,9 +27,7 @@ songplays as (
     where
         user_id is not null
         and session_id is not null
-        {% if is_incremental() %}
-            and {{ touched('user_id, session_id') }}
-        {% endif %}
+        and {{ touched('user_id, session_id') }}
 ),
 
 -- The level the session started at (a user may upgrade mid-session), on

@@ -104,8 +104,8 @@ def spark_cluster(
 ) -> Iterator[SparkCluster]:
     """The project's Spark cluster (ingest/spark_cluster.py), started once per test
     session for the tests that build on Spark, in a SPARK_DIR, on free ports and
-    with a metastore database of its own; stopped, and its database dropped, at the
-    end. A test that builds calls its reset() first."""
+    with a metastore database and an Iceberg catalog database of its own; stopped,
+    and its databases dropped, at the end. A test that builds calls its reset() first."""
     import psycopg
     from psycopg import sql
 
@@ -125,8 +125,9 @@ def spark_cluster(
     finally:
         cluster_cli(env, "stop")
         with psycopg.connect(admin_conninfo(server_env), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(metastore_db)
+            for database in (metastore_db, SparkCluster(env, spark_dir, metastore_db).catalog_db):
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(database)
+                    )
                 )
-            )

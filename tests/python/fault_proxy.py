@@ -150,7 +150,10 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 proxy.ended()
 
         def _answer(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body = self._read_chunked()  # pyarrow's S3 client uploads this way
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             request = f"{self.command} {self.path}"
             rule = proxy.rule_for(request, dict(self.headers.items()))
             if rule is not None and rule.hang:
@@ -172,16 +175,31 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             for name, value in headers:
                 if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                     self.send_header(name, value)
+            if self.command == "HEAD":  # no body: the object's own length (pyarrow reads it)
+                length = dict((name.lower(), value) for name, value in headers)
+                self.send_header("Content-Length", length.get("content-length", "0"))
+                self.end_headers()
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            if self.command == "HEAD":
-                return
             if rule is not None and rule.cut_after is not None:
                 self.wfile.write(payload[: rule.cut_after])
                 self.wfile.flush()
                 self._reset()
                 return
             self.wfile.write(payload)
+
+        def _read_chunked(self) -> bytes:
+            """An HTTP/1.1 chunked body, forwarded with its length instead."""
+            parts: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
 
         def _forward(
             self, method: str, path: str, body: bytes
@@ -193,7 +211,8 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 headers = {
                     name: value
                     for name, value in self.headers.items()
-                    if name.lower() not in _HOP_BY_HOP
+                    # The body is read whole and sent at once: no 100-continue.
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "expect"
                 }
                 connection.request(method, path, body=body or None, headers=headers)
                 answer = connection.getresponse()

@@ -2,12 +2,11 @@
 
 The tests' cluster is the project's own (ingest/spark_cluster.py), started with
 its CLI as a user would, in a SPARK_DIR, on free ports and with a metastore
-database of its own (conftest.py starts one per test session). dbt reaches it
-through its Thrift server, as the `spark` output of profiles.yml.example does
-anywhere. Its managed tables are Parquet folders in the cluster's warehouse
-(SPARK_DIR/cluster/warehouse/<schema>.db/<table>/), read back with pyarrow once
-dbt has finished: exact values (decimals, timestamps) where PyHive's rows give
-text.
+database and an Iceberg catalog database of its own (conftest.py starts one per
+test session). dbt reaches it through its Thrift server, as the `spark` output
+of profiles.yml.example does anywhere. Its tables are Iceberg tables named in
+the catalog (in PostgreSQL), read back with pyiceberg once dbt has finished:
+exact values (decimals, timestamps) where PyHive's rows give text.
 """
 
 from __future__ import annotations
@@ -22,40 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
-
 import spark_cluster
+from raw_loader import lake_catalog
 
 # The marts and report tables compared between engines, with their keys.
 COMPARED_SCHEMAS = ("analytics", "reports")
-
-
-def lake_table(lake: Path, table: str) -> list[dict]:
-    """Every row of a lake folder's Parquet files, committed or not."""
-    files = sorted((lake / table).glob("load-*.parquet"))
-    if not files:
-        return []
-    return pa.concat_tables([pq.read_table(path) for path in files]).to_pylist()
-
-
-def current(lake: Path, table: str) -> list[dict]:
-    """What the raw.<table> view on Spark holds (macros/landing.sql), read with
-    pyarrow: committed loads only, each file's rows from the load of its
-    current manifest row (the latest committed one, by the load that wrote it)."""
-    committed = {row["load_id"] for row in lake_table(lake, "loads")}
-    manifest: dict[str, dict] = {}
-    rows = lake_table(lake, "load_manifest")
-    for row in sorted(rows, key=lambda r: r.get("recorded_by_load") or r["load_id"]):
-        if (row.get("recorded_by_load") or row["load_id"]) in committed:
-            manifest[row["source_file"]] = row
-    if table == "load_manifest":
-        return [row for row in manifest.values() if not row["is_removed"]]
-    versions = {(name, row["load_id"]) for name, row in manifest.items() if not row["is_removed"]}
-    return [
-        row for row in lake_table(lake, table) if (row["source_file"], row["load_id"]) in versions
-    ]
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,12 +40,14 @@ def cluster_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 
 
 def cluster_env(server_env: dict[str, str], spark_dir: Path, metastore_db: str) -> dict[str, str]:
-    """The environment of a cluster of the test's own: its folder, ports and catalog."""
+    """The environment of a cluster of the test's own: its folder, ports and
+    catalogs (the Iceberg catalog's database: the metastore's name + _lake)."""
     return {
         **server_env,
         **{key: str(value) for key, value in spark_cluster.free_ports().items()},
         "SPARKIFY_SPARK_DIR": str(spark_dir),
         "SPARKIFY_METASTORE_DB": metastore_db,
+        lake_catalog.CATALOG_DATABASE_VARIABLE: f"{metastore_db}_lake",
     }
 
 
@@ -91,8 +63,8 @@ class SparkCluster:
         return int(self.env[f"SPARKIFY_SPARK_{name}_PORT"])
 
     @property
-    def warehouse(self) -> Path:
-        return self.spark_dir / "cluster" / "warehouse"
+    def catalog_db(self) -> str:
+        return self.env[lake_catalog.CATALOG_DATABASE_VARIABLE]
 
     def master_json(self) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.port('MASTER_UI')}/json/"
@@ -116,11 +88,19 @@ class SparkCluster:
             connection.close()
 
     def reset(self) -> None:
-        """Drop every database but `default`, with its tables: a test that builds
-        starts from an empty catalog, as on a fresh cluster (the catalog outlives
-        each dbt run, so incremental models would build on another test's tables)."""
-        names = [name for (name,) in self.query("show databases") if name != "default"]
-        self.query(*(f"drop database if exists `{name}` cascade" for name in names))
+        """Drop every schema but `default`, with its tables and views: a test that
+        builds starts from an empty catalog, as on a fresh cluster (the catalog
+        outlives each dbt run, so incremental models would build on another
+        test's tables). Iceberg's catalog drops no schema that holds anything."""
+        names = [name for (name,) in self.query("show namespaces") if name != "default"]
+        for name in names:
+            views = [row[1] for row in self.query(f"show views in `{name}`")]
+            tables = [row[1] for row in self.query(f"show tables in `{name}`")]
+            self.query(
+                *(f"drop view if exists `{name}`.`{view}`" for view in views),
+                *(f"drop table if exists `{name}`.`{table}`" for table in tables),
+                f"drop namespace if exists `{name}`",
+            )
 
 
 def spark_env(base: dict[str, str], cluster: SparkCluster, lake: Path) -> dict[str, str]:
@@ -130,16 +110,10 @@ def spark_env(base: dict[str, str], cluster: SparkCluster, lake: Path) -> dict[s
         "SPARKIFY_SPARK_THRIFT_HOST": "127.0.0.1",
         "SPARKIFY_SPARK_THRIFT_PORT": str(cluster.port("THRIFT")),
         "SPARKIFY_LAKE": str(lake),
+        lake_catalog.CATALOG_DATABASE_VARIABLE: cluster.catalog_db,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-
-
-def table_dirs(warehouse: Path, schema: str) -> dict[str, Path]:
-    root = warehouse / f"{schema}.db"
-    if not root.is_dir():
-        return {}
-    return {path.name: path for path in sorted(root.iterdir()) if path.is_dir()}
 
 
 def normalised(value: object) -> object:
@@ -165,36 +139,29 @@ def rows_of(columns: list[str], rows: list[tuple]) -> list[tuple]:
     return sorted(out, key=repr)
 
 
-# The folder name of a partition whose value is null.
-HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+def spark_tables(cluster: SparkCluster, schemas: tuple[str, ...]) -> dict[str, list[tuple]]:
+    """Every table of these schemas in the cluster's Iceberg catalog, read with
+    pyiceberg (each table's current snapshot): `schema.table` -> normalised rows.
+    Views are not tables: the catalog lists them apart."""
+    from pyiceberg.catalog.sql import SqlCatalog
 
+    from raw_loader.lake_store import sqlalchemy_url
 
-def spark_table(path: Path) -> list[tuple]:
-    """A table's rows. A partitioned table (an event_days model: by day) keeps
-    its partition column in folder names (date_day=2018-11-05), which pyarrow
-    reads as text: given back as dates, as the column's values are."""
-    partitioning = ds.HivePartitioning.discover(null_fallback=HIVE_NULL_PARTITION)
-    table = pq.read_table(path, partitioning=partitioning)
-    partition_columns = {child.name.split("=")[0] for child in path.iterdir() if "=" in child.name}
-    columns = table.column_names
-    data = [
-        [
-            dt.date.fromisoformat(value) if name in partition_columns and value else value
-            for value in table.column(name).to_pylist()
-        ]
-        for name in columns
-    ]
-    return rows_of(columns, list(zip(*data, strict=True)) if data else [])
-
-
-def spark_tables(warehouse: Path, schemas: tuple[str, ...]) -> dict[str, list[tuple]]:
-    """Every table of these schemas: `schema.table` -> normalised rows."""
+    catalog = SqlCatalog(lake_catalog.CATALOG_NAME, uri=sqlalchemy_url(cluster.env))
     found = {}
-    for schema in schemas:
-        for name, path in table_dirs(warehouse, schema).items():
-            if name.endswith(("__rewrite", "consumed_loads")):
+    try:
+        for schema in schemas:
+            if (schema,) not in catalog.list_namespaces():
                 continue
-            found[f"{schema}.{name}"] = spark_table(path)
+            for _, name in catalog.list_tables(schema):
+                if name == "consumed_loads":
+                    continue
+                table = catalog.load_table((schema, name)).scan().to_arrow()
+                columns = table.column_names
+                rows = list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+                found[f"{schema}.{name}"] = rows_of(columns, rows)
+    finally:
+        catalog.close()
     return found
 
 

@@ -25,24 +25,30 @@ the cluster's catalog first: the catalog outlives each dbt run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers import (
+    REPO_ROOT,
     UDACITY_SAMPLE,
     connect,
+    dbt_invocation,
     generate_feed,
     run_dbt,
     run_loader,
     throwaway_database,
 )
+from lake_reader import current
 from spark_warehouse import (
     COMPARED_SCHEMAS,
     SparkCluster,
-    current,
     differences,
     pg_tables,
     spark_env,
@@ -120,6 +126,58 @@ def spark_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> str:
     return result.stdout
 
 
+def snapshot_count(cluster: SparkCluster, table: str) -> int:
+    """How many commits an Iceberg table of the cluster's catalog has had."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from raw_loader import lake_catalog
+    from raw_loader.lake_store import sqlalchemy_url
+
+    catalog = SqlCatalog(lake_catalog.CATALOG_NAME, uri=sqlalchemy_url(cluster.env))
+    try:
+        return len(catalog.load_table(tuple(table.split("."))).snapshots())
+    finally:
+        catalog.close()
+
+
+def build_killed_after_write(
+    env: dict[str, str], tmp_path: Path, cluster: SparkCluster, table: str
+) -> str:
+    """Start `dbt run` on Spark and SIGKILL it as soon as `table`'s write (its
+    merge) has committed, before its claim is recorded: when dbt has sent the
+    statement after the merge (the uncache of its rows; the claim comes after
+    it). Killing it while the merge runs would not do: the Thrift server
+    cancels a dead client's statements. Returns what dbt had logged."""
+    commits = snapshot_count(cluster, table)
+    command, dbt_env = dbt_invocation(env, tmp_path, "run", "--target", "spark")
+    logs = tmp_path / "killed-dbt-logs"
+    command[command.index("--log-path") + 1] = str(logs)
+    process = subprocess.Popen(
+        command,
+        env=dbt_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    write = f"merge into {table} as built"
+    after_write = f"uncache table if exists {table.split('.')[-1]}__rewrite"
+    try:
+        deadline = time.monotonic() + 1200
+        while True:
+            logged = (logs / "dbt.log").read_text(errors="replace") if logs.exists() else ""
+            if write in logged and after_write in logged[logged.index(write) :]:
+                break
+            assert process.poll() is None, "dbt ended before the write"
+            assert time.monotonic() < deadline, "dbt never reached the write"
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert snapshot_count(cluster, table) == commits + 1, f"{table}'s write did not commit"
+    return (logs / "dbt.log").read_text(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def parity(
     tmp_path_factory: pytest.TempPathFactory,
@@ -149,7 +207,13 @@ def parity(
     second = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert second.returncode == 0, second.stderr
     assert '"loads": 1' in second.stdout, second.stdout
+    # A build killed after songplays' write and before its claim: the next
+    # plain build claims the same loads again, and must end as a full refresh.
+    results["killed_log"] = build_killed_after_write(env, tmp, spark_cluster, "analytics.songplays")
     spark_dbt(env, tmp, "run")
+    results["after_kill"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
+    spark_dbt(env, tmp, "run", "--full-refresh")
+    results["after_kill_full_refresh"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     # A corrected day (its last line gone): a file they hold, so they rewrite.
     corrected = days[0]
     lines = corrected.read_bytes().splitlines(keepends=True)
@@ -158,11 +222,11 @@ def parity(
     assert third.returncode == 0, third.stderr
     assert '"files_replaced": 1' in third.stdout, third.stdout
     spark_dbt(env, tmp, "run")
-    results["incremental"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
+    results["incremental"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
-    results["full_refresh"] = spark_tables(spark_cluster.warehouse, BUILT_SCHEMAS)
+    results["full_refresh"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     results["lake_rejects"] = sorted(
-        (row["source_file"], row["line_number"], row["reason"]) for row in current(lake, "rejects")
+        (row["source_file"], row["line_number"], row["reason"]) for row in current(env, "rejects")
     )
 
     for pg_env in throwaway_database(server_env):
@@ -195,6 +259,16 @@ def test_spark_build_runs_every_model_test_and_unit_test(parity):
 def test_incremental_spark_build_equals_its_full_refresh(parity):
     assert parity["incremental"], "no table was read from the Spark warehouse"
     assert differences(parity["incremental"], parity["full_refresh"]) == {}
+
+
+def test_a_spark_build_killed_between_its_write_and_its_claim_is_caught_up(parity):
+    """The kill came after songplays' merge was sent (and committed) and before
+    its claim: the next plain build equals a full refresh, table by table."""
+    log = parity["killed_log"]
+    write = log.index("merge into analytics.songplays as built")
+    assert "insert into audit.consumed_loads select 'songplays'" not in log[write:]
+    assert parity["after_kill"]["analytics.songplays"]
+    assert differences(parity["after_kill"], parity["after_kill_full_refresh"]) == {}
 
 
 def test_every_mart_and_report_on_spark_equals_postgres_row_for_row(parity):
@@ -243,7 +317,7 @@ def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, s
     env = spark_env(server_env, spark_cluster, lake)
     assert run_loader(env, "--data-dir", UDACITY_SAMPLE, "--lake", lake).returncode == 0
     spark_dbt(env, tmp_path, "run", "--select", "+" + " +".join(ORACLE_MARTS))
-    tables = spark_tables(spark_cluster.warehouse, ("analytics",))
+    tables = spark_tables(spark_cluster, ("analytics",))
     counts = {mart: len(tables[f"analytics.{mart}"]) for mart in ORACLE_MARTS}
     assert counts == {mart: expected[mart] for mart in ORACLE_MARTS}
     # Built by the cluster's executors, in the workers' JVMs: the master gives
@@ -253,15 +327,15 @@ def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, s
     assert len(thrift) == 1 and thrift[0]["cores"] == 2, state["activeapps"]
     assert [worker["coresused"] for worker in state["workers"]] == [1, 1], state["workers"]
 
-    # The catalog outlives the run: a build on another lake is refused, as its
-    # load ids would pass for the ones the models consumed.
+    # The catalog names the landing tables: a build told of another lake is
+    # refused, as it would build this catalog's landing instead.
     other = run_dbt(
         {**env, "SPARKIFY_LAKE": str(tmp_path / "another-lake")},
         tmp_path,
         *("run", "--target", "spark", "--select", "stg_sparkify__load_manifest"),
     )
     assert other.returncode != 0
-    assert f"models were built from the lake {lake}, not SPARKIFY_LAKE=" in other.stdout
+    assert f"landing tables are in the lake {lake}:" in other.stdout
     matched = sorted(
         (dict(row)["song_id"], dict(row)["song_match_rule"])
         for row in tables["analytics.songplays"]

@@ -1,8 +1,10 @@
-"""load_raw.py --lake: the landing tables as Parquet files keep the loader's contract.
+"""load_raw.py --lake: the landing tables as Iceberg tables keep the loader's contract.
 
-Read back with pyarrow the way Spark's views read them (macros/landing.sql):
-committed loads only, each file's rows from the load of its current manifest row.
-Marked `spark` (pyarrow comes with requirements-spark.txt): run by make test-spark.
+Read back with pyiceberg the way Spark's views read them (lake_reader.current,
+macros/landing.sql): committed loads only, each file's rows from the load of
+its current manifest row. Each test has a catalog database of its own
+(SPARKIFY_LAKE_CATALOG_DB) on the test server. Marked `spark` (pyiceberg comes
+with requirements-spark.txt): run by make test-spark; no Spark is started.
 """
 
 from __future__ import annotations
@@ -10,36 +12,59 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import psycopg
 import pytest
 
 from fault_proxy import FaultProxy, Rule
-from helpers import connect, generate_feed, run_loader
+from helpers import (
+    REPO_ROOT,
+    admin_conninfo,
+    connect,
+    generate_feed,
+    run_loader,
+    throwaway_database,
+)
+from lake_reader import current, lake_rows
 from raw_loader import lake as lake_loader
+from raw_loader import lake_catalog
 from raw_loader.options import LoadOptions
 from raw_loader.run import resolve_roots, source_for
 from raw_loader.run import run as pg_run
 from s3_server import MotoServer, bucket, moto, upload_feed  # noqa: F401
-from spark_warehouse import current, lake_table
 
 pytestmark = pytest.mark.spark
+
+
+def catalog_of_its_own(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    for env in throwaway_database(server_env):
+        yield {**server_env, lake_catalog.CATALOG_DATABASE_VARIABLE: env["PGDATABASE"]}
+
+
+@pytest.fixture
+def lake_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The test server's environment with a lake catalog database of the test's own."""
+    yield from catalog_of_its_own(server_env)
+
+
+@pytest.fixture
+def other_lake_env(server_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A second catalog, for a clean load to compare with."""
+    yield from catalog_of_its_own(server_env)
 
 
 def canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def lake_load(
-    tmp_path: Path, feed: Path | str, lake: Path, *args: str, env: dict | None = None
-) -> dict:
-    result = run_loader(
-        env or dict(os.environ), "--data-dir", feed, "--lake", lake, "--json", *args
-    )
+def lake_load(env: dict[str, str], feed: Path | str, lake: Path | str, *args: str) -> dict:
+    result = run_loader(env, "--data-dir", feed, "--lake", lake, "--json", *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -49,19 +74,59 @@ def lake_files(lake: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(lake)): path.read_bytes()
         for path in sorted(lake.rglob("*"))
-        if path.is_file() and path.name != ".lock"
+        if path.is_file()
     }
+
+
+def landing(env: dict[str, str]) -> dict[str, list[tuple]]:
+    """The landing tables as the Spark staging reads them, without what differs
+    between two loads of the same feed (when it landed, which load ids)."""
+    kept = {
+        "events": ("source_file", "line_number", "payload"),
+        "songs": ("source_file", "line_number", "payload"),
+        "rejects": ("source_file", "line_number", "line", "reason", "detail"),
+        "load_manifest": (
+            "source_file",
+            "source_kind",
+            "checksum",
+            "size_bytes",
+            "row_count",
+            "reject_count",
+            "feed_root",
+        ),
+        "loads": (
+            "source_kind",
+            "file_count",
+            "row_count",
+            "reject_count",
+            "replaced_file_count",
+        ),
+    }
+    return {
+        table: sorted(tuple(row[column] for column in columns) for row in current(env, table))
+        for table, columns in kept.items()
+    }
+
+
+def stray_rows(env: dict[str, str]) -> dict[str, int]:
+    """Rows of loads that are not in loads, by table: none after a run ends."""
+    committed = {row["load_id"] for row in lake_rows(env, "loads")}
+    found = {}
+    for table in ("events", "songs", "rejects", "load_manifest"):
+        column = "recorded_by_load" if table == "load_manifest" else "load_id"
+        found[table] = sum(row[column] not in committed for row in lake_rows(env, table))
+    return found
 
 
 # What a refusal of another feed names: the first file and the feed it came from.
 OTHER_FEED = re.compile(r"files loaded from another feed \(e\.g\. (\S+) from (\S+)\)")
 
 
-def test_lake_lands_the_same_rows_and_rejects_as_postgres(db_env, tmp_path):
+def test_lake_lands_the_same_rows_and_rejects_as_postgres(db_env, lake_env, tmp_path):
     feed = tmp_path / "feed"
     generate_feed(feed, "--faults", "--days", "6", "--seed", "7")
     lake = tmp_path / "lake"
-    stats = lake_load(tmp_path, feed, lake)
+    stats = lake_load(lake_env, feed, lake)
     assert run_loader(db_env, "--data-dir", feed).returncode == 0
     with connect(db_env) as conn:
         pg_events = conn.execute("select source_file, line_number, payload from raw.events")
@@ -74,7 +139,7 @@ def test_lake_lands_the_same_rows_and_rejects_as_postgres(db_env, tmp_path):
     as_rows = {
         kind: {
             (r["source_file"], r["line_number"], canonical(json.loads(r["payload"])))
-            for r in current(lake, kind)
+            for r in current(lake_env, kind)
         }
         for kind in ("events", "songs")
     }
@@ -83,89 +148,123 @@ def test_lake_lands_the_same_rows_and_rejects_as_postgres(db_env, tmp_path):
     assert as_rows["songs"] == pg_songs
     lake_rejects = {
         (r["source_file"], r["line_number"], r["line"], r["reason"])
-        for r in current(lake, "rejects")
+        for r in current(lake_env, "rejects")
     }
     assert lake_rejects == pg_rejects and pg_rejects  # the faults make rejects
     assert stats["rejects"] == len(pg_rejects)
+    # The files are where docs/loader.md says, and the catalog names the lake.
+    assert sorted(path.name for path in (lake / lake_catalog.NAMESPACE).iterdir()) == sorted(
+        lake_catalog.TABLES
+    )
+    assert list((lake / lake_catalog.NAMESPACE / "events" / "data").glob("*.parquet"))
 
 
-def test_rerun_loads_nothing_and_a_changed_file_replaces_its_rows(tmp_path):
+def test_rerun_loads_nothing_and_a_changed_file_replaces_its_rows(lake_env, tmp_path):
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "3")
     lake = tmp_path / "lake"
-    first = lake_load(tmp_path, feed, lake)
+    first = lake_load(lake_env, feed, lake)
     assert first["loads"] >= 2 and first["event_rows"] > 0
-    assert lake_load(tmp_path, feed, lake)["loads"] == 0
+    assert lake_load(lake_env, feed, lake)["loads"] == 0
 
     day = sorted((feed / "log_data").rglob("*-events.json"))[0]
     name = str(day.relative_to(feed))
     lines = day.read_bytes().splitlines()[:5]
     day.write_bytes(b"\n".join(lines) + b"\n")
-    again = lake_load(tmp_path, feed, lake)
+    again = lake_load(lake_env, feed, lake)
     assert (again["loads"], again["files_replaced"], again["event_rows"]) == (1, 1, 5)
-    rows = [row for row in current(lake, "events") if row["source_file"] == name]
+    rows = [row for row in current(lake_env, "events") if row["source_file"] == name]
     assert sorted(row["line_number"] for row in rows) == [1, 2, 3, 4, 5]
     assert {row["load_id"] for row in rows} == {again["last_load_id"]}
-    loads = {row["load_id"]: row for row in lake_table(lake, "loads")}
+    loads = {row["load_id"]: row for row in lake_rows(lake_env, "loads")}
     assert loads[again["last_load_id"]]["replaced_file_count"] == 1
 
 
-def test_a_load_that_never_committed_is_invisible_and_removed_by_the_next_run(tmp_path):
+class CommitBlocker:
+    """Holds the catalog row of one landing table locked (select ... for update),
+    so that a loader's commit of that table waits: it has committed the tables
+    before it (lines, rejects, manifest, loads: that order), not this one."""
+
+    def __init__(self, env: dict[str, str], table: str):
+        params = lake_catalog.connection_params(env)
+        self.conn = psycopg.connect(
+            admin_conninfo(env).replace("dbname=postgres", f"dbname={params['dbname']}")
+        )
+        self.conn.execute(
+            "select 1 from iceberg_tables where table_name = %s for update", [table]
+        ).fetchone()
+
+    def waiting(self) -> bool:
+        """True once a session waits for this lock: the loader, at that commit."""
+        pid = self.conn.info.backend_pid
+        with psycopg.connect(self.conn.info.dsn, autocommit=True) as other:
+            found = other.execute(
+                "select 1 from pg_stat_activity where %s = any(pg_blocking_pids(pid))", [pid]
+            ).fetchone()
+        return found is not None
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
+    """The loader in a process group of its own, as a scheduler would run it."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr.open("w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until(condition, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("blocked", ["events", "load_manifest", "loads"])
+def test_a_load_killed_between_its_commits_is_invisible_and_removed_by_the_next_run(
+    lake_env, other_lake_env, tmp_path, blocked
+):
+    """SIGKILL while a load waits to commit `blocked`: for `events` nothing is
+    committed (its data files are written, in no snapshot); for the others its
+    lines (and for `loads` its manifest rows) are committed, its loads row is
+    not. Readers see the lake as before; the next plain run deletes the stray
+    rows and ends equal to a clean load of the same feed."""
     feed = tmp_path / "feed"
-    generate_feed(feed, "--days", "2")
+    generate_feed(feed, "--faults", "--days", "3", "--seed", "5")
     lake = tmp_path / "lake"
-    stats = lake_load(tmp_path, feed, lake)
-    before = current(lake, "events")
-    # A run killed after writing its rows and manifest, before its loads/ file:
-    # the same files again under a new load id, with no commit.
-    orphan = stats["last_load_id"] + 1
-    for table in ("events", "load_manifest"):
-        source = sorted((lake / table).glob("load-*.parquet"))[0]
-        copy = pq.read_table(source)
-        for column in {"load_id", "recorded_by_load"} & set(copy.column_names):
-            copy = copy.set_column(
-                copy.schema.get_field_index(column),
-                column,
-                pa.array([orphan] * copy.num_rows, pa.int64()),
-            )
-        pq.write_table(copy, lake / table / f"load-{orphan:010d}.parquet")
-    assert current(lake, "events") == before
-    assert lake_load(tmp_path, feed, lake)["loads"] == 0
-    assert not list(lake.rglob(f"load-{orphan:010d}*.parquet"))
-    assert current(lake, "events") == before
-    shutil.rmtree(lake)
+    lake_load(lake_env, feed, lake)
+    before = landing(lake_env)
+    # A changed file: the killed load replaces its rows.
+    day = sorted((feed / "log_data").rglob("*-events.json"))[0]
+    day.write_bytes(day.read_bytes() + day.read_bytes().splitlines(keepends=True)[0])
 
+    blocker = CommitBlocker(lake_env, blocked)
+    try:
+        killed = start_loader(lake_env, tmp_path / "killed.err", "--data-dir", feed, "--lake", lake)
+        wait_until(blocker.waiting, f"the loader to wait at its commit of {blocked}")
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=60)
+    finally:
+        blocker.release()
+    assert landing(lake_env) == before  # nothing of the killed load is visible
+    # ... though from the manifest's commit on, its lines were committed
+    assert (stray_rows(lake_env)["events"] > 0) == (blocked != "events")
 
-def test_a_second_feed_is_refused_as_postgres_refuses_it(db_env, tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    generate_feed(first, "--days", "2", "--seed", "3")
-    generate_feed(second, "--days", "3", "--seed", "4")  # the same day files, other songs
-    lake = tmp_path / "lake"
-    lake_load(tmp_path, first, lake)
-    assert run_loader(db_env, "--data-dir", first).returncode == 0
-    before = lake_files(lake)
-
-    into_lake = run_loader(dict(os.environ), "--data-dir", second, "--lake", lake, "--json")
-    into_pg = run_loader(db_env, "--data-dir", second, "--json")
-    assert (into_lake.returncode, into_pg.returncode) == (2, 2), into_lake.stderr
-    assert into_lake.stdout == "" and "Traceback" not in into_lake.stderr
-    assert lake_files(lake) == before  # nothing loaded, nothing restamped
-    named = OTHER_FEED.search(into_lake.stderr)
-    assert named and named.groups() == OTHER_FEED.search(into_pg.stderr).groups()
-    assert named.group(2) == str((first / "log_data").resolve())
-
-    # Asked to, both replace the files of the same name, and keep the first
-    # feed's others: they are not this feed's, so not "no longer in the feed".
-    replaced = lake_load(tmp_path, second, lake, "--replace-other-feed")
-    loaded = run_loader(db_env, "--data-dir", second, "--json", "--replace-other-feed")
-    assert loaded.returncode == 0, loaded.stderr
-    in_pg = json.loads(loaded.stdout)
-    compared = ("files_loaded", "files_replaced", "files_unchanged", "files_vanished")
-    assert {key: replaced[key] for key in compared} == {key: in_pg[key] for key in compared}
-    assert replaced["files_replaced"] > 0 and replaced["files_vanished"] == []
-    with connect(db_env) as conn:
-        pg_lines = set(conn.execute("select source_file, line_number from raw.events"))
-    assert {(r["source_file"], r["line_number"]) for r in current(lake, "events")} == pg_lines
+    again = lake_load(lake_env, feed, lake)
+    assert (again["loads"], again["files_replaced"]) == (1, 1)
+    assert set(stray_rows(lake_env).values()) == {0}
+    lake_load(other_lake_env, feed, tmp_path / "clean")
+    got, clean = landing(lake_env), landing(other_lake_env)
+    for table in ("events", "songs", "rejects", "load_manifest"):
+        assert got[table] == clean[table], table
 
 
 def put_and_load_within_one_second(
@@ -198,6 +297,7 @@ def event_line(level: str, item: int) -> bytes:
 
 def test_an_object_rewritten_within_its_second_is_replaced_by_its_etag(
     db_env,
+    lake_env,
     moto: MotoServer,  # noqa: F811
     bucket: str,  # noqa: F811
     tmp_path,
@@ -205,47 +305,56 @@ def test_an_object_rewritten_within_its_second_is_replaced_by_its_etag(
 ):
     """Same size, same last-modified second, other bytes: the lake sees the new
     ETag and replaces the rows, as PostgreSQL's loader does."""
-    for name, value in moto.env(db_env).items():
+    env = moto.env({**db_env, **lake_env, "PGDATABASE": db_env["PGDATABASE"]})
+    for name, value in env.items():
         monkeypatch.setenv(name, value)  # both loaders run in this process: fast
     client = moto.client()
     url = f"s3://{bucket}/feed"
     lake = tmp_path / "lake"
 
-    def load_both() -> tuple[dict, dict]:
+    def load_lake() -> dict:
         roots = resolve_roots(url, None, None)
-        into_lake = lake_loader.run(source_for(roots), lake, LoadOptions()).as_dict()
-        return into_lake, pg_run(roots, LoadOptions()).as_dict()
+        return lake_loader.run(source_for(roots), lake, LoadOptions()).as_dict()
+
+    def load_pg() -> dict:
+        return pg_run(resolve_roots(url, None, None), LoadOptions()).as_dict()
 
     client.put_object(Bucket=bucket, Key="feed/log_data/warm-up.json", Body=event_line("free", 0))
-    load_both()  # the schema, the lake's folders, the imports: done before the clock runs
+    load_lake(), load_pg()  # the schema, the lake's tables, the imports: before the clock runs
     paid = b"\n".join(event_line("paid", item) for item in (1, 2, 3)) + b"\n"
     free = paid.replace(b'"paid"', b'"free"', 1)
     assert len(free) == len(paid)
-    for attempt in range(5):  # a load that crosses a second boundary tries again
-        key = f"feed/log_data/day-{attempt}.json"
-        if put_and_load_within_one_second(client, bucket, key, free, paid, load_both):
-            break
-    else:
-        pytest.fail("five loads in a row took over a second: the machine is too slow")
+    # Each loader on a key of its own, so that one load fits in the second.
+    names = {}
+    for loader, load in (("lake", load_lake), ("pg", load_pg)):
+        for attempt in range(5):  # a load that crosses a second boundary tries again
+            key = f"feed/log_data/day-{loader}-{attempt}.json"
+            if put_and_load_within_one_second(client, bucket, key, free, paid, load):
+                names[loader] = key.removeprefix("feed/")
+                break
+        else:
+            pytest.fail("five loads in a row took over a second: the machine is too slow")
 
-    into_lake, into_pg = load_both()
+    into_lake, into_pg = load_lake(), load_pg()
     assert (into_lake["files_replaced"], into_pg["files_replaced"]) == (1, 1)
-    name = key.removeprefix("feed/")
-    levels = sorted(
-        json.loads(row["payload"])["level"]
-        for row in current(lake, "events")
-        if row["source_file"] == name
-    )
-    assert levels == ["paid", "paid", "paid"]
     with connect(db_env) as conn:
-        in_pg = conn.execute(
-            "select payload ->> 'level' from raw.events where source_file = %s", [name]
-        ).fetchall()
-    assert sorted(level for (level,) in in_pg) == levels
-    etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    assert {
-        row["etag"] for row in current(lake, "load_manifest") if row["source_file"] == name
-    } == {etag}
+        in_pg: dict[str, list[str]] = dict(
+            conn.execute(
+                "select source_file, array_agg(payload ->> 'level') from raw.events group by 1"
+            )
+        )
+    for name in names.values():
+        levels = sorted(
+            json.loads(row["payload"])["level"]
+            for row in current(env, "events")
+            if row["source_file"] == name
+        )
+        assert levels == ["paid", "paid", "paid"] == sorted(in_pg[name])
+    name = names["lake"]
+    etag = client.head_object(Bucket=bucket, Key=f"feed/{name}")["ETag"].strip('"')
+    assert {row["etag"] for row in current(env, "load_manifest") if row["source_file"] == name} == {
+        etag
+    }
 
 
 def object_reads(server: MotoServer, bucket_name: str, since: int) -> list[str]:
@@ -258,6 +367,7 @@ def object_reads(server: MotoServer, bucket_name: str, since: int) -> list[str]:
 
 
 def test_an_object_put_again_unchanged_is_restamped_and_not_read_again(
+    lake_env,
     moto: MotoServer,  # noqa: F811
     bucket: str,  # noqa: F811
     tmp_path,
@@ -265,49 +375,50 @@ def test_an_object_put_again_unchanged_is_restamped_and_not_read_again(
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "2")
     keys = upload_feed(moto.client(), bucket, feed, "feed")
-    env = moto.env(dict(os.environ))
+    env = moto.env(lake_env)
     url, lake = f"s3://{bucket}/feed", tmp_path / "lake"
-    first = lake_load(tmp_path, url, lake, env=env)
+    first = lake_load(env, url, lake)
 
     day = next(key for key in keys if key.endswith("-events.json"))
     body = moto.client().get_object(Bucket=bucket, Key=day)["Body"].read()
     time.sleep(1.1)  # a new last-modified second, the same bytes (so the same ETag)
     moto.client().put_object(Bucket=bucket, Key=day, Body=body)
     before = len(moto.requests())
-    again = lake_load(tmp_path, url, lake, env=env)
+    again = lake_load(env, url, lake)
     assert (again["files_loaded"], again["files_unchanged"]) == (0, first["files_found"])
     assert len(object_reads(moto, bucket, before)) == 1  # hashed once, found unchanged
 
     before = len(moto.requests())
-    third = lake_load(tmp_path, url, lake, env=env)
+    third = lake_load(env, url, lake)
     assert (third["files_loaded"], third["loads"]) == (0, 0)
     assert object_reads(moto, bucket, before) == []  # restamped: not read again
     stamped = moto.client().head_object(Bucket=bucket, Key=day)["LastModified"]
-    row = next(r for r in current(lake, "load_manifest") if r["source_file"] == day[5:])
+    row = next(r for r in current(env, "load_manifest") if r["source_file"] == day[5:])
     assert row["mtime_ns"] == int(stamped.timestamp()) * 10**9
     assert row["load_id"] < row["recorded_by_load"]  # its rows are still those first landed
 
 
-def test_the_log_names_the_files_no_longer_in_the_feed(tmp_path):
+def test_the_log_names_the_files_no_longer_in_the_feed(lake_env, tmp_path):
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "2")
     lake = tmp_path / "lake"
-    lake_load(tmp_path, feed, lake)
+    lake_load(lake_env, feed, lake)
     gone = sorted((feed / "log_data").rglob("*-events.json"))[0]
     name = str(gone.relative_to(feed))
     gone.unlink()
 
     for args, said in (((), "are no longer in the feed"), (("--prune",), "pruned")):
-        result = run_loader(dict(os.environ), "--data-dir", feed, "--lake", lake, "--json", *args)
+        result = run_loader(lake_env, "--data-dir", feed, "--lake", lake, "--json", *args)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["files_vanished"] == [name]
         warning = [line for line in result.stderr.splitlines() if said in line]
         assert warning and name in warning[0], result.stderr
-    assert name not in {row["source_file"] for row in current(lake, "events")}
+    assert name not in {row["source_file"] for row in current(lake_env, "events")}
 
 
 def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
     db_env,
+    lake_env,
     moto: MotoServer,  # noqa: F811
     bucket: str,  # noqa: F811
     tmp_path,
@@ -323,7 +434,7 @@ def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
     url, lake = f"s3://{bucket}/feed", tmp_path / "lake"
     summaries = []
     with FaultProxy(moto.endpoint, moto.client()) as proxy:
-        for env, args in ((dict(os.environ), ("--lake", lake)), (db_env, ())):
+        for env, args in ((lake_env, ("--lake", lake)), (db_env, ())):
             proxy.rules = [Rule(gone, delete_first=True, times=1)]
             result = run_loader(proxy.env(moto.env(env)), "--data-dir", url, "--json", *args)
             assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
@@ -339,9 +450,124 @@ def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
     assert into_lake["files_loaded"] == into_lake["files_found"] - 1
     with connect(db_env) as conn:
         pg_lines = set(conn.execute("select source_file, line_number from raw.events"))
-    assert {(r["source_file"], r["line_number"]) for r in current(lake, "events")} == pg_lines
-    assert day not in {row["source_file"] for row in current(lake, "load_manifest")}
+    lines = {(r["source_file"], r["line_number"]) for r in current(lake_env, "events")}
+    assert lines == pg_lines
+    assert day not in {row["source_file"] for row in current(lake_env, "load_manifest")}
 
-    back = lake_load(tmp_path, url, lake, env=moto.env(dict(os.environ)))
+    back = lake_load(moto.env(lake_env), url, lake)
     assert (back["files_loaded"], back["files_unreadable"]) == (1, [])
-    assert day in {row["source_file"] for row in current(lake, "events")}
+    assert day in {row["source_file"] for row in current(lake_env, "events")}
+
+
+def test_a_lake_in_object_storage_lands_what_a_folder_lands(
+    lake_env,
+    other_lake_env,
+    moto: MotoServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    tmp_path,
+):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--faults", "--days", "3", "--seed", "11")
+    env = moto.env(lake_env)
+    lake = f"s3://{bucket}/lake"
+    first = lake_load(env, feed, lake)
+    assert lake_load(env, feed, lake)["loads"] == 0
+    lake_load(other_lake_env, feed, tmp_path / "lake")
+    assert landing(env) == landing(other_lake_env)
+    assert first["rejects"] > 0
+    keys = [
+        item["Key"]
+        for page in moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
+    assert any(key.startswith("lake/raw_lake/events/data/") for key in keys)
+
+
+def test_the_lake_store_failing_mid_load_is_said_and_the_next_run_finishes(
+    lake_env,
+    other_lake_env,
+    moto: MotoServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    tmp_path,
+):
+    """The store answers every write of the loads table's data with 503 (its
+    lines and manifest rows already committed): exit 4, one line; nothing of
+    the load is visible, and the next run, with the store back, equals a
+    clean load."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "2", "--seed", "13")
+    lake = f"s3://{bucket}/lake"
+    with FaultProxy(moto.endpoint, moto.client()) as proxy:
+        proxy.rules = [
+            Rule(
+                rf"^(PUT|POST) /{bucket}/lake/raw_lake/loads/data/", status=503, s3_code="SlowDown"
+            )
+        ]
+        env = proxy.env(moto.env(lake_env))
+        failed = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
+    assert failed.returncode == 4, failed.stderr
+    said = [line for line in failed.stderr.splitlines() if "could not be read or written" in line]
+    assert said and "re-run" in said[0] and "Traceback" not in failed.stderr
+    env = moto.env(lake_env)
+    assert current(env, "loads") == [] and current(env, "events") == []
+    assert stray_rows(env)["events"] > 0
+
+    again = lake_load(env, feed, lake)
+    assert again["files_loaded"] == again["files_found"]
+    assert set(stray_rows(env).values()) == {0}
+    lake_load(other_lake_env, feed, tmp_path / "clean")
+    assert landing(env) == landing(other_lake_env)
+
+
+def test_two_loaders_at_once_take_turns(lake_env, other_lake_env, tmp_path):
+    """The first holds the lake (waiting at its last commit); the second says it
+    waits, then finds everything loaded; the lake equals one clean load."""
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "2", "--seed", "17")
+    lake = tmp_path / "lake"
+    (tmp_path / "empty").mkdir()  # a run on nothing: the lake's tables, empty
+    assert run_loader(lake_env, "--log-data", tmp_path / "empty", "--lake", lake).returncode == 0
+    blocker = CommitBlocker(lake_env, "loads")
+    try:
+        first = start_loader(
+            lake_env, tmp_path / "first.err", "--data-dir", feed, "--lake", lake, "--json"
+        )
+        wait_until(blocker.waiting, "the first loader to wait at its commit")
+        second = start_loader(
+            lake_env, tmp_path / "second.err", "--data-dir", feed, "--lake", lake, "--json"
+        )
+        wait_until(
+            lambda: "waiting for it to finish" in (tmp_path / "second.err").read_text(),
+            "the second loader to say it waits",
+        )
+    finally:
+        blocker.release()
+    outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
+    assert (first.returncode, second.returncode) == (0, 0), (tmp_path / "second.err").read_text()
+    firsts, seconds = (json.loads(output) for output in outputs)
+    assert seconds["loads"] == 0 and seconds["files_unchanged"] == firsts["files_loaded"]
+    waited = (tmp_path / "second.err").read_text()
+    assert "another loader (load_raw --lake (pid" in waited
+    lake_load(other_lake_env, feed, tmp_path / "clean")
+    assert landing(lake_env) == landing(other_lake_env)
+
+
+def test_one_catalog_keeps_one_lake(lake_env, tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "1")
+    lake_load(lake_env, feed, tmp_path / "lake")
+    other = run_loader(lake_env, "--data-dir", feed, "--lake", tmp_path / "other", "--json")
+    assert other.returncode == 2 and other.stdout == "", other.stderr
+    said = other.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "lake") in said and lake_catalog.CATALOG_DATABASE_VARIABLE in said
+    assert not (tmp_path / "other").exists()
+
+
+def test_an_unreachable_catalog_is_said_in_one_line(tmp_path):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "1")
+    env = {**os.environ, "PGHOST": str(tmp_path / "no-server"), "PGPORT": "5999"}
+    result = run_loader(env, "--data-dir", feed, "--lake", tmp_path / "lake", "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    said = result.stderr.strip().splitlines()[-1]
+    assert "lake catalog" in said and "PGHOST" in said

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized='rewrite',
         meta={'incremental_policy': 'files'},
         on_schema_change='fail',
         indexes=[
@@ -32,9 +32,7 @@ source as (
         payload,
         loaded_at
     from {{ source('sparkify', 'events') }}
-    {% if is_incremental() %}
-        where {{ touched('source_file') }}
-    {% endif %}
+    where {{ touched('source_file') }}
 ),
 
 -- The payload parsed once, for every field below (on PostgreSQL it was
