@@ -413,7 +413,7 @@ def _main(argv: list[str] | None) -> int:
     return _print_summary(summary, args.json)
 
 
-def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | None) -> dict[str, Any]:
+def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | str | None) -> dict[str, Any]:
     """What a run would do, from the loader's own listing and planning, without
     writing anything: the files to load (new or changed), and the counts of the
     unchanged, gone and unreadable ones. A database or lake never loaded has an
@@ -424,7 +424,8 @@ def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | None) -> dic
     if lake_root is not None:
         from raw_loader import lake  # pyarrow, imported only for a lake
 
-        found = lake.plan(lake.Lake(lake_root).manifest(), source, files, verify=options.verify)
+        in_lake = lake.landed_manifest(lake_root, options.store_timeout)
+        found = lake.plan(in_lake, source, files, verify=options.verify)
     else:
         with connect("sparkify load_raw --plan") as conn:
             landed = conn.execute("select to_regclass('raw.load_manifest')").fetchone()

@@ -491,6 +491,14 @@ def _prune(
     return load_ids
 
 
+def landed_manifest(lake_location: Path | str, store_timeout: float) -> dict[str, ManifestRow]:
+    """Each landed file's current manifest row, for planning without loading
+    (load_raw.py --plan). A lake never loaded has empty tables: nothing landed."""
+    from raw_loader.lake_store import LakeStore
+
+    return Lake(LakeStore(lake_location, store_timeout)).manifest()
+
+
 def run(source: FileSource, lake_location: Path | str, options: LoadOptions) -> Summary:
     """Land the feed `source` lists (a local folder or an s3:// prefix) into
     the lake; the same plan, refusals and summary as run.run. One process:

@@ -9,13 +9,12 @@ it), and no file a prune removed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.table import Table
+from typing import TYPE_CHECKING, Any
 
 from raw_loader import lake_catalog
-from raw_loader.lake_store import sqlalchemy_url
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 Row = dict[str, Any]
 
@@ -34,6 +33,12 @@ def s3_properties(env: Mapping[str, str]) -> dict[str, str]:
 def open_table(env: Mapping[str, str], table: str) -> Table:
     """One landing table from the catalog that `env` names (PG* variables and
     SPARKIFY_LAKE_CATALOG_DB; AWS_* for an s3:// lake)."""
+    # Imported here: the Spark test modules that use this one are collected
+    # by every pytest run, and pyiceberg comes with requirements-spark.txt only.
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from raw_loader.lake_store import sqlalchemy_url
+
     properties = {"uri": sqlalchemy_url(env)}
     if env.get("AWS_ENDPOINT_URL"):
         properties.update(s3_properties(env))

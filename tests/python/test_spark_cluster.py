@@ -36,6 +36,7 @@ from psycopg import sql
 
 import spark_cluster
 from helpers import admin_conninfo
+from raw_loader import lake_catalog
 from spark_warehouse import SparkCluster, cluster_env
 from spark_warehouse import cluster_cli as cli
 
@@ -103,6 +104,7 @@ def cluster(
     finally:
         cli(env, "stop")
         drop_database(server_env, metastore_db)
+        drop_database(server_env, lake_catalog.catalog_database(env))
 
 
 def test_sql_runs_on_the_workers_through_the_thrift_server(cluster: Cluster) -> None:
@@ -110,7 +112,7 @@ def test_sql_runs_on_the_workers_through_the_thrift_server(cluster: Cluster) -> 
     assert status.stdout.startswith("running: "), status.stdout + status.stderr
     rows = cluster.query(
         "create database if not exists probe",
-        "create table probe.plays (id int) using parquet",
+        "create table probe.plays (id int) using iceberg",
         "insert into probe.plays values (1), (2), (3)",
         "select count(*) from probe.plays",
     )
@@ -146,7 +148,7 @@ def test_sql_runs_on_the_workers_through_the_thrift_server(cluster: Cluster) -> 
 def test_a_second_spark_process_shares_the_catalog_in_postgresql(cluster: Cluster) -> None:
     cluster.query(
         "create database if not exists shared",
-        "create table if not exists shared.songs (title string) using parquet",
+        "create table if not exists shared.songs (title string) using iceberg",
         "insert into shared.songs values ('one'), ('two')",
     )
     # spark-sql: its own driver JVM and metastore client, a second application
@@ -170,7 +172,7 @@ def test_a_second_spark_process_shares_the_catalog_in_postgresql(cluster: Cluste
             *["--conf", "spark.executor.memory=512m"],
             "-e",
             "select count(*) from shared.songs;"
-            " create table shared.answers using parquet as select 42 as answer;",
+            " create table shared.answers using iceberg as select 42 as answer;",
         ],
         env=env,
         capture_output=True,
@@ -185,13 +187,13 @@ def test_a_second_spark_process_shares_the_catalog_in_postgresql(cluster: Cluste
     finished = [app["name"] for app in cluster.master_json()["completedapps"]]
     assert "pytest spark-sql" in finished, finished
 
-    # The catalog is PostgreSQL's: the metastore's own tables there name both.
+    # The catalog is PostgreSQL's: Iceberg's JDBC catalog tables there name both.
     conninfo = admin_conninfo(cluster.env).replace(
-        "dbname=postgres", f"dbname={cluster.metastore_db}"
+        "dbname=postgres", f"dbname={lake_catalog.catalog_database(cluster.env)}"
     )
     with psycopg.connect(conninfo) as conn:
         names = conn.execute(
-            """select "TBL_NAME" from "TBLS" join "DBS" using ("DB_ID") where "NAME" = 'shared'"""
+            "select table_name from iceberg_tables where table_namespace = 'shared'"
         ).fetchall()
     assert sorted(name for (name,) in names) == ["answers", "songs"]
 
