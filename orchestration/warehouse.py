@@ -78,7 +78,7 @@ def dbt_resource(settings: Settings, dbt_project: DbtProject) -> DbtCliResource:
 def warehouse_assets(settings: Settings, dbt_project: DbtProject) -> AssetsDefinition:
     @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, name="dbt_build")
     def dbt_build(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        target_path = settings.home / "runs" / context.run_id / "dbt"
+        target_path = settings.home / "runs" / context.run.run_id / "dbt"
         invocation = dbt.cli(
             ["build"], context=context, target_path=target_path, raise_on_error=False
         )
