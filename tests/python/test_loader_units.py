@@ -8,6 +8,7 @@ PostgreSQL; these say where a mistake is, in milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -496,6 +497,19 @@ def test_a_file_rewritten_with_its_old_stamp_needs_verify(feed):
     assert plan_files(source, [file], manifest).unchanged == [file]
     verified = plan_files(source, [file], manifest, verify=True)
     assert [item.file for item in verified.to_load] == [file]
+
+
+def test_an_object_rewritten_within_its_second_is_told_by_its_etag(feed):
+    """A store's listing gives the last-modified second: an object rewritten in
+    the same second, at the same size, differs from the recorded one only by its
+    ETag. That is enough to hash it again, and other bytes are loaded again."""
+    source, by_name = feed
+    file = dataclasses.replace(by_name["day-1.json"], etag="new-etag")
+    recorded = entry(source, file, checksum="0" * 64, etag="old-etag")
+    result = plan_files(source, [file], {file.name: recorded})
+    assert [(item.file, item.replaces) for item in result.to_load] == [(file, True)]
+    same_etag = plan_files(source, [file], {file.name: entry(source, file, checksum="0" * 64)})
+    assert same_etag.unchanged == [file]  # the stamp alone decides: not hashed
 
 
 def test_paths_not_listed_are_unknown_not_gone(feed):
