@@ -8,11 +8,14 @@ by name (`from helpers import connect`), as pytest puts tests/python on the path
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +268,51 @@ def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Comple
     result = run_dbt(env, tmp_path, "build", *extra)
     assert result.returncode == 0, result.stdout[-4000:]
     return result
+
+
+def plain_run_marts(server_env: dict[str, str], feed: Path, tmp_path: Path) -> dict:
+    """The marts of the feed loaded and built by hand (load_raw.py, dbt build) into
+    a throwaway database: what a run of any other kind must equal."""
+    marts: dict = {}
+    for env in throwaway_database(server_env):  # dropped once the loop ends
+        loaded = run_loader(env, "--data-dir", feed)
+        assert loaded.returncode == 0, loaded.stderr
+        build(env, tmp_path)
+        marts = mart_contents(env, load_times=False)
+    return marts
+
+
+# Generous: a deadline for a state to be reached, never a timing assertion.
+WAIT_SECONDS = 300
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Poll until condition() is true; its value. A deadline, not a measurement."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
+    """The loader in a session (and process group) of its own, as a scheduler would run it."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr.open("w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process started in a session of its own, and its children."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
 
 
 def landed(env: dict[str, str]) -> dict[str, list[tuple]]:

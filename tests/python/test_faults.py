@@ -18,8 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,31 +26,24 @@ import pytest
 
 from helpers import (
     REPO_ROOT,
+    WAIT_SECONDS,
     assert_loads_match,
     connect,
     dbt_invocation,
     generate_feed,
+    kill_group,
     one_row,
     run_dbt,
     run_loader,
     scalar,
+    start_loader,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
 MARTS = ("songplays", "users", "songs", "artists", "time")
-WAIT_SECONDS = 300  # generous: a deadline for a state to be reached, never a timing assertion
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def expected_lines(feed: Path) -> set[tuple[str, int]]:
@@ -163,23 +154,6 @@ def blocker_factory() -> Iterator[Callable[[dict[str, str], str], Blocker]]:
     for blocker in made:
         with contextlib.suppress(psycopg.Error):  # its server may have been stopped
             blocker.release()
-
-
-def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
-    """The loader in a session (and process group) of its own, as a scheduler would run it."""
-    return subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=stderr.open("w"),
-        text=True,
-        start_new_session=True,
-    )
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
 
 
 def prepared_feed(env: dict[str, str], tmp_path: Path) -> Path:

@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from helpers import REPO_ROOT, build, generate_feed, mart_contents, run_loader, throwaway_database
+from helpers import (
+    REPO_ROOT,
+    generate_feed,
+    mart_contents,
+    plain_run_marts,
+    throwaway_database,
+)
 
 pytestmark = pytest.mark.slow  # PostgreSQL, dbt
 
@@ -99,11 +105,8 @@ def check_evaluations(result: Any) -> list[Any]:
 
 def test_the_job_builds_the_marts_of_a_plain_load_and_dbt_build(job_run, server_env, tmp_path):
     assert job_run.result.success
-    for env in throwaway_database(server_env):
-        loaded = run_loader(env, "--data-dir", job_run.feed)
-        assert loaded.returncode == 0, loaded.stderr
-        build(env, tmp_path)
-        assert mart_contents(job_run.env, load_times=False) == mart_contents(env, load_times=False)
+    plain = plain_run_marts(server_env, job_run.feed, tmp_path)
+    assert mart_contents(job_run.env, load_times=False) == plain
 
 
 def test_every_model_is_an_asset_and_the_report_follows_them(job_run):

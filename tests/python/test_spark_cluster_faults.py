@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,12 @@ import pytest
 
 import embedded_pg
 import spark_cluster
-from helpers import UDACITY_SAMPLE, dbt_invocation, run_loader
+from helpers import (
+    UDACITY_SAMPLE,
+    dbt_invocation,
+    run_loader,
+    wait_until,
+)
 from spark_warehouse import SparkCluster, cluster_env, spark_env
 from spark_warehouse import cluster_cli as cli
 from test_spark_cluster import command_line, is_alive, own_processes, recorded_pids
@@ -215,13 +220,6 @@ def unread_bytes(pid: int) -> int:
             if fields[9] in inodes:
                 waiting += int(fields[4].split(":")[1], 16)
     return waiting
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.2)
 
 
 def test_a_worker_killed_mid_build_leaves_a_build_equal_to_its_full_refresh(

@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +21,14 @@ import pytest
 
 from fault_proxy import FaultProxy, Rule
 from helpers import (
-    REPO_ROOT,
     admin_conninfo,
     connect,
     generate_feed,
+    kill_group,
     run_loader,
+    start_loader,
     throwaway_database,
+    wait_until,
 )
 from lake_reader import current, lake_rows
 from raw_loader import lake as lake_loader
@@ -208,26 +207,6 @@ class CommitBlocker:
         self.conn.close()
 
 
-def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
-    """The loader in a process group of its own, as a scheduler would run it."""
-    return subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=stderr.open("w"),
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_until(condition, what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("blocked", ["events", "load_manifest", "loads"])
 def test_a_load_killed_between_its_commits_is_invisible_and_removed_by_the_next_run(
     lake_env, other_lake_env, tmp_path, blocked
@@ -250,8 +229,7 @@ def test_a_load_killed_between_its_commits_is_invisible_and_removed_by_the_next_
     try:
         killed = start_loader(lake_env, tmp_path / "killed.err", "--data-dir", feed, "--lake", lake)
         wait_until(blocker.waiting, f"the loader to wait at its commit of {blocked}")
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=60)
+        kill_group(killed)
     finally:
         blocker.release()
     assert landing(lake_env) == before  # nothing of the killed load is visible
