@@ -46,7 +46,7 @@ from raw_loader.files import UnreadableFile
 from raw_loader.lines import DEFAULT_MAX_LINE_BYTES
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES, LoadOptions
 from raw_loader.parallel import WorkerFailed
-from raw_loader.planning import plan_files, read_manifest
+from raw_loader.planning import plan
 from raw_loader.run import Roots, list_feed, resolve_roots, run, source_for
 from raw_loader.s3_source import (
     DEFAULT_IN_FLIGHT,
@@ -428,16 +428,14 @@ def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | str | None) 
         found = lake.plan(in_lake, source, files, verify=options.verify)
     else:
         with connect("sparkify load_raw --plan") as conn:
-            landed = conn.execute("select to_regclass('raw.load_manifest')").fetchone()
-            manifest = read_manifest(conn) if landed and landed[0] else {}
-        found = plan_files(
-            source,
-            files,
-            manifest,
-            kinds=source.roots.keys(),
-            verify=options.verify,
-            unlisted=unlisted,
-        )
+            found = plan(
+                conn,
+                source,
+                files,
+                kinds=source.roots.keys(),
+                verify=options.verify,
+                unlisted=unlisted,
+            )
     return {
         "files_found": len(files),
         "to_load": [

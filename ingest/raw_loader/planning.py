@@ -72,7 +72,11 @@ class Plan:
 
 
 def read_manifest(conn: psycopg.Connection) -> dict[str, ManifestEntry]:
-    """raw.load_manifest, by file name."""
+    """raw.load_manifest, by file name; empty for a database never loaded
+    (load_raw.py --plan creates nothing)."""
+    landed = conn.execute("select to_regclass('raw.load_manifest') is not null").fetchone()
+    if not (landed and landed[0]):
+        return {}
     return {
         name: ManifestEntry(checksum, size, mtime_ns, etag or "", kind, root)
         for name, checksum, size, mtime_ns, etag, kind, root in conn.execute(
