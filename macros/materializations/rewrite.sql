@@ -28,6 +28,16 @@
 -- their Jinja as if it were SQL.
 -- noqa: disable=LT02
 
+{#- The columns the write names: the table's, after the model's
+    on_schema_change (default fail) has met the rebuilt rows' columns. -#}
+{% macro rewrite_columns(new_rows, existing) -%}
+    {%- set on_schema_change = incremental_validate_on_schema_change(
+        config.get('on_schema_change'), default='fail'
+    ) -%}
+    {{ return(process_schema_changes(on_schema_change, new_rows, existing)
+        or adapter.get_columns_in_relation(existing)) }}
+{%- endmacro %}
+
 {% materialization rewrite, adapter='postgres' -%}
     {%- set existing = load_cached_relation(this) -%}
     {%- set target = this.incorporate(type='table') -%}
@@ -63,12 +73,7 @@
         {%- do adapter.rename_relation(intermediate, target) -%}
     {%- else -%}
         {%- do run_query(get_create_table_as_sql(True, new_rows, sql)) -%}
-        {%- set on_schema_change = incremental_validate_on_schema_change(
-            config.get('on_schema_change'), default='fail'
-        ) -%}
-        {%- set columns = process_schema_changes(
-            on_schema_change, new_rows, existing
-        ) or adapter.get_columns_in_relation(existing) -%}
+        {%- set columns = rewrite_columns(new_rows, existing) -%}
         {%- set column_list = get_quoted_csv(
             columns | map(attribute='name')
         ) -%}
@@ -133,12 +138,7 @@
         {%- do run_query(
             'cache table ' ~ new_rows ~ ' as ' ~ compiled_code
         ) -%}
-        {%- set on_schema_change = incremental_validate_on_schema_change(
-            config.get('on_schema_change'), default='fail'
-        ) -%}
-        {%- set columns = process_schema_changes(
-            on_schema_change, new_rows, existing
-        ) or adapter.get_columns_in_relation(existing) -%}
+        {%- set columns = rewrite_columns(new_rows, existing) -%}
         {#- 3. write: one commit, the touched partitions' rows replaced -#}
         {%- call statement('main') -%}
             {{ spark_rewrite_merge(target, new_rows, columns, claimed.everything) }}
