@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import admin_conninfo, build, generate_feed, run_loader, throwaway_database
+from s3_server import MotoServer
 
 if TYPE_CHECKING:  # pyarrow and PyHive: requirements-spark.txt, not make test-fast's
     from spark_warehouse import SparkCluster
 
 # The analysts' side (docs site, report) shares one built warehouse per session.
-pytest_plugins = ["analyst_site"]
+pytest_plugins = ["analyst_site", "database_roles", "s3_server"]
 
 # The fixtures that stand up a real server: PostgreSQL, Chromium, the S3 server.
 SERVER_FIXTURES = frozenset({"server_env", "chromium_browser", "moto", "moto_with_auth"})
@@ -100,12 +101,14 @@ def small_month(
 
 @pytest.fixture(scope="session")
 def spark_cluster(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    server_env: dict[str, str], moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SparkCluster]:
     """The project's Spark cluster (ingest/spark_cluster.py), started once per test
     session for the tests that build on Spark, in a SPARK_DIR, on free ports and
     with a metastore database and an Iceberg catalog database of its own; stopped,
-    and its databases dropped, at the end. A test that builds calls its reset() first."""
+    and its databases dropped, at the end. A test that builds calls its reset() first.
+    Started with the session's S3 server in its AWS variables, as a user starts it
+    for a lake in object storage: a lake may be a folder or s3://."""
     import psycopg
     from psycopg import sql
 
@@ -115,7 +118,7 @@ def spark_cluster(
     assert fetched.returncode == 0, fetched.stderr
     spark_dir = tmp_path_factory.mktemp("spark_cluster")
     metastore_db = f"sparkify_metastore_pytest_{uuid.uuid4().hex[:12]}"
-    env = cluster_env(server_env, spark_dir, metastore_db)
+    env = moto.env(cluster_env(server_env, spark_dir, metastore_db))
     # Both workers' cores to the Thrift server: no other application shares this one.
     env["SPARKIFY_SPARK_THRIFT_CORES"] = "2"
     try:

@@ -335,3 +335,13 @@ def load_json(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
     result = run_loader(env, "--json", *args)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr
+
+
+def deliver(source: Path, target: Path, log_files: list[Path]) -> None:
+    """Copy the song files and the given day files into a delivery folder."""
+    if not (target / "song_data").exists():
+        shutil.copytree(source / "song_data", target / "song_data")
+    for path in log_files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, destination)

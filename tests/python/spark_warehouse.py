@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import spark_cluster
 from raw_loader import lake_catalog
 
@@ -103,7 +105,7 @@ class SparkCluster:
             )
 
 
-def spark_env(base: dict[str, str], cluster: SparkCluster, lake: Path) -> dict[str, str]:
+def spark_env(base: dict[str, str], cluster: SparkCluster, lake: Path | str) -> dict[str, str]:
     """The environment of `dbt --target spark` on the cluster's Thrift server."""
     return {
         **base,
@@ -191,3 +193,33 @@ def differences(left: dict[str, list[tuple]], right: dict[str, list[tuple]]) -> 
             only_b = [row for row in b if row not in a][:2]
             out[name] = f"{len(a)} vs {len(b)} rows; first only: {only_a}; second only: {only_b}"
     return out
+
+
+def own_processes(spark_dir: Path) -> list[psutil.Process]:
+    """Every process whose command line names this test's SPARK_DIR: the daemons'
+    JVMs and their executors all do (their classpath holds its conf/ folder)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(spark_dir) in part for part in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+def command_line(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # gone, or a zombie (a worker's finished launcher)
+        return ""
+
+
+def is_alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def recorded_pids(spark_dir: Path) -> dict[str, int]:
+    return {
+        path.stem: int(path.read_text()) for path in sorted((spark_dir / "cluster").glob("*.pid"))
+    }

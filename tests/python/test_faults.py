@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,11 +24,9 @@ import psycopg
 import pytest
 
 from helpers import (
-    REPO_ROOT,
     WAIT_SECONDS,
     assert_loads_match,
     connect,
-    dbt_invocation,
     generate_feed,
     kill_group,
     one_row,
@@ -39,6 +36,7 @@ from helpers import (
     start_loader,
     wait_until,
 )
+from interruptions import Blocker, assert_nothing_half_loaded, blocking_pids, start_dbt_build
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -73,33 +71,6 @@ def assert_exactly_once(env: dict[str, str], feed: Path) -> None:
     assert songs == len(list((feed / "song_data").rglob("*.json")))
 
 
-def assert_nothing_half_loaded(env: dict[str, str]) -> None:
-    """Every file is either absent or complete: rows and rejects match its manifest row."""
-    with connect(env) as conn:
-        mismatched = conn.execute(
-            """
-            with landed as (
-                select source_file, count(*) as n from raw.events group by 1
-                union all select source_file, count(*) from raw.songs group by 1
-            ),
-            rejected as (select source_file, count(*) as n from raw.rejects group by 1),
-            files as (
-                select source_file from landed union select source_file from rejected
-            )
-            select files.source_file, m.row_count, m.reject_count, l.n, r.n
-            from files
-            left join raw.load_manifest as m using (source_file)
-            left join (select source_file, sum(n) as n from landed group by 1) as l
-                using (source_file)
-            left join rejected as r using (source_file)
-            where m.source_file is null
-                or m.row_count <> coalesce(l.n, 0)
-                or m.reject_count <> coalesce(r.n, 0)
-            """
-        ).fetchall()
-    assert mismatched == []
-
-
 def last_log_file(feed: Path) -> str:
     return max(name for name, _ in expected_lines(feed))
 
@@ -107,38 +78,6 @@ def last_log_file(feed: Path) -> str:
 def manifest_files(env: dict[str, str]) -> set[str]:
     with connect(env) as conn:
         return {r[0] for r in conn.execute("select source_file from raw.load_manifest")}
-
-
-class Blocker:
-    """A connection holding an uncommitted row that the loader will also insert."""
-
-    def __init__(self, env: dict[str, str], source_file: str):
-        self.env = env
-        self.conn = connect(env)
-        self.pid = self.conn.info.backend_pid
-        self.conn.execute(
-            "insert into raw.events (source_file, line_number, payload, load_id) "
-            "values (%s, 1, '{}', 0)",
-            [source_file],
-        )
-
-    def blocked_pids(self) -> list[int]:
-        """Backends of other sessions that wait for this one."""
-        with connect(self.env) as conn:
-            return [
-                pid
-                for (pid,) in conn.execute(
-                    "select pid from pg_stat_activity where %s = any(pg_blocking_pids(pid))",
-                    [self.pid],
-                )
-            ]
-
-    def release(self) -> None:
-        if not self.conn.closed:
-            try:
-                self.conn.rollback()
-            finally:
-                self.conn.close()
 
 
 @pytest.fixture
@@ -295,18 +234,6 @@ def mart_fingerprints(env: dict[str, str]) -> dict[str, tuple[int, str]]:
         }
 
 
-def start_dbt_build(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
-    command, dbt_env = dbt_invocation(env, tmp_path, "build")
-    return subprocess.Popen(
-        command,
-        env=dbt_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
-
-
 def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
     """An analyst's long query holds a mart: the build fails on it (lock timeout), or
     is killed while it waits. Each mart stays readable and is the old or the new
@@ -352,13 +279,3 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
     for mart in MARTS:
         assert after_failure[mart] in (old[mart], new[mart]), mart
         assert after_kill[mart] in (old[mart], new[mart]), mart
-
-
-def blocking_pids(env: dict[str, str]) -> set[int]:
-    """Backends that some other backend waits for."""
-    with connect(env) as conn:
-        return {
-            pid
-            for (pids,) in conn.execute("select pg_blocking_pids(pid) from pg_stat_activity")
-            for pid in pids
-        }

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from feed_lines import EVENT as OK_EVENT
+from feed_lines import summary_of
 from helpers import connect, run_dbt, run_loader
-from test_load_raw import EVENT as OK_EVENT
-from test_load_raw import summary_of
 
 EV = "events"  # the line lands in raw.events
 INJECTION = "x'); drop table raw.events; -- \"; select 1; $$ \\ E'\\x00'"

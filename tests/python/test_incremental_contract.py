@@ -23,20 +23,16 @@ from helpers import (
     build,
     connect,
     dbt_invocation,
+    deliver,
     generate_feed,
+    kill_group,
     one_row,
     run_dbt,
     run_loader,
-)
-from test_faults import (
-    Blocker,
-    blocking_pids,
-    kill_group,
-    start_dbt_build,
     start_loader,
     wait_until,
 )
-from test_marts import deliver
+from interruptions import Blocker, blocking_pids, start_dbt_build
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from feed_lines import event_line, make_feed, summary_of
 from helpers import (
     REPO_ROOT,
     assert_loads_match,
@@ -28,7 +29,6 @@ from helpers import (
     write_lines,
 )
 from raw_loader.schema import ensure_schema
-from test_load_raw import event_line, make_feed, summary_of
 
 # Small batches so that even a small feed is spread over several workers.
 PARALLEL = ("--workers", "3", "--batch-files", "3", "--batch-mb", "1")

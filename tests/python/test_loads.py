@@ -15,11 +15,11 @@ import os
 
 import pytest
 
+from feed_lines import FailingSource, event_line, make_feed, summary_of
 from helpers import assert_loads_match, connect, load_accounts, run_loader, write_lines
 from raw_loader.batch import load_batch
 from raw_loader.planning import PlannedFile
 from raw_loader.schema import ensure_schema
-from test_load_raw import FailingSource, event_line, make_feed, summary_of
 
 
 def loads(env: dict[str, str]) -> list[tuple]:

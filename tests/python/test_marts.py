@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import build, connect, generate_feed, mart_contents, run_loader
+from helpers import build, connect, deliver, generate_feed, mart_contents, run_loader
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -68,16 +68,6 @@ def test_improved_matching_recovers_near_misses_and_never_matches_falsely(small_
         f"exact rule {exact} ({exact / len(truth):.1%}), "
         f"improved rule {improved} ({improved / len(truth):.1%})"
     )
-
-
-def deliver(source: Path, target: Path, log_files: list[Path]) -> None:
-    """Copy the song files and the given day files into a delivery folder."""
-    if not (target / "song_data").exists():
-        shutil.copytree(source / "song_data", target / "song_data")
-    for path in log_files:
-        destination = target / path.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, destination)
 
 
 def test_second_half_of_a_month_built_incrementally_equals_a_full_refresh(db_env, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from fault_proxy import Rule
 from helpers import generate_feed, landed, load_json
-from s3_server import MotoServer, bucket, moto, proxy, upload_feed  # noqa: F401
+from s3_server import upload_feed
 
 EXIT_OK, EXIT_SKIPPED = 0, 3
 SONGS = 80
@@ -35,14 +35,14 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def object_gets(bucket: str) -> str:  # noqa: F811
+def object_gets(bucket: str) -> str:
     return rf"^GET /{bucket}/feed/(song|log)_data/"
 
 
 def test_many_gets_are_in_flight_at_most_as_many_as_allowed_and_rows_equal_disk(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
     other_db_env,
@@ -68,9 +68,9 @@ def test_many_gets_are_in_flight_at_most_as_many_as_allowed_and_rows_equal_disk(
 
 
 def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
     other_db_env,
@@ -100,9 +100,9 @@ def test_a_song_gone_before_its_fetch_ahead_is_skipped_named_and_the_rest_lands(
 
 
 def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_its_turn(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
     other_db_env,

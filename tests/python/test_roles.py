@@ -7,54 +7,16 @@ access to the marts after every build. Each test uses role names of its own
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from psycopg import sql
 
-from helpers import REPO_ROOT, connect, generate_feed, run_dbt, run_loader, scalar
+from database_roles import JOBS, as_role, run_setup_roles
+from helpers import connect, generate_feed, run_dbt, run_loader, scalar
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
-JOBS = ("loader", "transformer", "analyst")
 MARTS = ("songplays", "users", "songs", "artists", "time")
 SMALL_FEED = ("--days", "3", "--users", "8", "--songs", "30", "--events-per-day", "60")
-
-
-def run_setup_roles(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / "setup_roles.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def roles(db_env: dict[str, str]) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """(role name by job, environment naming them), roles dropped after the test."""
-    tag = uuid.uuid4().hex[:8]
-    names = {job: f"sparkify_t{tag}_{job}" for job in JOBS}
-    env = {**db_env, **{f"SPARKIFY_{job.upper()}_ROLE": name for job, name in names.items()}}
-    yield names, env
-    with connect(db_env) as conn:
-        conn.autocommit = True
-        existing = {r[0] for r in conn.execute("select rolname from pg_roles")}
-        present = [sql.Identifier(name) for name in names.values() if name in existing]
-        # One role at a time: DROP OWNED BY a, b trips over a default ACL naming both.
-        for ident in present:
-            conn.execute(sql.SQL("drop owned by {} cascade").format(ident))
-        for ident in present:
-            conn.execute(sql.SQL("drop role {}").format(ident))
-
-
-def as_role(env: dict[str, str], name: str) -> dict[str, str]:
-    return {**env, "PGUSER": name}
 
 
 def allowed(env: dict[str, str], statement: str) -> bool:

@@ -31,11 +31,8 @@ from helpers import (
     run_loader,
     scalar,
 )
-from s3_server import (  # noqa: F401
+from s3_server import (
     QUICK_TIMEOUT,
-    bucket,
-    moto,
-    moto_with_auth,
     start_moto,
     upload_feed,
 )
@@ -77,8 +74,8 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_an_s3_feed_lands_exactly_once_like_the_same_feed_on_disk(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    bucket,
     faulty_feed,
     db_env,
     other_db_env,
@@ -215,9 +212,9 @@ def _loads(env: dict[str, str]) -> int:
 
 
 def test_store_failures_are_one_line_and_an_exit_code(
-    moto,  # noqa: F811
-    moto_with_auth,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    moto_with_auth,
+    bucket,
     db_env,
     faulty_feed,
 ):
@@ -290,8 +287,8 @@ def test_files_of_another_feed_are_not_replaced_unless_asked(db_env, tmp_path):
     not UDACITY_SAMPLE.exists(), reason=f"the public sample is not at {UDACITY_SAMPLE}"
 )
 def test_the_course_sample_from_a_bucket_gives_the_marts_it_gives_from_disk(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    bucket,
     db_env,
     other_db_env,
     tmp_path,

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, connect, run_dbt, run_loader
-from s3_server import bucket, moto, moto_with_auth  # noqa: F401  (fixtures: S3 servers)
-from test_roles import roles  # noqa: F401  (the fixture: role names of this test's own)
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 
@@ -67,9 +65,9 @@ def test_loader_never_prints_the_password(db_env, tmp_path):
 
 
 def test_loader_never_prints_the_aws_secrets(
-    moto,  # noqa: F811
-    moto_with_auth,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    moto_with_auth,
+    bucket,
     db_env,
     tmp_path,
 ):
@@ -133,7 +131,7 @@ def scram_matches(verifier: str, password: str) -> bool:
     )
 
 
-def test_role_passwords_are_set_but_never_seen(roles):  # noqa: F811
+def test_role_passwords_are_set_but_never_seen(roles):
     names, env = roles
     secrets = {job: f"{SECRET}-{job}" for job in names}
     with connect(env) as conn:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from course_oracle import ORACLE_MARTS, needs_udacity, oracle, read_feed
 from helpers import (
     REPO_ROOT,
     UDACITY_SAMPLE,
@@ -54,7 +55,6 @@ from spark_warehouse import (
     spark_env,
     spark_tables,
 )
-from test_warehouse import ORACLE_MARTS, needs_udacity, oracle, read_feed
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -309,12 +309,17 @@ def test_hard_lines_read_the_same_on_both_engines(parity):
 
 
 @needs_udacity
-def test_course_sample_gives_the_course_figures_on_spark(tmp_path, server_env, spark_cluster):
+@pytest.mark.parametrize("store", ["folder", "s3"])
+def test_course_sample_gives_the_course_figures_on_spark(
+    store, tmp_path, server_env, spark_cluster, moto, bucket
+):
+    """The sample landed in a lake in a folder, or in object storage (the S3
+    server the cluster was started with): the same figures, read by the executors."""
     events, songs = read_feed(UDACITY_SAMPLE)
     expected = oracle(events, songs)
-    lake = tmp_path / "lake"
+    lake = tmp_path / "lake" if store == "folder" else f"s3://{bucket}/lake"
     spark_cluster.reset()
-    env = spark_env(server_env, spark_cluster, lake)
+    env = spark_env(moto.env(server_env), spark_cluster, lake)
     assert run_loader(env, "--data-dir", UDACITY_SAMPLE, "--lake", lake).returncode == 0
     spark_dbt(env, tmp_path, "run", "--select", "+" + " +".join(ORACLE_MARTS))
     tables = spark_tables(spark_cluster, ("analytics",))

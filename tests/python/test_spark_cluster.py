@@ -37,40 +37,17 @@ from psycopg import sql
 import spark_cluster
 from helpers import admin_conninfo
 from raw_loader import lake_catalog
-from spark_warehouse import SparkCluster, cluster_env
+from spark_warehouse import (
+    SparkCluster,
+    cluster_env,
+    command_line,
+    is_alive,
+    own_processes,
+    recorded_pids,
+)
 from spark_warehouse import cluster_cli as cli
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-
-def own_processes(spark_dir: Path) -> list[psutil.Process]:
-    """Every process whose command line names this test's SPARK_DIR: the daemons'
-    JVMs and their executors all do (their classpath holds its conf/ folder)."""
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(spark_dir) in part for part in process.info["cmdline"] or ()):
-            found.append(process)
-    return found
-
-
-def command_line(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:  # gone, or a zombie (a worker's finished launcher)
-        return ""
-
-
-def is_alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def recorded_pids(spark_dir: Path) -> dict[str, int]:
-    return {
-        path.stem: int(path.read_text()) for path in sorted((spark_dir / "cluster").glob("*.pid"))
-    }
 
 
 def drop_database(server_env: dict[str, str], name: str) -> None:
@@ -223,6 +200,26 @@ def test_stop_leaves_none_of_its_jvms_alive(cluster: Cluster) -> None:
     assert own_processes(cluster.spark_dir) == []
     assert cli(cluster.env, "status").stdout.startswith("stopped")
     assert cli(cluster.env, "stop").stdout.strip() == "not running"
+
+
+def test_make_build_spark_on_a_stopped_cluster_says_how_to_start_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """dbt only names the Thrift server it could not reach; `make build-spark`
+    then gives the cluster's status, which says what to do (stopped above)."""
+    built = subprocess.run(
+        ["make", "--no-print-directory", "build-spark", f"SPARK_DIR={cluster.spark_dir}"],
+        env={**cluster.env, "SPARKIFY_LAKE_CATALOG_DB": cluster.catalog_db},
+        cwd=spark_cluster.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode != 0
+    last = built.stdout.strip().splitlines()[-1]
+    assert last.startswith("make build-spark: dbt failed. The Spark cluster: stopped"), last
+    assert "'make spark-start' starts it" in last
+    assert "Traceback" not in built.stdout + built.stderr
 
 
 def test_a_taken_port_is_refused_in_one_line_and_nothing_starts(

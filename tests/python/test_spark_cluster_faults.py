@@ -45,16 +45,23 @@ import pytest
 
 import embedded_pg
 import spark_cluster
+from course_oracle import ORACLE_MARTS, needs_udacity
 from helpers import (
     UDACITY_SAMPLE,
     dbt_invocation,
     run_loader,
     wait_until,
 )
-from spark_warehouse import SparkCluster, cluster_env, spark_env
+from spark_warehouse import (
+    SparkCluster,
+    cluster_env,
+    command_line,
+    is_alive,
+    own_processes,
+    recorded_pids,
+    spark_env,
+)
 from spark_warehouse import cluster_cli as cli
-from test_spark_cluster import command_line, is_alive, own_processes, recorded_pids
-from test_warehouse import ORACLE_MARTS, needs_udacity
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, needs_udacity]
 
@@ -296,6 +303,37 @@ def test_the_catalogs_postgresql_restarted_between_builds(faults: Faults) -> Non
     assert cli(faults.cluster.env, "start").returncode == 0
     assert embedded_pg.stop(faults.pgdata)
     embedded_pg.start(pgdata=faults.pgdata)
+    after = faults.build().finished()
+    assert after.returncode == 0, after.output
+    faults.equals_its_full_refresh()
+
+
+def test_two_builds_at_once_each_pass_or_fail_clearly_and_the_next_equals_a_full_refresh(
+    faults: Faults,
+) -> None:
+    """Two plain builds of the same new days, started together: each model's
+    write is one Iceberg commit, so a write that conflicts with the other
+    build's fails alone (no claim recorded) and neither leaves a torn or doubled
+    table; the next plain build then equals a full refresh."""
+    faults.land(through=20)
+    assert cli(faults.cluster.env, "start").returncode == 0
+    if not faults.builds:
+        assert faults.build().finished().returncode == 0
+    faults.land(through=27)
+    both = [faults.build(), faults.build()]
+    for build in both:
+        build.finished()
+    for build in both:
+        assert build.returncode in (0, 1), build.output
+        assert "Traceback" not in build.output
+        failed = {
+            name: result["message"]
+            for name, result in build.results().items()
+            if result["status"] not in ("success", "skipped")
+        }
+        assert (build.returncode == 1) == bool(failed), build.output
+        faults.log.append(f"two builds: exit {build.returncode}, failed {failed}")
+    print("\n".join(faults.log[-2:]))
     after = faults.build().finished()
     assert after.returncode == 0, after.output
     faults.equals_its_full_refresh()

@@ -36,7 +36,7 @@ from raw_loader import lake_catalog
 from raw_loader.options import LoadOptions
 from raw_loader.run import resolve_roots, source_for
 from raw_loader.run import run as pg_run
-from s3_server import MotoServer, bucket, moto, upload_feed  # noqa: F401
+from s3_server import MotoServer, upload_feed
 
 pytestmark = pytest.mark.spark
 
@@ -276,8 +276,8 @@ def event_line(level: str, item: int) -> bytes:
 def test_an_object_rewritten_within_its_second_is_replaced_by_its_etag(
     db_env,
     lake_env,
-    moto: MotoServer,  # noqa: F811
-    bucket: str,  # noqa: F811
+    moto: MotoServer,
+    bucket: str,
     tmp_path,
     monkeypatch,
 ):
@@ -346,8 +346,8 @@ def object_reads(server: MotoServer, bucket_name: str, since: int) -> list[str]:
 
 def test_an_object_put_again_unchanged_is_restamped_and_not_read_again(
     lake_env,
-    moto: MotoServer,  # noqa: F811
-    bucket: str,  # noqa: F811
+    moto: MotoServer,
+    bucket: str,
     tmp_path,
 ):
     feed = tmp_path / "feed"
@@ -397,8 +397,8 @@ def test_the_log_names_the_files_no_longer_in_the_feed(lake_env, tmp_path):
 def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
     db_env,
     lake_env,
-    moto: MotoServer,  # noqa: F811
-    bucket: str,  # noqa: F811
+    moto: MotoServer,
+    bucket: str,
     tmp_path,
 ):
     """An object deleted between listing and GET: the lake leaves it out of its
@@ -440,8 +440,8 @@ def test_an_object_gone_after_listing_is_skipped_and_named_as_on_postgres(
 def test_a_lake_in_object_storage_lands_what_a_folder_lands(
     lake_env,
     other_lake_env,
-    moto: MotoServer,  # noqa: F811
-    bucket: str,  # noqa: F811
+    moto: MotoServer,
+    bucket: str,
     tmp_path,
 ):
     feed = tmp_path / "feed"
@@ -464,8 +464,8 @@ def test_a_lake_in_object_storage_lands_what_a_folder_lands(
 def test_the_lake_store_failing_mid_load_is_said_and_the_next_run_finishes(
     lake_env,
     other_lake_env,
-    moto: MotoServer,  # noqa: F811
-    bucket: str,  # noqa: F811
+    moto: MotoServer,
+    bucket: str,
     tmp_path,
 ):
     """The store answers every write of the loads table's data with 503 (its

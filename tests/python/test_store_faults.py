@@ -27,7 +27,7 @@ import pytest
 
 from fault_proxy import Rule
 from helpers import REPO_ROOT, connect, generate_feed, landed, load_json
-from s3_server import MotoServer, bucket, moto, proxy, upload_feed  # noqa: F401
+from s3_server import upload_feed
 
 # Exit codes of ingest/raw_loader/cli.py (its EXIT_CODES table).
 EXIT_OK, EXIT_SKIPPED, EXIT_UNREACHABLE, EXIT_NO_BUCKET = 0, 3, 4, 6
@@ -47,15 +47,15 @@ def manifest(env: dict[str, str]) -> set[str]:
         return {row[0] for row in conn.execute("select source_file from raw.load_manifest")}
 
 
-def object_get(bucket: str, key: str) -> str:  # noqa: F811
+def object_get(bucket: str, key: str) -> str:
     """A pattern for the proxy: the GET of exactly this object."""
     return rf"^GET /{bucket}/{re.escape(key)}(\?|$)"
 
 
 def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
     other_db_env,
@@ -91,9 +91,9 @@ def test_an_object_deleted_after_listing_is_skipped_named_and_loaded_when_back(
 
 
 def test_an_object_gone_before_it_could_be_hashed_is_skipped_not_fatal(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
 ):
@@ -145,8 +145,8 @@ def test_a_local_file_gone_after_listing_is_skipped_the_same_way(db_env, feed, t
 
 
 def test_an_archived_object_is_skipped_and_named_with_how_to_restore_it(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    bucket,
     feed,
     db_env,
 ):
@@ -183,9 +183,9 @@ def _events(lines: int, seed: int) -> bytes:
 
 
 def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_load(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     db_env,
     other_db_env,
     tmp_path,
@@ -216,9 +216,9 @@ def test_a_connection_reset_mid_object_is_resumed_and_the_rows_equal_a_clean_loa
 
 
 def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_next_run(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     db_env,
 ):
     name = "log_data/2018/11/packed-events.json.gz"
@@ -247,9 +247,9 @@ def test_an_object_rewritten_while_read_is_not_spliced_but_skipped_and_loaded_ne
 
 
 def test_a_20_second_slowdown_is_waited_out(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
     other_db_env,
@@ -267,8 +267,8 @@ def test_a_20_second_slowdown_is_waited_out(
 
 
 def test_keys_with_double_slashes_are_taken_exactly_as_listed(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    bucket,
     db_env,
 ):
     client = moto.client()
@@ -288,9 +288,9 @@ def test_keys_with_double_slashes_are_taken_exactly_as_listed(
 
 
 def test_a_store_that_never_answers_is_said_and_given_up_on_after_the_timeout(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     feed,
     db_env,
 ):
@@ -337,9 +337,9 @@ def test_a_store_that_never_answers_is_said_and_given_up_on_after_the_timeout(
 
 
 def test_an_endpoint_that_is_not_s3_is_unreachable_not_a_missing_bucket(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
-    proxy,  # noqa: F811
+    moto,
+    bucket,
+    proxy,
     db_env,
 ):
     proxy.rules = [Rule(".", status=404)]  # a web server: 404, an HTML page, no S3 error
@@ -352,8 +352,8 @@ def test_an_endpoint_that_is_not_s3_is_unreachable_not_a_missing_bucket(
 
 
 def test_a_folder_marker_is_skipped_and_named(
-    moto,  # noqa: F811
-    bucket,  # noqa: F811
+    moto,
+    bucket,
     feed,
     db_env,
 ):

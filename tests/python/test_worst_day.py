@@ -22,27 +22,24 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from database_roles import as_role, run_setup_roles
+from feed_lines import SONG, event_line, make_feed
 from helpers import (
     REPO_ROOT,
+    WAIT_SECONDS,
     assert_loads_match,
     build,
     connect,
+    kill_group,
     mart_contents,
     run_loader,
     scalar,
-    write_lines,
-)
-from raw_loader.errors import describe
-from test_faults import (
-    WAIT_SECONDS,
-    Blocker,
-    assert_nothing_half_loaded,
-    kill_group,
     start_loader,
     wait_until,
+    write_lines,
 )
-from test_load_raw import SONG, event_line, make_feed
-from test_roles import as_role, roles, run_setup_roles  # noqa: F401 (roles: a fixture)
+from interruptions import Blocker, assert_nothing_half_loaded
+from raw_loader.errors import describe
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -533,7 +530,7 @@ def test_rejects_reasons_upgrade(db_env, tmp_path):
 # --- case 4: TEMP revoked from PUBLIC ------------------------------------------
 
 
-def test_careful_path_needs_no_temp_privilege(roles, tmp_path):  # noqa: F811
+def test_careful_path_needs_no_temp_privilege(roles, tmp_path):
     names, env = roles
     assert run_setup_roles(env).returncode == 0
     with connect(env) as conn:
