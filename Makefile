@@ -149,9 +149,16 @@ SPARK_CLUSTER := $(if $(strip $(SPARKIFY_SPARK_THRIFT_HOST)),,spark-start)
 load-lake: spark-deps data ## land DATA_DIR as Iceberg tables in LAKE (.spark/lake), named in the cluster's catalog
 	$(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR) --lake $(LAKE)
 
-# The Thrift server reads the lake by the path dbt hands it: an absolute one.
+# The Thrift server reads the lake by the path dbt hands it: an absolute one
+# (or the s3:// URL as it is). When dbt fails on the project's own cluster, the
+# cluster's status line follows: dbt says only which server it could not reach.
+LAKE_URL = $(if $(filter s3://%,$(LAKE)),$(LAKE),$(abspath $(LAKE)))
 build-spark: spark-deps .dbt/profiles.yml ## dbt build --target spark on LAKE, through the Thrift server
-	SPARKIFY_LAKE=$(abspath $(LAKE)) $(BIN)/dbt build --target spark
+	@echo "SPARKIFY_LAKE=$(LAKE_URL) dbt build --target spark"
+	@SPARKIFY_LAKE=$(LAKE_URL) $(BIN)/dbt build --target spark || { failed=$$?; \
+	  if [ -z "$${SPARKIFY_SPARK_THRIFT_HOST:-}" ]; then \
+	    echo "make build-spark: dbt failed. The Spark cluster: $$($(BIN)/python ingest/spark_cluster.py status)"; \
+	  fi; exit $$failed; }
 
 counts-spark: spark-deps ## print the row count of each mart on Spark (asked through the Thrift server)
 	$(BIN)/python ingest/mart_counts.py --spark

@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
     parser.add_argument("--days", type=int, default=30, help="days of logs (the last is held back)")
     parser.add_argument("--songs", type=int, default=5_000, help="song files to generate")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the scratch folder (feed, lake, dbt's debug logs of each Spark build)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("PGHOST"):
         log("PGHOST is not set: run through 'python ingest/embedded_pg.py exec -- ...'")
@@ -207,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(
                     sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
                 )
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            log(f"kept {work} (dbt's logs of each Spark build: {work / 'logs'})")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"spark-{args.events}-events.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -861,7 +861,7 @@ def status(settings: Settings | None = None) -> str:
     settings = _recorded_settings(settings or settings_from_env())
     running = running_daemons(settings)
     if not running:
-        return f"stopped (cluster folder {settings.cluster_dir})"
+        return f"stopped (cluster folder {settings.cluster_dir}): 'make spark-start' starts it"
     missing = [d.name for d in daemons(settings) if d.name not in running]
     if missing or not _is_up(settings):
         return (
