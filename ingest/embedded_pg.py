@@ -75,6 +75,14 @@ def _running_info(pgdata: Path):
     return None
 
 
+def running_socket_dir(pgdata: Path) -> Path | None:
+    """The socket folder of the server running, and ready, on pgdata; None if none is."""
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    info = _running_info(pgdata)
+    return Path(info.socket_dir) if info is not None else None
+
+
 def bin_dir_from_env() -> Path | None:
     value = os.environ.get(PG_BIN_VARIABLE, "").strip()
     return Path(value) if value else None

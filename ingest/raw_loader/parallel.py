@@ -1,11 +1,11 @@
 """Spread batches over worker processes, each with its own connection.
 
-The coordinator (load_raw.py) starts the workers first (they connect while it
-lists and plans), takes the load lock, and hands batches out through a shared
-queue, largest first, so each worker takes the next batch as
-soon as it is free. A worker loads a batch in one transaction (rows, rejects and
-manifest rows together, see batch.load_batch) and reports the results back. No
-two workers ever hold the same file.
+The coordinator (run.py, in the process load_raw.py started) starts the
+workers first (they connect while it lists and plans), takes the load lock,
+and hands batches out through a shared queue, largest first, so each worker
+takes the next batch as soon as it is free. A worker loads a batch in one
+transaction (rows, rejects and manifest rows together, see batch.load_batch)
+and reports the results back. No two workers ever hold the same file.
 
 Failure rules:
 - A worker that fails says why and exits; the coordinator then stops the other

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import admin_conninfo, build, generate_feed, run_loader, throwaway_database
-from s3_server import MotoServer
 
 if TYPE_CHECKING:  # pyarrow and PyHive: requirements-spark.txt, not make test-fast's
+    from s3_server import MotoServer  # a plugin (below): imported by pytest, rewritten
     from spark_warehouse import SparkCluster
 
 # The analysts' side (docs site, report) shares one built warehouse per session.
@@ -56,8 +56,8 @@ def embedded_env(server_env: dict[str, str]) -> dict[str, str]:
     import embedded_pg
 
     pgdata = embedded_pg.default_pgdata(embedded_pg.bin_dir_from_env())
-    running = embedded_pg._running_info(pgdata) if (pgdata / "postmaster.pid").exists() else None
-    if running is None or str(running.socket_dir) != server_env["PGHOST"]:
+    socket_dir = embedded_pg.running_socket_dir(pgdata)
+    if socket_dir is None or str(socket_dir) != server_env["PGHOST"]:
         pytest.skip("the tests run against a PGHOST server, not this checkout's embedded one")
     return {key: value for key, value in os.environ.items() if not key.startswith("PG")}
 
