@@ -76,6 +76,43 @@ def statements_per_model(logs: Path) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
+# A line of dbt's log file starts with its time; a statement's SQL runs on
+# over the lines after "On <node>: ", and its "SQL status" line says how long
+# the server took.
+LOG_LINE = re.compile(r"^\x1b?\[?[0-9;]*m?\d\d:\d\d:\d\d\.\d+ ")
+STATEMENT_START = re.compile(r"\bOn [\w.]+: (.*)$")
+STATEMENT_SECONDS = re.compile(r"SQL status: \S+ in ([0-9.]+) seconds")
+
+
+def seconds_per_statement_kind(logs: Path) -> dict[str, dict[str, float]]:
+    """The server's time per kind of SQL statement of one Spark build (its first
+    two words: `merge into`, `cache table`, `create or`, `select` ...), from
+    dbt's debug log: where a build's time goes, most first."""
+    kinds: dict[str, dict[str, float]] = {}
+    kind, sql_lines = None, None
+    for line in (logs / "dbt.log").read_text(errors="replace").splitlines():
+        if sql_lines is not None and not LOG_LINE.match(line):
+            sql_lines.append(line)
+            continue
+        if sql_lines is not None:
+            text = re.sub(r"/\*.*?\*/", " ", "\n".join(sql_lines), flags=re.DOTALL)
+            words = re.sub(r"--[^\n]*", " ", text).lower().split()
+            # A query (a data test, a unit test, a look-up) is a select.
+            kind = "select" if words[:1] in (["select"], ["with"]) else " ".join(words[:2])
+            sql_lines = None
+        started = STATEMENT_START.search(line)
+        if started:
+            sql_lines = [started.group(1)]
+            continue
+        took = STATEMENT_SECONDS.search(line)
+        if took and kind is not None:
+            entry = kinds.setdefault(kind, {"statements": 0, "seconds": 0.0})
+            entry["statements"] += 1
+            entry["seconds"] = round(entry["seconds"] + float(took.group(1)), 1)
+            kind = None
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]["seconds"]))
+
+
 def markdown(figures: dict) -> str:
     """The figures side by side: one row per step, each engine's seconds with
     the load average (1 min) when it ended, then where each build's time went."""
@@ -111,6 +148,14 @@ def markdown(figures: dict) -> str:
     lines += ["", "Spark: SQL statements per rewrite model, one more day:", ""]
     statements = figures["spark dbt build, one more day"].get("statements", {})
     lines.append(", ".join(f"{name} {count}" for name, count in statements.items()))
+    lines += ["", "Spark: the server's time per kind of statement (count, seconds):", ""]
+    for step in ("full", "one more day"):
+        kinds = figures[f"spark dbt build, {step}"].get("statement_kinds", {})
+        listed = ", ".join(
+            f"`{kind}` {entry['statements']:.0f}, {entry['seconds']}"
+            for kind, entry in list(kinds.items())[:8]
+        )
+        lines.append(f"- {step}: {listed}")
     # The ratio the issue asks for: one more day as a fraction of the full build.
     lines += ["", "One more day as a fraction of the full build:", ""]
     for engine in ("postgres", "spark"):
@@ -204,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             timed(f"spark dbt build, {step}", spark_dbt, spark, figures)
             figures[f"spark dbt build, {step}"]["slowest"] = slowest_nodes(work / "target")
             figures[f"spark dbt build, {step}"]["statements"] = statements_per_model(logs)
+            figures[f"spark dbt build, {step}"]["statement_kinds"] = seconds_per_statement_kind(
+                logs
+            )
     finally:
         if cluster_started:
             subprocess.run([*CLUSTER, "stop"], env=spark, cwd=REPO_ROOT, check=False)

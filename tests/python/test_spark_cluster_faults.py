@@ -4,17 +4,19 @@ The module starts a cluster of its own (ingest/spark_cluster.py, by its CLI, in
 a SPARK_DIR and on free ports), with its catalog in an embedded PostgreSQL of
 its own (a data folder of the module's): the tests kill its daemons and restart
 that server, which must not touch the test session's cluster or server. The
-course sample lands in one lake, a third of its days at a time, and dbt builds
+course sample lands in one lake, a few days at a time, and dbt builds
 the marts and what they read (`dbt run --select +songplays ...`, as a user runs
 `dbt build --target spark`, less the data tests: the faults are the point):
 - a worker killed (SIGKILL, by its PID) when a named model starts: Spark runs
   the work on the other worker, the build passes, and its tables equal a
   `--full-refresh` build's; no executor of the dead worker is left behind;
 - the Thrift server killed the same way: dbt fails, naming the server it lost
-  and what to do; `start` brings the cluster back, and the next plain build
+  (the cluster's status says what to do); `start` brings the cluster back, and the next plain build
   catches up with the new days and equals a full refresh;
 - the catalog's PostgreSQL restarted between builds: the next build passes
   and equals a full refresh;
+- two builds of the same new days at once: each passes or fails on a lost
+  commit race, and the next plain build equals a full refresh;
 - two readers, a PyHive session on the Thrift server and a second Spark
   application of the cluster (its own driver, the same catalog in
   PostgreSQL), read a mart while a build rewrites it: every answer whole;
