@@ -66,11 +66,10 @@ def slowest_nodes(target: Path, count: int = 6) -> dict[str, float]:
     }
 
 
-def statements_per_model(logs: Path) -> dict[str, int]:
-    """SQL statements dbt sent for each rewrite model (its debug log names the
-    node before each statement's query comment), most first."""
+def statements_per_model(text: str) -> dict[str, int]:
+    """SQL statements dbt sent for each rewrite model (its debug log, `text`,
+    names the node before each statement's query comment), most first."""
     counts: dict[str, int] = {}
-    text = (logs / "dbt.log").read_text(errors="replace")
     for name in re.findall(r"On model\.sparkify\.(\w+): /\* \{", text):
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
@@ -84,13 +83,13 @@ STATEMENT_START = re.compile(r"\bOn [\w.]+: (.*)$")
 STATEMENT_SECONDS = re.compile(r"SQL status: \S+ in ([0-9.]+) seconds")
 
 
-def seconds_per_statement_kind(logs: Path) -> dict[str, dict[str, float]]:
+def seconds_per_statement_kind(text: str) -> dict[str, dict[str, float]]:
     """The server's time per kind of SQL statement of one Spark build (its first
     two words: `merge into`, `cache table`, `create or`, `select` ...), from
-    dbt's debug log: where a build's time goes, most first."""
+    dbt's debug log (`text`): where a build's time goes, most first."""
     kinds: dict[str, dict[str, float]] = {}
     kind, sql_lines = None, None
-    for line in (logs / "dbt.log").read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         if sql_lines is not None and not LOG_LINE.match(line):
             sql_lines.append(line)
             continue
@@ -248,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             spark_dbt = [*dbt, "--target", "spark", "--log-path", str(logs)]
             timed(f"spark dbt build, {step}", spark_dbt, spark, figures)
             figures[f"spark dbt build, {step}"]["slowest"] = slowest_nodes(work / "target")
-            figures[f"spark dbt build, {step}"]["statements"] = statements_per_model(logs)
-            figures[f"spark dbt build, {step}"]["statement_kinds"] = seconds_per_statement_kind(
-                logs
-            )
+            debug_log = (logs / "dbt.log").read_text(errors="replace")
+            built = figures[f"spark dbt build, {step}"]
+            built["statements"] = statements_per_model(debug_log)
+            built["statement_kinds"] = seconds_per_statement_kind(debug_log)
     finally:
         if cluster_started:
             subprocess.run([*CLUSTER, "stop"], env=spark, cwd=REPO_ROOT, check=False)

@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,6 @@ class Faults:
     work: Path
     builds: int = 0
     landed: int = 0
-    log: list[str] = field(default_factory=list)
 
     @property
     def dbt_env(self) -> dict[str, str]:
