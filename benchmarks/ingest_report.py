@@ -103,8 +103,8 @@ def markdown(
         "compare figures side by side, not across runs.",
         "",
         "| what | run | seconds | lines/s | MB/s | files/s "
-        "| peak RSS MB (tree / largest process) | load |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| peak RSS MB (tree / largest process) | CPU s (client / machine) | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [_measure_row(m) for m in measures]
     lines += ["", "| target | ratio | goal | met |", "|---|---:|---|---|"]
@@ -152,15 +152,19 @@ def markdown(
 
 def _measure_row(m: Measure) -> str:
     if m.note and not m.seconds:
-        return f"| {m.what} | {m.name} | {m.note} | | | | | |"
+        return f"| {m.what} | {m.name} | {m.note} | | | | | | |"
     rss = (
         f"{m.peak_rss_mb:.0f} / {m.peak_process_rss_mb:.0f}"
         if m.peak_rss_mb is not None and m.peak_process_rss_mb is not None
         else ""
     )
+    cpu = " / ".join(
+        "" if value is None else f"{value:.2f}"
+        for value in (m.client_cpu_seconds, m.machine_cpu_seconds)
+    )
     seconds = f"{m.seconds:.2f}" + (" (extrapolated)" if m.extrapolated_from else "")
     return (
         f"| {m.what} | {m.name}{' (' + m.note + ')' if m.note else ''} | {seconds} | "
-        f"{m.lines_per_s:,.0f} | {m.mb_per_s:.1f} | {m.files_per_s:,.0f} | {rss} | "
+        f"{m.lines_per_s:,.0f} | {m.mb_per_s:.1f} | {m.files_per_s:,.0f} | {rss} | {cpu} | "
         f"{m.load_before:.2f} → {m.load_after:.2f} |"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -42,6 +43,10 @@ class Measure:
     extrapolated_from: str = ""
     peak_rss_mb: float | None = None  # whole process tree
     peak_process_rss_mb: float | None = None  # largest single process
+    # CPU seconds while it ran: the command's own process tree (user + system),
+    # and the whole machine's, every core (the server's work is most of the rest).
+    client_cpu_seconds: float | None = None
+    machine_cpu_seconds: float | None = None
     load_before: float = 0.0
     load_after: float = 0.0
     note: str = ""
@@ -78,9 +83,11 @@ class Recorder:
         with contextlib.suppress(psycopg.Error), psycopg.connect(autocommit=True) as conn:
             conn.execute("checkpoint")
         measure = Measure(name, what, 0.0, load_before=os.getloadavg()[0])
+        busy_before = _machine_busy_seconds()
         started = time.perf_counter()
         yield measure
         measure.seconds = time.perf_counter() - started
+        measure.machine_cpu_seconds = _machine_busy_seconds() - busy_before
         measure.load_after = os.getloadavg()[0]
         if not self.warming:
             self.runs.append(measure)
@@ -115,9 +122,23 @@ class Recorder:
         return list(best.values())
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's waited-for descendants (a
+    worker that its parent waited for counts once its parent is waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_watched(command: list[str], env: dict[str, str], measure: Measure) -> str:
     """Run a command as a user runs it; record the peak RSS of its whole process
-    tree (the loader's workers included) and return its stdout."""
+    tree (the loader's workers included) and its CPU time, and return its stdout."""
+    cpu_before = _children_cpu_seconds()
     process = subprocess.Popen(
         command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -132,8 +153,11 @@ def run_watched(command: list[str], env: dict[str, str], measure: Measure) -> st
                     sizes.append(proc.memory_info().rss)
             peak_total = max(peak_total, sum(sizes))
             peak_one = max(peak_one, max(sizes, default=0))
-        time.sleep(0.05)
+        # Not sleep(): the run's time must end when the command does.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.05)
     out, err = process.communicate()
+    measure.client_cpu_seconds = _children_cpu_seconds() - cpu_before
     if process.returncode != 0:
         raise SystemExit(f"bench: {' '.join(command[1:3])} failed: {err.decode()[-2000:]}")
     measure.peak_rss_mb = peak_total / 2**20

@@ -93,4 +93,5 @@ def _extrapolate(
     """Scale the subset's time to the whole feed, by lines (the per-row cost)."""
     m.extrapolated_from = f"{lines:,} lines in {m.seconds:.1f} s"
     m.seconds = m.seconds * all_lines / lines
+    m.machine_cpu_seconds = None  # the subset's, not the feed's
     m.lines, m.files, m.bytes = all_lines, all_files, all_bytes
