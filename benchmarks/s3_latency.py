@@ -324,6 +324,14 @@ def _rss(row: dict[str, Any]) -> str:
     return f"{row['peak_rss_mb']} / {row['peak_process_rss_mb']}"
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
+def _blank(value: float | None) -> str:
+    return "" if value is None else str(value)
+
+
 def _best(rounds: list[Measure]) -> Measure:
     """The fastest round, with its own summary (noise only ever slows a run)."""
     return min(rounds, key=lambda run: run.seconds)
@@ -362,6 +370,8 @@ def _report(
                     "peak_process_rss_mb": (
                         None if run.peak_process_rss_mb is None else round(run.peak_process_rss_mb)
                     ),
+                    "client_cpu_seconds": _rounded(run.client_cpu_seconds),
+                    "machine_cpu_seconds": _rounded(run.machine_cpu_seconds),
                     "load_before": round(run.load_before, 2),
                     "load_after": round(run.load_after, 2),
                 }
@@ -372,10 +382,12 @@ def _report(
         f"proxy, {args.delay_ms:g} ms before each object GET; {len(files['songs']):,} song "
         f"files, {len(files['events'])} event logs; {os.cpu_count()} CPUs; best of "
         f"{args.repeat} rounds after a warm-up. The memory rows run once each, straight "
-        "from moto (no delay: it does not change what the loader holds).\n\n"
+        "from moto (no delay: it does not change what the loader holds). CPU s: the "
+        "loader's own process tree (user + system), and the whole machine's over the run, "
+        "every core (moto, the proxy and PostgreSQL share those CPUs).\n\n"
         "| kind | what | files | s (all rounds) | of which loading | files/s | / floor "
-        "| peak RSS MB (tree / largest process) | load |\n"
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+        "| peak RSS MB (tree / largest process) | CPU s (client / machine) | load |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     )
     lines = [
         f"| {r['kind']} | {r['what']} | {r['files']:,} | {r['seconds']} "
@@ -384,6 +396,7 @@ def _report(
         f"{r['files_per_s']:,} | "
         f"{'' if r['ratio_to_floor'] is None else r['ratio_to_floor']} | "
         f"{_rss(r)} | "
+        f"{_blank(r['client_cpu_seconds'])} / {_blank(r['machine_cpu_seconds'])} | "
         f"{r['load_before']} → {r['load_after']} |"
         for r in rows
     ]
