@@ -81,7 +81,7 @@ class FaultProxy:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -125,6 +125,13 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a client opening dozens of
+    # connections at once (as the loader's read-ahead does) would have the rest
+    # of its SYNs dropped and resent a second later, which no S3 server does.
+    request_queue_size = 128
 
 
 def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
