@@ -420,7 +420,6 @@ def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | str | None) 
     empty manifest: everything is new."""
     source = source_for(roots, options.store_timeout, options.s3_in_flight)
     files, _ = list_feed(source)
-    unlisted = [name for name, _ in source.unreadable]
     if lake_root is not None:
         from raw_loader import lake  # pyarrow, imported only for a lake
 
@@ -428,14 +427,7 @@ def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | str | None) 
         found = lake.plan(in_lake, source, files, verify=options.verify)
     else:
         with connect("sparkify load_raw --plan") as conn:
-            found = plan(
-                conn,
-                source,
-                files,
-                kinds=source.roots.keys(),
-                verify=options.verify,
-                unlisted=unlisted,
-            )
+            found = plan(conn, source, files, verify=options.verify)
     return {
         "files_found": len(files),
         "to_load": [
@@ -450,7 +442,7 @@ def plan_only(roots: Roots, options: LoadOptions, lake_root: Path | str | None) 
         "files_unchanged": len(found.unchanged),
         "files_vanished": [name for _, name in found.vanished],
         "files_unreadable": [{"file": name, "reason": why} for name, why in found.unreadable],
-        "paths_unreadable": unlisted,
+        "paths_unreadable": [name for name, _ in source.unreadable],
     }
 
 

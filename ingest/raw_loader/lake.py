@@ -284,14 +284,7 @@ def plan(
     manifest: dict[str, ManifestRow], source: FileSource, files: list[SourceFile], *, verify: bool
 ) -> Plan:
     """planning.plan_files against the lake's manifest (Lake.manifest)."""
-    return plan_files(
-        source,
-        files,
-        manifest_entries(manifest),
-        kinds=source.roots.keys(),
-        verify=verify,
-        unlisted=[name for name, _ in source.unreadable],
-    )
+    return plan_files(source, files, manifest_entries(manifest), verify=verify)
 
 
 def load_batch(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from raw_loader.contract import EVENTS, SOURCE_KINDS
+from raw_loader.contract import EVENTS
 from raw_loader.errors import UsageError
 from raw_loader.files import FileSource, SkippedFile, SourceFile
 from raw_loader.options import BATCH_MAX_BYTES, BATCH_MAX_FILES
@@ -87,18 +87,10 @@ def read_manifest(conn: psycopg.Connection) -> dict[str, ManifestEntry]:
 
 
 def plan(
-    conn: psycopg.Connection,
-    source: FileSource,
-    files: list[SourceFile],
-    *,
-    kinds: Collection[str] = SOURCE_KINDS,
-    verify: bool = False,
-    unlisted: Collection[str] = (),
+    conn: psycopg.Connection, source: FileSource, files: list[SourceFile], *, verify: bool = False
 ) -> Plan:
     """plan_files against the manifest in PostgreSQL."""
-    return plan_files(
-        source, files, read_manifest(conn), kinds=kinds, verify=verify, unlisted=unlisted
-    )
+    return plan_files(source, files, read_manifest(conn), verify=verify)
 
 
 def plan_files(
@@ -106,9 +98,8 @@ def plan_files(
     files: list[SourceFile],
     manifest: Mapping[str, ManifestEntry],
     *,
-    kinds: Collection[str] = SOURCE_KINDS,
+    kinds: Collection[str] | None = None,
     verify: bool = False,
-    unlisted: Collection[str] = (),
 ) -> Plan:
     """Compare the files with the manifest: what is new, changed, unchanged or gone.
 
@@ -117,11 +108,14 @@ def plan_files(
     take seconds. A file rewritten with its old size and time (cp -p, rsync -t,
     a restore from tar) escapes it; `verify` hashes every file instead.
 
-    Manifest files of `kinds` that are not listed have vanished from the feed,
-    unless they are under a path that could not be listed (`unlisted`): those
-    are unknown, not gone. Files of another feed root are not this feed's: they
+    Manifest files of `kinds` (by default the source's: the kinds this run
+    loads) that are not listed have vanished from the feed, unless they are
+    under a path that could not be listed (source.unreadable): those are
+    unknown, not gone. Files of another feed root are not this feed's: they
     never vanish from it; one that would be replaced is named in `other_feed`.
     """
+    kinds = source.roots.keys() if kinds is None else kinds
+    unlisted = [name for name, _ in source.unreadable]
     roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
     result = Plan(to_load=[], unchanged=[])
     listed = {file.name for file in files}

@@ -132,14 +132,7 @@ def _run(
         ensure_schema(conn)
         _take_load_lock(conn)
         drain_earlier_workers(conn)
-        load_plan = plan(
-            conn,
-            source,
-            files,
-            kinds=source.roots.keys(),
-            verify=options.verify,
-            unlisted=[name for name, _ in source.unreadable],
-        )
+        load_plan = plan(conn, source, files, verify=options.verify)
         check_other_feed(
             load_plan.other_feed,
             options.replace_other_feed,

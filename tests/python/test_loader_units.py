@@ -519,7 +519,8 @@ def test_paths_not_listed_are_unknown_not_gone(feed):
         "log_data/hidden/a.json": entry(source, file, checksum="0" * 64),
         "log_data/hidden.json": entry(source, file, checksum="1" * 64),
     }
-    result = plan_files(source, [], manifest, unlisted=["log_data/hidden"])
+    source.unreadable = [("log_data/hidden", "Permission denied")]  # as its listing says
+    result = plan_files(source, [], manifest)
     assert result.vanished == [(EVENTS, "log_data/hidden.json")]
 
 
