@@ -270,6 +270,44 @@ def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Comple
     return result
 
 
+# Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
+BUILT_SCHEMAS = ("staging", "analytics", "reports", "audit")
+
+
+def warehouse_fingerprint(
+    env: dict[str, str], schemas: tuple[str, ...] = BUILT_SCHEMAS
+) -> dict[str, tuple[int, str]]:
+    """Row count and a hash of all rows of every table dbt builds in `schemas`,
+    by "schema.table": the one way the tests tell two warehouses apart."""
+    with connect(env) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = any(%s) and table_type = 'BASE TABLE' "
+            "and table_name <> 'consumed_loads' order by 1, 2",
+            [list(schemas)],
+        ).fetchall()
+        assert tables, f"no table in {schemas}"
+        return {
+            f"{schema}.{table}": one_row(
+                conn,
+                "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                f'from "{schema}"."{table}" as t',
+            )
+            for schema, table in tables
+        }
+
+
+def assert_equal_to_full_refresh(env: dict[str, str], tmp_path: Path) -> None:
+    """A plain build, then its fingerprint against a full refresh of the same raw data."""
+    build(env, tmp_path)
+    incremental = warehouse_fingerprint(env)
+    build(env, tmp_path, "--full-refresh")
+    full = warehouse_fingerprint(env)
+    differing = sorted(name for name in full if incremental.get(name) != full[name])
+    assert differing == [], f"differ from a full refresh: {differing}"
+    assert set(incremental) == set(full)
+
+
 def plain_run_marts(server_env: dict[str, str], feed: Path, tmp_path: Path) -> dict:
     """The marts of the feed loaded and built by hand (load_raw.py, dbt build) into
     a throwaway database: what a run of any other kind must equal."""
@@ -316,7 +354,8 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
-    """What raw holds, without load ids and times (they differ from load to load)."""
+    """What raw holds, without load ids and times (they differ from load to load):
+    the one way the tests tell two landings apart."""
     with connect(env) as conn:
         return {
             table: conn.execute(
@@ -325,9 +364,19 @@ def landed(env: dict[str, str]) -> dict[str, list[tuple]]:
             for table, payload in (
                 ("events", "payload::text"),
                 ("songs", "payload::text"),
-                ("rejects", "line, reason"),
+                ("rejects", "line, reason, detail"),
             )
         }
+
+
+def manifest_rows(env: dict[str, str]) -> list[tuple]:
+    """raw.load_manifest without load ids and times; a file's size and mtime
+    are the source's (a folder and a bucket differ in them)."""
+    with connect(env) as conn:
+        return conn.execute(
+            "select source_file, source_kind, checksum, size_bytes, mtime_ns, "
+            "row_count, reject_count from raw.load_manifest order by 1"
+        ).fetchall()
 
 
 def load_json(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:

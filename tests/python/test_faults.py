@@ -29,12 +29,12 @@ from helpers import (
     connect,
     generate_feed,
     kill_group,
-    one_row,
     run_dbt,
     run_loader,
     scalar,
     start_loader,
     wait_until,
+    warehouse_fingerprint,
 )
 from interruptions import Blocker, assert_nothing_half_loaded, blocking_pids, start_dbt_build
 
@@ -221,17 +221,10 @@ def test_two_loaders_started_together_load_each_line_once(db_env, tmp_path):
     assert_exactly_once(db_env, feed)
 
 
-def mart_fingerprints(env: dict[str, str]) -> dict[str, tuple[int, str]]:
+def marts(env: dict[str, str]) -> dict[str, tuple[int, str]]:
     """Each mart's row count and a hash of all its rows: readable, and whole or not."""
-    with connect(env) as conn:
-        return {
-            mart: one_row(
-                conn,
-                f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f"from analytics.{mart} as t",
-            )
-            for mart in MARTS
-        }
+    analytics = warehouse_fingerprint(env, ("analytics",))
+    return {mart: analytics[f"analytics.{mart}"] for mart in MARTS}
 
 
 def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
@@ -243,7 +236,7 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
     assert run_loader(db_env, "--data-dir", feed).returncode == 0
     first = run_dbt(db_env, tmp_path, "build")
     assert first.returncode == 0, first.stdout[-4000:]
-    old = mart_fingerprints(db_env)
+    old = marts(db_env)
 
     later = tmp_path / "later"
     generate_feed(later, *FEED, "--start-date", "2018-11-20")
@@ -255,7 +248,7 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
         failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=5s"}, tmp_path, "build")
         assert failed.returncode != 0
         assert "lock timeout" in failed.stdout
-        after_failure = mart_fingerprints(db_env)
+        after_failure = marts(db_env)
         assert after_failure["users"] == old["users"]
 
         killed = start_dbt_build(db_env, tmp_path)
@@ -269,12 +262,12 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
         reader.rollback()
         reader.close()
     wait_until(lambda: other_backends_gone(db_env), "the killed build's session to end")
-    after_kill = mart_fingerprints(db_env)
+    after_kill = marts(db_env)
     assert after_kill["users"] == old["users"]
 
     final = run_dbt(db_env, tmp_path, "build")
     assert final.returncode == 0, final.stdout[-4000:]
-    new = mart_fingerprints(db_env)
+    new = marts(db_env)
     assert new["songplays"][0] > old["songplays"][0]
     for mart in MARTS:
         assert after_failure[mart] in (old[mart], new[mart]), mart

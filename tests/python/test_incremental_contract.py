@@ -20,13 +20,13 @@ import pytest
 
 from helpers import (
     REPO_ROOT,
+    assert_equal_to_full_refresh,
     build,
     connect,
     dbt_invocation,
     deliver,
     generate_feed,
     kill_group,
-    one_row,
     run_dbt,
     run_loader,
     start_loader,
@@ -37,39 +37,6 @@ from interruptions import Blocker, blocking_pids, start_dbt_build
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "6", "--users", "12", "--songs", "40", "--events-per-day", "120")
-# Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
-BUILT_SCHEMAS = ("staging", "analytics", "reports", "audit")
-
-
-def warehouse_fingerprint(env: dict[str, str]) -> dict[str, tuple[int, str]]:
-    """Row count and a hash of all rows of every table dbt builds."""
-    with connect(env) as conn:
-        tables = conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema = any(%s) and table_type = 'BASE TABLE' "
-            "and table_name <> 'consumed_loads' order by 1, 2",
-            [list(BUILT_SCHEMAS)],
-        ).fetchall()
-        assert len(tables) > 10, tables
-        return {
-            f"{schema}.{table}": one_row(
-                conn,
-                "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f'from "{schema}"."{table}" as t',
-            )
-            for schema, table in tables
-        }
-
-
-def assert_equal_to_full_refresh(env: dict[str, str], tmp_path: Path) -> None:
-    """A plain build, then its fingerprint against a full refresh of the same raw data."""
-    build(env, tmp_path)
-    incremental = warehouse_fingerprint(env)
-    build(env, tmp_path, "--full-refresh")
-    full = warehouse_fingerprint(env)
-    differing = sorted(name for name in full if incremental.get(name) != full[name])
-    assert differing == [], f"differ from a full refresh: {differing}"
-    assert set(incremental) == set(full)
 
 
 def split_feed(tmp_path: Path, parts: int = 3) -> tuple[Path, list[list[Path]]]:

@@ -24,6 +24,8 @@ from helpers import (
     assert_loads_match,
     connect,
     generate_feed,
+    landed,
+    manifest_rows,
     run_loader,
     scalar,
     write_lines,
@@ -45,18 +47,9 @@ def faulty_feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return feed
 
 
-def snapshot(env: dict[str, str]) -> dict[str, list[tuple]]:
+def snapshot(env: dict[str, str]) -> dict[str, Any]:
     """Every landed row, reject and manifest entry, in a fixed order (load times left out)."""
-    queries = {
-        "events": "select source_file, line_number, payload::text from raw.events order by 1, 2",
-        "songs": "select source_file, line_number, payload::text from raw.songs order by 1, 2",
-        "rejects": "select source_file, line_number, line, reason, detail "
-        "from raw.rejects order by 1, 2",
-        "manifest": "select source_file, source_kind, checksum, size_bytes, mtime_ns, "
-        "row_count, reject_count from raw.load_manifest order by 1",
-    }
-    with connect(env) as conn:
-        return {name: conn.execute(query).fetchall() for name, query in queries.items()}
+    return {**landed(env), "manifest": manifest_rows(env)}
 
 
 def manifest_agrees_with_tables(env: dict[str, str]) -> None:
