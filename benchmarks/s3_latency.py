@@ -48,6 +48,7 @@ from psycopg import sql
 
 import s3_scenario
 from measuring import PYTHON, REPO_ROOT, Measure, Recorder, check_command, log, run_watched
+from raw_loader.s3_source import DEFAULT_IN_FLIGHT
 from raw_loader.schema import ensure_schema
 from scratch import RESULTS, SCRATCH, ScratchDatabases, check_count, connect_args, env_for
 
@@ -68,7 +69,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=30, help="days of event logs (30)")
     parser.add_argument("--workers", type=int, default=2, help="the loader's --workers (2)")
     parser.add_argument(
-        "--in-flight", type=int, default=32, help="the loader's --s3-in-flight (32)"
+        "--in-flight",
+        type=int,
+        default=DEFAULT_IN_FLIGHT,
+        help=f"the loader's --s3-in-flight ({DEFAULT_IN_FLIGHT}, its default)",
     )
     parser.add_argument("--floor-threads", type=int, default=64, help="the floor's threads (64)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds kept, after a warm-up (2)")
