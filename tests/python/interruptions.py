@@ -55,8 +55,15 @@ def blocking_pids(env: dict[str, str]) -> set[int]:
         }
 
 
-def start_dbt_build(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
-    command, dbt_env = dbt_invocation(env, tmp_path, "build")
+def start_dbt(
+    env: dict[str, str], tmp_path: Path, *args: str, log_path: Path | None = None
+) -> subprocess.Popen:
+    """dbt with `args` (e.g. "build") in a session of its own, its output
+    dropped: a build to interrupt while it runs (kill_group). Its debug log goes
+    to `log_path` when given: a log to watch that no earlier build wrote."""
+    command, dbt_env = dbt_invocation(env, tmp_path, *args)
+    if log_path is not None:
+        command[command.index("--log-path") + 1] = str(log_path)
     return subprocess.Popen(
         command,
         env=dbt_env,

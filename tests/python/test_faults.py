@@ -36,7 +36,7 @@ from helpers import (
     wait_until,
     warehouse_fingerprint,
 )
-from interruptions import Blocker, assert_nothing_half_loaded, blocking_pids, start_dbt_build
+from interruptions import Blocker, assert_nothing_half_loaded, blocking_pids, start_dbt
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -251,7 +251,7 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
         after_failure = marts(db_env)
         assert after_failure["users"] == old["users"]
 
-        killed = start_dbt_build(db_env, tmp_path)
+        killed = start_dbt(db_env, tmp_path, "build")
         wait_until(
             lambda: reader.info.backend_pid in blocking_pids(db_env),
             "the build to wait for the analyst's lock",

@@ -32,7 +32,7 @@ from helpers import (
     start_loader,
     wait_until,
 )
-from interruptions import Blocker, blocking_pids, start_dbt_build
+from interruptions import Blocker, blocking_pids, start_dbt
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -102,7 +102,7 @@ def test_a_build_killed_midway_is_caught_up(db_env, tmp_path):
     # all run: a model that reads songplays is made to wait on a held lock.
     holder = connect(db_env)
     holder.execute("lock table analytics.time in share mode")
-    running = start_dbt_build(db_env, tmp_path)
+    running = start_dbt(db_env, tmp_path, "build")
     try:
         wait_until(
             lambda: holder.info.backend_pid in blocking_pids(db_env),

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,15 +36,14 @@ import pytest
 
 from course_oracle import ORACLE_MARTS, needs_udacity, oracle, read_feed
 from helpers import (
-    REPO_ROOT,
     UDACITY_SAMPLE,
     connect,
-    dbt_invocation,
     generate_feed,
     run_dbt,
     run_loader,
     throwaway_database,
 )
+from interruptions import start_dbt
 from lake_reader import current
 from spark_warehouse import (
     COMPARED_SCHEMAS,
@@ -149,17 +147,8 @@ def build_killed_after_write(
     it). Killing it while the merge runs would not do: the Thrift server
     cancels a dead client's statements. Returns what dbt had logged."""
     commits = snapshot_count(cluster, table)
-    command, dbt_env = dbt_invocation(env, tmp_path, "run", "--target", "spark")
     logs = tmp_path / "killed-dbt-logs"
-    command[command.index("--log-path") + 1] = str(logs)
-    process = subprocess.Popen(
-        command,
-        env=dbt_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
+    process = start_dbt(env, tmp_path, "run", "--target", "spark", log_path=logs)
     write = f"merge into {table} as built"
     after_write = f"uncache table if exists {table.split('.')[-1]}__rewrite"
     try:
