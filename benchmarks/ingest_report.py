@@ -15,7 +15,7 @@ import psutil
 
 import goals
 from feed import Feed
-from measuring import Measure, log
+from measuring import Measure, cpu_cell, log
 from options import Options
 from scratch import RESULTS, server_version
 
@@ -158,10 +158,7 @@ def _measure_row(m: Measure) -> str:
         if m.peak_rss_mb is not None and m.peak_process_rss_mb is not None
         else ""
     )
-    cpu = " / ".join(
-        "" if value is None else f"{value:.2f}"
-        for value in (m.client_cpu_seconds, m.machine_cpu_seconds)
-    )
+    cpu = cpu_cell(m.client_cpu_seconds, m.machine_cpu_seconds)
     seconds = f"{m.seconds:.2f}" + (" (extrapolated)" if m.extrapolated_from else "")
     return (
         f"| {m.what} | {m.name}{' (' + m.note + ')' if m.note else ''} | {seconds} | "

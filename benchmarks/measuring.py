@@ -135,6 +135,11 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def cpu_cell(client: float | None, machine: float | None) -> str:
+    """A results table's CPU column: "client / machine" seconds, blank where not measured."""
+    return " / ".join("" if value is None else f"{value:.2f}" for value in (client, machine))
+
+
 def run_watched(command: list[str], env: dict[str, str], measure: Measure) -> str:
     """Run a command as a user runs it; record the peak RSS of its whole process
     tree (the loader's workers included) and its CPU time, and return its stdout."""

@@ -47,7 +47,16 @@ from botocore.config import Config
 from psycopg import sql
 
 import s3_scenario
-from measuring import PYTHON, REPO_ROOT, Measure, Recorder, check_command, log, run_watched
+from measuring import (
+    PYTHON,
+    REPO_ROOT,
+    Measure,
+    Recorder,
+    check_command,
+    cpu_cell,
+    log,
+    run_watched,
+)
 from raw_loader.s3_source import DEFAULT_IN_FLIGHT
 from raw_loader.schema import ensure_schema
 from scratch import RESULTS, SCRATCH, ScratchDatabases, check_count, connect_args, env_for
@@ -328,12 +337,8 @@ def _rss(row: dict[str, Any]) -> str:
     return f"{row['peak_rss_mb']} / {row['peak_process_rss_mb']}"
 
 
-def _rounded(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 2)
-
-
-def _blank(value: float | None) -> str:
-    return "" if value is None else str(value)
+def _rounded(value: float | None, digits: int | None = None) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _best(rounds: list[Measure]) -> Measure:
@@ -370,12 +375,10 @@ def _report(
                     "ratio_to_floor": (
                         None if base is None else round(run.files_per_s / base.files_per_s, 2)
                     ),
-                    "peak_rss_mb": None if run.peak_rss_mb is None else round(run.peak_rss_mb),
-                    "peak_process_rss_mb": (
-                        None if run.peak_process_rss_mb is None else round(run.peak_process_rss_mb)
-                    ),
-                    "client_cpu_seconds": _rounded(run.client_cpu_seconds),
-                    "machine_cpu_seconds": _rounded(run.machine_cpu_seconds),
+                    "peak_rss_mb": _rounded(run.peak_rss_mb),
+                    "peak_process_rss_mb": _rounded(run.peak_process_rss_mb),
+                    "client_cpu_seconds": _rounded(run.client_cpu_seconds, 2),
+                    "machine_cpu_seconds": _rounded(run.machine_cpu_seconds, 2),
                     "load_before": round(run.load_before, 2),
                     "load_after": round(run.load_after, 2),
                 }
@@ -400,7 +403,7 @@ def _report(
         f"{r['files_per_s']:,} | "
         f"{'' if r['ratio_to_floor'] is None else r['ratio_to_floor']} | "
         f"{_rss(r)} | "
-        f"{_blank(r['client_cpu_seconds'])} / {_blank(r['machine_cpu_seconds'])} | "
+        f"{cpu_cell(r['client_cpu_seconds'], r['machine_cpu_seconds'])} | "
         f"{r['load_before']} → {r['load_after']} |"
         for r in rows
     ]
