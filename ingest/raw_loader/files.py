@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +71,11 @@ class FileSource(Protocol):
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
         """Return (data files, names of files skipped because they are not data)."""
+        ...
+
+    def list_pages(self) -> Iterator[tuple[list[SourceFile], list[str]]]:
+        """The same listing in parts, as they are listed, for a load to start on
+        the first part while the rest is listed (run.py)."""
         ...
 
     def open(self, source_file: SourceFile) -> BinaryIO:
@@ -157,6 +162,10 @@ class LocalFileSource:
         self.prefixes = FEED_FOLDERS
         self.unreadable: list[tuple[str, str]] = []
 
+    def list_pages(self) -> Iterator[tuple[list[SourceFile], list[str]]]:
+        """One part: a local folder is walked in a fraction of a second."""
+        yield self.list_files()
+
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
         files: list[SourceFile] = []
         skipped: list[str] = []
@@ -216,6 +225,19 @@ class LocalFileSource:
         """sha256 of the bytes as stored (for .gz files, of the compressed bytes)."""
         with self.open_stored(source_file) as stream:
             return sha256_of(stream)
+
+
+def whole_listing(
+    pages: Iterable[tuple[list[SourceFile], list[str]]],
+) -> tuple[list[SourceFile], list[str]]:
+    """The parts of a listing as one, files in (kind, name) order."""
+    files: list[SourceFile] = []
+    skipped: list[str] = []
+    for part_files, part_skipped in pages:
+        files.extend(part_files)
+        skipped.extend(part_skipped)
+    files.sort(key=lambda f: (f.kind, f.name))
+    return files, sorted(skipped)
 
 
 def read_small(source: FileSource, source_file: SourceFile, limit: int) -> bytes | None:

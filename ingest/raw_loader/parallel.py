@@ -2,7 +2,8 @@
 
 The coordinator (run.py, in the process load_raw.py started) starts the
 workers first (they connect while it lists and plans), takes the load lock,
-and hands batches out through a shared queue, largest first, so each worker
+and hands batches out through a shared queue as the feed is listed (largest
+first within each part of the listing), so each worker
 takes the next batch as soon as it is free. A worker loads a batch in one
 transaction (rows, rejects and manifest rows together, see batch.load_batch)
 and reports the results back. No two workers ever hold the same file.
@@ -25,7 +26,7 @@ import os
 import queue
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -126,23 +127,43 @@ class WorkerPool:
 
     def run(
         self,
-        work: list[list[PlannedFile]],
+        work: Iterable[list[PlannedFile]],
         on_results: Callable[[int, list[FileResult], list[Skipped]], None],
         on_read: Callable[[int, int], None],
     ) -> None:
-        """Load every batch, largest first; call on_results(worker, results, files
-        skipped) as batches commit."""
-        for batch in sorted(work, key=batch_cost, reverse=True):
+        """Load every batch, in the order given, as `work` gives them (the feed may
+        still be listed: run.py); call on_results(worker, results, files skipped)
+        as batches commit."""
+        pending = 0
+        for batch in work:
             self.tasks.put(batch)
+            pending += 1
+            while pending and self._took_report(on_results, on_read, wait=False):
+                pending -= 1
         for _ in self.processes:
             self.tasks.put(None)
-        pending = len(work)
         while pending:
-            try:
-                report = self.reports.get(timeout=0.5)
-            except queue.Empty:
+            if self._took_report(on_results, on_read, wait=True):
+                pending -= 1
+            else:
                 _check_alive(self.processes, pending)
-                continue
+        for process in self.processes:
+            process.join(timeout=30)
+
+    def _took_report(
+        self,
+        on_results: Callable[[int, list[FileResult], list[Skipped]], None],
+        on_read: Callable[[int, int], None],
+        *,
+        wait: bool,
+    ) -> bool:
+        """Take the reports waiting (with `wait`, for up to half a second) until
+        a batch's results; True if one came. A worker's failure is raised."""
+        while True:
+            try:
+                report = self.reports.get(timeout=0.5) if wait else self.reports.get_nowait()
+            except queue.Empty:
+                return False
             if isinstance(report, _Failure):
                 kind = report.store_kind or ("file" if report.kind == "file" else "database")
                 raise WorkerFailed(_describe(report), kind)
@@ -150,10 +171,8 @@ class WorkerPool:
             if kind == "read":
                 on_read(number, payload)
             else:
-                pending -= 1
                 on_results(number, *payload)
-        for process in self.processes:
-            process.join(timeout=30)
+                return True
 
     def close(self) -> None:
         """Stop whatever still runs (its transaction under way rolls back)."""

@@ -70,6 +70,14 @@ class Plan:
     # that turns out unreadable while it loads is (batch.skipping).
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
+    def add(self, part: Plan) -> None:
+        """Take in the plan of another part of the listing (planning.plan_part)."""
+        self.to_load += part.to_load
+        self.unchanged += part.unchanged
+        self.restamped += part.restamped
+        self.other_feed += part.other_feed
+        self.unreadable += part.unreadable
+
 
 def read_manifest(conn: psycopg.Connection) -> dict[str, ManifestEntry]:
     """raw.load_manifest, by file name; empty for a database never loaded
@@ -114,21 +122,22 @@ def plan_files(
     unknown, not gone. Files of another feed root are not this feed's: they
     never vanish from it; one that would be replaced is named in `other_feed`.
     """
-    kinds = source.roots.keys() if kinds is None else kinds
-    unlisted = [name for name, _ in source.unreadable]
-    roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
+    result = plan_part(source, files, manifest, verify=verify)
+    result.vanished = vanished_files(source, {file.name for file in files}, manifest, kinds)
+    return result
+
+
+def plan_part(
+    source: FileSource,
+    files: list[SourceFile],
+    manifest: Mapping[str, ManifestEntry],
+    *,
+    verify: bool = False,
+) -> Plan:
+    """plan_files without `vanished`, for a part of the listing: each file is
+    planned on its own, so the plans of the parts are the plan of the whole."""
+    roots = {kind: source.feed_root(kind) for kind in source.roots}
     result = Plan(to_load=[], unchanged=[])
-    listed = {file.name for file in files}
-    hidden = tuple(f"{name}/" for name in unlisted)
-    result.vanished = sorted(
-        (entry.kind, name)
-        for name, entry in manifest.items()
-        if entry.kind in kinds
-        and entry.feed_root in (None, roots.get(entry.kind))
-        and name not in listed
-        and name not in unlisted
-        and not name.startswith(hidden)
-    )
     for file in files:
         previous = manifest.get(file.name)
         if previous is None:
@@ -152,6 +161,40 @@ def plan_files(
             if root is not None and root != roots.get(file.kind):
                 result.other_feed.append((file.name, root))
     return result
+
+
+def vanished_files(
+    source: FileSource,
+    listed: Collection[str],
+    manifest: Mapping[str, ManifestEntry],
+    kinds: Collection[str] | None = None,
+) -> list[tuple[str, str]]:
+    """Plan.vanished, once the whole feed is listed (`listed`: every name)."""
+    kinds = source.roots.keys() if kinds is None else kinds
+    unlisted = [name for name, _ in source.unreadable]
+    roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
+    hidden = tuple(f"{name}/" for name in unlisted)
+    return sorted(
+        (entry.kind, name)
+        for name, entry in manifest.items()
+        if entry.kind in kinds
+        and entry.feed_root in (None, roots.get(entry.kind))
+        and name not in listed
+        and name not in unlisted
+        and not name.startswith(hidden)
+    )
+
+
+def others_on_record(source: FileSource, manifest: Mapping[str, ManifestEntry]) -> bool:
+    """Does the manifest hold files of these kinds from another feed root? Then
+    a file of this feed may replace one of them, which is refused before
+    anything is written (check_other_feed): the whole feed is listed first."""
+    roots = {kind: source.feed_root(kind) for kind in source.roots}
+    return any(
+        entry.feed_root not in (None, roots[entry.kind])
+        for entry in manifest.values()
+        if entry.kind in roots
+    )
 
 
 def check_other_feed(other: list[tuple[str, str]], replace_them: bool, elsewhere: str) -> None:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from raw_loader.contract import SOURCE_KINDS
+from raw_loader.planning import PlannedFile
 from raw_loader.reading import FileResult
 
 log = logging.getLogger("load_raw")
@@ -18,6 +19,7 @@ class Progress:
 
     total_files: int
     total_bytes: int
+    listing: bool = False  # the feed is still being listed: the totals grow (expect)
     every_seconds: float = 2.0
     files: int = 0
     bytes: int = 0
@@ -31,6 +33,11 @@ class Progress:
     def __post_init__(self) -> None:
         self.started = time.monotonic()
         self.last = self.started
+
+    def expect(self, planned: list[PlannedFile]) -> None:
+        """More files to load, from a part of the listing planned now."""
+        self.total_files += len(planned)
+        self.total_bytes += sum(item.file.size for item in planned)
 
     def reading(self, worker: object, read: int) -> None:
         """A worker has read this many bytes of the batch it is loading."""
@@ -49,7 +56,7 @@ class Progress:
             self.rows_by_kind[r.file.kind] += r.rows
         self.rejects += sum(r.rejects for r in results)
         self.load_ids.update(r.load_id for r in results)
-        self._maybe_log(done=self.files == self.total_files)
+        self._maybe_log(done=self.files == self.total_files and not self.listing)
 
     def _maybe_log(self, done: bool = False) -> None:
         now = time.monotonic()
@@ -60,9 +67,10 @@ class Progress:
         read = self.bytes + sum(self.in_flight.values())
         share = min(100.0, 100 * read / self.total_bytes) if self.total_bytes else 100.0
         log.info(
-            "%d/%d files (%.0f%% read), %d loads and %d rows committed, %d rejects, %.0f rows/s",
+            "%d/%d files%s (%.0f%% read), %d loads and %d rows committed, %d rejects, %.0f rows/s",
             self.files,
             self.total_files,
+            " listed so far" if self.listing else "",
             share,
             len(self.load_ids),
             self.rows,

@@ -1,8 +1,13 @@
 """One run of the loader into PostgreSQL: list the feed, plan, load the batches, summarize.
 
 The order matters: the workers start first (they connect while the feed is
-listed), then the coordinator takes the load lock, waits for any earlier
-loader's workers, plans against the manifest and hands the batches out.
+listed); the listing runs in a thread (listing.py). Once it has found a data
+file (a store that cannot be listed, or a feed with nothing, is said before
+the database is touched), the coordinator takes the load lock, waits for any
+earlier loader's workers, reads the manifest, and then plans and hands out
+the batches of each part of the listing as it comes: an object store lists
+1,000 keys per request, and the first ones load while the rest are listed.
+Files that vanished from the feed are known, and pruned, only at the end.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +24,20 @@ import psycopg
 from raw_loader.batch import Skipped, load_batch, prune, restamp, skipping
 from raw_loader.contract import EVENTS, FEED_FOLDERS, LOAD_LOCK, SONGS
 from raw_loader.errors import UsageError, described
-from raw_loader.files import FileSource, LocalFileSource, SourceFile
+from raw_loader.files import FileSource, LocalFileSource, SourceFile, whole_listing
+from raw_loader.listing import BackgroundListing, Part
 from raw_loader.options import LoadOptions
-from raw_loader.parallel import WorkerPool, drain_earlier_workers
+from raw_loader.parallel import WorkerPool, batch_cost, drain_earlier_workers
 from raw_loader.planning import (
+    Plan,
+    PlannedFile,
     batches,
     check_other_feed,
     in_load_order,
-    plan,
+    others_on_record,
+    plan_part,
+    read_manifest,
+    vanished_files,
     vanished_message,
 )
 from raw_loader.progress import Progress
@@ -126,46 +137,52 @@ def _run(
     options: LoadOptions,
     started: float,
 ) -> Summary:
-    files, skipped = list_feed(source)
-    listed = time.monotonic()
+    listing = BackgroundListing(source)  # goes on while this process plans and loads
+    found = listing.wait_for_files()
+    if not found:
+        said_listing(source, *listing.whole())
     with connect("sparkify load_raw") as conn, described():
         ensure_schema(conn)
         _take_load_lock(conn)
         drain_earlier_workers(conn)
-        load_plan = plan(conn, source, files, verify=options.verify)
-        check_other_feed(
-            load_plan.other_feed,
-            options.replace_other_feed,
-            "another database (PGDATABASE=another_name; the embedded server creates it)",
-        )
-        restamp(conn, load_plan.restamped)
-        prune_loads = _vanished(conn, load_plan.vanished, options.prune)
-        replaced = sum(item.replaces for item in load_plan.to_load)
-        ordered = in_load_order(load_plan.to_load)
-        batch_files = options.batch_files
-        if pool is not None and isinstance(source, S3FileSource):
-            # An object costs a round trip, not its few bytes: spread small files
-            # over every worker, not one size-limited batch (on disk, they fit one).
-            batch_files = min(batch_files, max(1, -(-len(ordered) // len(pool.processes))))
-        work = list(batches(ordered, options.batch_bytes, batch_files))
-        workers = min(len(pool.processes), len(work)) if pool and len(work) > 1 else 1
-        log.info(
-            "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
-            len(files),
-            len(load_plan.to_load) - replaced,
-            replaced,
-            len(load_plan.unchanged),
-            len(work),
-            workers,
-            "worker" if workers == 1 else "workers",
-        )
-        progress = Progress(
-            total_files=len(load_plan.to_load),
-            total_bytes=sum(item.file.size for item in load_plan.to_load),
-        )
-        planned = time.monotonic()
-        unread: list[Skipped] = list(load_plan.unreadable)
-        log_skipped(unread)
+        manifest = read_manifest(conn)
+        load_plan = Plan(to_load=[], unchanged=[])
+        progress = Progress(total_files=0, total_bytes=0, listing=True)
+        unread: list[Skipped] = []
+        handed_out = 0
+        seconds_planning = 0.0
+
+        def planned_batches() -> Iterator[list[PlannedFile]]:
+            """Each part of the listing planned and cut into batches as it comes
+            (largest first within it); all of it at once if the database holds
+            another feed's files, so that replacing them is refused before
+            anything is written."""
+            nonlocal handed_out, seconds_planning
+            parts: Iterable[Part] = listing.parts()
+            if others_on_record(source, manifest):
+                parts = [whole_listing(parts)]
+            for files, _ in parts:
+                began = time.monotonic()
+                part = plan_part(source, files, manifest, verify=options.verify)
+                check_other_feed(
+                    part.other_feed,
+                    options.replace_other_feed,
+                    "another database (PGDATABASE=another_name; the embedded server creates it)",
+                )
+                restamp(conn, part.restamped)
+                load_plan.add(part)
+                log_skipped(part.unreadable)
+                unread.extend(part.unreadable)
+                progress.expect(part.to_load)
+                most = _batch_files(part, pool, source, options)
+                work = list(batches(in_load_order(part.to_load), options.batch_bytes, most))
+                seconds_planning += time.monotonic() - began
+                handed_out += len(work)
+                yield from sorted(work, key=batch_cost, reverse=True)
+            progress.listing = False
+            if found:  # said above otherwise
+                said_listing(source, *listing.whole())
+            _say_found(load_plan, handed_out, pool)
 
         def committed(worker: object, results: list[FileResult], skipped: list[Skipped]) -> None:
             progress.add(results, worker, len(skipped))
@@ -173,8 +190,8 @@ def _run(
             log_skipped(skipped)
             unread.extend(skipped)
 
-        if pool is None or len(work) <= 1:  # in this process, on this connection
-            for batch in work:
+        if pool is None:  # in this process, on this connection
+            for batch in planned_batches():
                 committed(
                     None,
                     *skipping(
@@ -189,10 +206,14 @@ def _run(
                     ),
                 )
         else:
-            pool.run(work, committed, progress.reading)
+            pool.run(planned_batches(), committed, progress.reading)
+        files, skipped = listing.whole()
+        load_plan.vanished = vanished_files(source, {file.name for file in files}, manifest)
+        prune_loads = _vanished(conn, load_plan.vanished, options.prune)
     finished = time.monotonic()
     load_ids = progress.load_ids | set(prune_loads)
     unread_names = {name for name, _ in unread}
+    listed = listing.finished_at or finished
     return Summary(
         files_found=len(files),
         files_loaded=progress.files,
@@ -210,20 +231,57 @@ def _run(
         loads=len(load_ids),
         first_load_id=min(load_ids, default=0),
         last_load_id=max(load_ids, default=0),
-        workers=workers,
-        batches=len(work),
+        workers=_workers_used(handed_out, pool),
+        batches=handed_out,
         seconds=finished - started,
         seconds_listing=listed - started,
-        seconds_planning=planned - listed,
-        seconds_loading=finished - planned,
+        seconds_planning=seconds_planning,
+        seconds_loading=finished - progress.started,
         files_unreadable=sorted(unread),
     )
 
 
+def _workers_used(batches: int, pool: WorkerPool | None) -> int:
+    return min(len(pool.processes), batches) if pool and batches > 1 else 1
+
+
+def _say_found(load_plan: Plan, batches: int, pool: WorkerPool | None) -> None:
+    """Once the whole feed is listed (its first batches may have committed)."""
+    replaced = sum(item.replaces for item in load_plan.to_load)
+    workers = _workers_used(batches, pool)
+    log.info(
+        "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
+        len(load_plan.to_load) + len(load_plan.unchanged) + len(load_plan.unreadable),
+        len(load_plan.to_load) - replaced,
+        replaced,
+        len(load_plan.unchanged),
+        batches,
+        workers,
+        "worker" if workers == 1 else "workers",
+    )
+
+
+def _batch_files(
+    part: Plan, pool: WorkerPool | None, source: FileSource, options: LoadOptions
+) -> int:
+    """The most files in a batch of this part of the listing."""
+    if pool is not None and isinstance(source, S3FileSource):
+        # An object costs a round trip, not its few bytes: spread small files
+        # over every worker, not one size-limited batch (on disk, they fit one).
+        return min(options.batch_files, max(1, -(-len(part.to_load) // len(pool.processes))))
+    return options.batch_files
+
+
 def list_feed(source: FileSource) -> tuple[list[SourceFile], list[str]]:
-    """The feed's data files and the names skipped as not data; what could not be
-    listed is said (source.unreadable), and an s3:// feed with nothing is refused."""
+    """The feed's data files and the names skipped as not data (said_listing)."""
     files, skipped = source.list_files()
+    said_listing(source, files, skipped)
+    return files, skipped
+
+
+def said_listing(source: FileSource, files: list[SourceFile], skipped: list[str]) -> None:
+    """What the listing skipped and could not list is said, and an s3:// feed
+    with nothing is refused."""
     if isinstance(source, S3FileSource):
         _check_s3_roots(source, files)
     for name in skipped:
@@ -233,7 +291,6 @@ def list_feed(source: FileSource) -> tuple[list[SourceFile], list[str]]:
         log.warning("skipped %s: %s", name, what)
     for name, why in source.unreadable:
         log.warning("skipped %s: cannot be listed (%s); the rest is loaded", name, why)
-    return files, skipped
 
 
 def log_skipped(skipped: list[Skipped]) -> None:

@@ -33,7 +33,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
@@ -49,6 +49,7 @@ from raw_loader.files import (
     _NamedErrors,
     is_data_file,
     sha256_of,
+    whole_listing,
 )
 from raw_loader.read_ahead import ReadAhead
 
@@ -461,27 +462,31 @@ class S3FileSource:
         return str(self.roots[kind])
 
     def list_files(self) -> tuple[list[SourceFile], list[str]]:
-        files: list[SourceFile] = []
-        skipped: list[str] = []
+        return whole_listing(self.list_pages())
+
+    def list_pages(self) -> Iterator[tuple[list[SourceFile], list[str]]]:
+        """The listing as the store gives it: a page (at most 1,000 keys, in key
+        order) at a time, kind after kind, each page `patiently`."""
         for kind, root in sorted(self.roots.items()):
             under = len(f"{root.prefix}/") if root.prefix else 0
-            for key, size, stamp, etag in self.list_objects(root):
-                relative = key[under:]  # exactly as listed: a '//' stays
-                if not relative:  # the prefix's own "folder" marker
-                    continue
-                name = f"{FEED_FOLDERS[kind]}/{relative}"
-                if is_data_file(key):
-                    files.append(SourceFile(kind, name, size, stamp, etag))
-                else:  # other keys, and "folder" markers under the prefix (`odd/`)
-                    skipped.append(name)
-        files.sort(key=lambda f: (f.kind, f.name))
-        return files, sorted(skipped)
+            for objects in self.object_pages(root):
+                files: list[SourceFile] = []
+                skipped: list[str] = []
+                for key, size, stamp, etag in objects:
+                    relative = key[under:]  # exactly as listed: a '//' stays
+                    if not relative:  # the prefix's own "folder" marker
+                        continue
+                    name = f"{FEED_FOLDERS[kind]}/{relative}"
+                    if is_data_file(key):
+                        files.append(SourceFile(kind, name, size, stamp, etag))
+                    else:  # other keys, and "folder" markers under the prefix (`odd/`)
+                        skipped.append(name)
+                yield files, skipped
 
-    def list_objects(self, root: S3Location) -> list[tuple[str, int, int, str]]:
-        """(key, size, last-modified in ns, ETag) of every object under root/,
-        page by page (a page holds at most 1,000 keys), each page `patiently`."""
+    def object_pages(self, root: S3Location) -> Iterator[list[tuple[str, int, int, str]]]:
+        """(key, size, last-modified in ns, ETag) of the objects under root/, one
+        list per page of the listing."""
         prefix = f"{root.prefix}/" if root.prefix else ""
-        found = []
         client = self.client  # outside `patiently`: its own errors are said already
         request: dict[str, str] = {"Bucket": root.bucket, "Prefix": prefix}
         while True:
@@ -490,12 +495,14 @@ class S3FileSource:
                 lambda: client.list_objects_v2(**request),
                 self.timeout,
             )
+            found = []
             for item in page.get("Contents", ()):
                 modified = item["LastModified"]
                 stamp = int(modified.timestamp()) * 10**9 + modified.microsecond * 1000
                 found.append((item["Key"], item["Size"], stamp, item["ETag"].strip('"')))
+            yield found
             if not page.get("IsTruncated"):
-                return found
+                return
             request["ContinuationToken"] = page["NextContinuationToken"]
 
     def key_of(self, source_file: SourceFile) -> tuple[str, str]:

@@ -11,14 +11,17 @@ same feed lands from disk.
 from __future__ import annotations
 
 import collections
+import json
 import re
 import shutil
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from fault_proxy import Rule
-from helpers import generate_feed, landed, load_json
+from helpers import connect, generate_feed, landed, load_json, scalar, start_loader, wait_until
 from s3_server import upload_feed
 
 EXIT_OK, EXIT_SKIPPED = 0, 3
@@ -132,3 +135,56 @@ def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_i
     assert landed(db_env) == landed(other_db_env)
     # Fetched ahead (its size seen, its body left), then read in its turn.
     assert len(proxy.requests(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)")) == 2
+
+
+# A listing page holds at most 1,000 keys: this feed takes two.
+PAGED_SONGS = 1100
+# How long the store answers SlowDown to the second page (the loader waits it
+# out): far longer than the first page's objects take to load.
+SECOND_PAGE_SLOWDOWN = 20.0
+
+
+def test_the_first_listing_page_is_loaded_while_the_next_one_is_listed(
+    moto, bucket, proxy, db_env, other_db_env, tmp_path
+):
+    feed = tmp_path / "feed"
+    generate_feed(feed, "--days", "1", "--songs", str(PAGED_SONGS))
+    upload_feed(moto.client(), bucket, feed, "feed")
+    second_page = Rule(
+        rf"^GET /{bucket}\?.*continuation-token=",
+        status=503,
+        s3_code="SlowDown",
+        seconds=SECOND_PAGE_SLOWDOWN,
+    )
+    proxy.rules = [second_page]
+    env = proxy.env(moto.env(db_env))
+
+    loader = start_loader(
+        env,
+        tmp_path / "loader.err",
+        "--data-dir",
+        f"s3://{bucket}/feed",
+        "--workers",
+        "2",
+        "--json",
+    )
+    with connect(db_env) as conn:
+        conn.autocommit = True
+        wait_until(lambda: loader.poll() is not None or loads_committed(conn), "a load or the end")
+        seen_at = time.monotonic()
+        still_listing = loader.poll() is None
+    out, _ = loader.communicate(timeout=300)
+    assert loader.returncode == EXIT_OK, (tmp_path / "loader.err").read_text()
+    assert second_page.first_hit is not None  # the feed was listed in two pages
+    # A batch of the first page committed before the second page was answered.
+    assert still_listing and seen_at - second_page.first_hit < SECOND_PAGE_SLOWDOWN
+    summary = json.loads(out)
+    assert summary["files_loaded"] == summary["files_found"] > PAGED_SONGS
+    assert load_json(other_db_env, "--data-dir", feed)[0] == EXIT_OK
+    assert landed(db_env) == landed(other_db_env)
+
+
+def loads_committed(conn: psycopg.Connection) -> int:
+    if scalar(conn, "select to_regclass('raw.loads') is null"):
+        return 0
+    return int(scalar(conn, "select count(*) from raw.loads"))
