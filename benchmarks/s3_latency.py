@@ -1,6 +1,6 @@
 """The loader against a far-away object store: a local moto server behind a
-proxy that waits before answering each object GET (as a remote store's first
-byte does), beside the same GETs made with many requests in flight.
+proxy that waits before answering each GET, of an object or of a listing page
+(as a remote store's first byte does), beside the same GETs made with many requests in flight.
 
     make bench-latency                       # 30 ms per GET, 1,000 song files
     make bench-latency LATENCY_ARGS="--delay-ms 60 --compare-with /work/main"
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"uploading {len(uploads):,} objects to moto at {moto.endpoint}")
         s3_scenario.upload(moto.endpoint, uploads)
         with FaultProxy(moto.endpoint) as proxy:
-            proxy.rules = [Rule(rf"^GET /{BUCKET}/feed/", delay=args.delay_ms / 1000)]
+            # Objects (/bucket/key) and listing pages (/bucket?list-type=2...).
+            proxy.rules = [Rule(rf"^GET /{BUCKET}[/?]", delay=args.delay_ms / 1000)]
             env = moto.env(env_for(databases.new("latency")))
             env["AWS_ENDPOINT_URL"] = proxy.endpoint
             _rounds(recorder, args, proxy, env, keys)
@@ -386,8 +387,9 @@ def _report(
     header = (
         f"# The loader against a store {args.delay_ms:g} ms away\n\n"
         f"{started:%Y-%m-%d %H:%M} UTC, `benchmarks/s3_latency.py`: moto behind the tests' "
-        f"proxy, {args.delay_ms:g} ms before each object GET; {len(files['songs']):,} song "
-        f"files, {len(files['events'])} event logs; {os.cpu_count()} CPUs; best of "
+        f"proxy, {args.delay_ms:g} ms before each GET (objects and listing pages); "
+        f"{len(files['songs']):,} song files, {len(files['events'])} event logs; "
+        f"{os.cpu_count()} CPUs; best of "
         f"{args.repeat} rounds after a warm-up. The memory rows run once each, straight "
         "from moto (no delay: it does not change what the loader holds). CPU s: the "
         "loader's own process tree (user + system), and the whole machine's over the run, "

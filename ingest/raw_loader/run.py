@@ -153,11 +153,15 @@ def _run(
         seconds_planning = 0.0
 
         def planned_batches() -> Iterator[list[PlannedFile]]:
-            """Each part of the listing planned and cut into batches as it comes
-            (largest first within it); all of it at once if the database holds
-            another feed's files, so that replacing them is refused before
-            anything is written."""
+            """Each part of the listing planned as it comes, and each full batch
+            handed out at once; the files left when the listing ends, spread
+            (_limits). All of it at once if the database holds another feed's
+            files, so that replacing them is refused before anything is written."""
             nonlocal handed_out, seconds_planning
+            pending: list[PlannedFile] = []  # planned, not yet in a full batch
+            # An object costs a round trip, not its few bytes: the last small
+            # files of a store are spread over every worker, not one batch.
+            spread_over = len(pool.processes) if pool and isinstance(source, S3FileSource) else 1
             parts: Iterable[Part] = listing.parts()
             if others_on_record(source, manifest):
                 parts = [whole_listing(parts)]
@@ -174,11 +178,14 @@ def _run(
                 log_skipped(part.unreadable)
                 unread.extend(part.unreadable)
                 progress.expect(part.to_load)
-                most = _batch_files(part, pool, source, options)
-                work = list(batches(in_load_order(part.to_load), options.batch_bytes, most))
+                work = list(batches(in_load_order(pending + part.to_load), *_limits(options)))
+                pending = work.pop() if work else []  # perhaps not full yet
                 seconds_planning += time.monotonic() - began
                 handed_out += len(work)
                 yield from sorted(work, key=batch_cost, reverse=True)
+            work = list(batches(pending, *_limits(options, spread_over, len(pending))))
+            handed_out += len(work)
+            yield from sorted(work, key=batch_cost, reverse=True)
             progress.listing = False
             if found:  # said above otherwise
                 said_listing(source, *listing.whole())
@@ -261,15 +268,12 @@ def _say_found(load_plan: Plan, batches: int, pool: WorkerPool | None) -> None:
     )
 
 
-def _batch_files(
-    part: Plan, pool: WorkerPool | None, source: FileSource, options: LoadOptions
-) -> int:
-    """The most files in a batch of this part of the listing."""
-    if pool is not None and isinstance(source, S3FileSource):
-        # An object costs a round trip, not its few bytes: spread small files
-        # over every worker, not one size-limited batch (on disk, they fit one).
-        return min(options.batch_files, max(1, -(-len(part.to_load) // len(pool.processes))))
-    return options.batch_files
+def _limits(options: LoadOptions, spread_over: int = 1, remaining: int = 0) -> tuple[int, int]:
+    """A batch's most bytes and files; the `remaining` files (the last ones
+    listed) spread over `spread_over` workers."""
+    if spread_over == 1:
+        return options.batch_bytes, options.batch_files
+    return options.batch_bytes, min(options.batch_files, max(1, -(-remaining // spread_over)))
 
 
 def list_feed(source: FileSource) -> tuple[list[SourceFile], list[str]]:

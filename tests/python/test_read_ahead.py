@@ -137,19 +137,21 @@ def test_an_object_grown_past_the_read_ahead_size_since_listing_is_streamed_in_i
     assert len(proxy.requests(rf"^GET /{bucket}/feed/{re.escape(day)}(\?|$)")) == 2
 
 
-# A listing page holds at most 1,000 keys: this feed takes two.
+# A listing page holds at most 1,000 keys: these song files take two, and the
+# first page fills two batches.
 PAGED_SONGS = 1100
+PAGED_BATCH_FILES = 400
 # How long the store answers SlowDown to the second page (the loader waits it
 # out): far longer than the first page's objects take to load.
 SECOND_PAGE_SLOWDOWN = 20.0
 
 
-def test_the_first_listing_page_is_loaded_while_the_next_one_is_listed(
+def test_full_batches_load_while_the_rest_of_the_feed_is_listed(
     moto, bucket, proxy, db_env, other_db_env, tmp_path
 ):
     feed = tmp_path / "feed"
     generate_feed(feed, "--days", "1", "--songs", str(PAGED_SONGS))
-    upload_feed(moto.client(), bucket, feed, "feed")
+    upload_feed(moto.client(), bucket, feed / "song_data", "song_data")
     second_page = Rule(
         rf"^GET /{bucket}\?.*continuation-token=",
         status=503,
@@ -159,15 +161,9 @@ def test_the_first_listing_page_is_loaded_while_the_next_one_is_listed(
     proxy.rules = [second_page]
     env = proxy.env(moto.env(db_env))
 
-    loader = start_loader(
-        env,
-        tmp_path / "loader.err",
-        "--data-dir",
-        f"s3://{bucket}/feed",
-        "--workers",
-        "2",
-        "--json",
-    )
+    options = ["--workers", "2", "--batch-files", str(PAGED_BATCH_FILES), "--json"]
+    url = f"s3://{bucket}/song_data"
+    loader = start_loader(env, tmp_path / "loader.err", "--song-data", url, *options)
     with connect(db_env) as conn:
         conn.autocommit = True
         wait_until(lambda: loader.poll() is not None or loads_committed(conn), "a load or the end")
@@ -179,8 +175,8 @@ def test_the_first_listing_page_is_loaded_while_the_next_one_is_listed(
     # A batch of the first page committed before the second page was answered.
     assert still_listing and seen_at - second_page.first_hit < SECOND_PAGE_SLOWDOWN
     summary = json.loads(out)
-    assert summary["files_loaded"] == summary["files_found"] > PAGED_SONGS
-    assert load_json(other_db_env, "--data-dir", feed)[0] == EXIT_OK
+    assert summary["files_loaded"] == summary["files_found"] == PAGED_SONGS
+    assert load_json(other_db_env, "--song-data", feed / "song_data")[0] == EXIT_OK
     assert landed(db_env) == landed(other_db_env)
 
 
