@@ -15,7 +15,7 @@ In one run, side by side in rounds (a warm-up round not kept, then the best of
   runs it (listing, planning, hashing, COPY, commit) into emptied raw tables,
   with --workers and --s3-in-flight;
 - with --compare-with DIR, the loader of another checkout (e.g. the main
-  branch, before read-ahead) the same way, for a before/after in one run;
+  branch) the same way, with the same options, for a before/after in one run;
 - memory, once each after the rounds, straight from moto (no proxy: the
   delay does not change what is held): one log object of --big-object-mb
   (300) and --many-objects small song objects (100,000), the loader's peak
@@ -105,7 +105,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compare-with",
         type=Path,
-        help="another checkout (with its .venv) whose loader runs too, e.g. the main branch",
+        help="another checkout (with its .venv) whose loader runs too, with the same "
+        "--workers and --s3-in-flight, e.g. the main branch",
     )
     return parser.parse_args(argv)
 
@@ -300,13 +301,14 @@ def _rounds(
             if args.compare_with is not None:
                 loader(
                     recorder,
-                    f"loader of {args.compare_with}, {args.workers} workers",
+                    f"loader of {args.compare_with}, {args.workers} workers, "
+                    f"--s3-in-flight {args.in_flight}",
                     args.compare_with,
                     env,
                     kind,
                     len(keys[kind]),
                     args,
-                    [],
+                    this,
                 )
     recorder.warming = False
 
