@@ -407,6 +407,30 @@
     {%- endif -%}
     {%- set own_policy = incremental_policy() -%}
     {%- set policy = policy or own_policy -%}
+    {%- set literal_days = model.get('rewrite_touched_days') -%}
+    {%- if literal_days is not none and policy == own_policy
+        and policy in ('event_days', 'event_days_onward') -%}
+        {#- '0001-01-01': null_partition_day(), the day of rows without one -#}
+        {%- set real = literal_days
+            | reject('equalto', '0001-01-01') | sort | list -%}
+        {%- if policy == 'event_days_onward' -%}
+            {{ return('(' ~ expression ~ " >= date'" ~ real[0] ~ "')"
+                if real else '(1 = 0)') }}
+        {%- endif -%}
+        {%- set conditions = [] -%}
+        {%- for day in real -%}
+            {%- set next = (modules.datetime.date.fromisoformat(day)
+                + modules.datetime.timedelta(days=1)).isoformat() -%}
+            {%- do conditions.append(
+                '(' ~ expression ~ " >= date'" ~ day ~ "' and "
+                ~ expression ~ " < date'" ~ next ~ "')"
+            ) -%}
+        {%- endfor -%}
+        {%- if '0001-01-01' in literal_days -%}
+            {%- do conditions.append(expression ~ ' is null') -%}
+        {%- endif -%}
+        {{ return('(' ~ (conditions | join(' or ') or '1 = 0') ~ ')') }}
+    {%- endif -%}
     {%- set columns = incremental_policies()[policy].columns -%}
     {%- if policy in materialized_touched_policies() -%}
         {%- set partitions -%}

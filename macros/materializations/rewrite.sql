@@ -16,7 +16,11 @@
     is made): a build that fails or is killed commits none of it. Spark has
     no transaction across statements: the write is one atomic Iceberg
     commit (a merge that deletes the touched partitions' rows and inserts
-    the rebuilt ones), and the claim is recorded last, after it. A build killed before 4 has recorded nothing: the next build
+    the rebuilt ones), and the claim is recorded last, after it. On Spark,
+    a model whose policy is by day is rendered again after 1, with the
+    touched days as literals (model['rewrite_touched_days'], which
+    touched() reads), so that Iceberg prunes its day-partitioned parents'
+    files in 2. A build killed before 4 has recorded nothing: the next build
     claims the same loads, touches the same partitions and rewrites them
     from whole state, which ends the same however much of 3 was done.
 
@@ -135,8 +139,18 @@
         {#- 2. build: the rows of the touched partitions, computed now
             (cached): the model may read its own table, which 3 changes. -#}
         {%- set new_rows = rewrite_rows_relation() -%}
+        {%- set rows_sql = compiled_code -%}
+        {%- if incremental_policy() in ('event_days', 'event_days_onward')
+            and not claimed.everything -%}
+            {%- set days = run_query(
+                'select distinct cast(event_date as string) from '
+                ~ touched_partitions_relation()
+            ).columns[0].values() -%}
+            {%- do model.update({'rewrite_touched_days': days | list}) -%}
+            {%- set rows_sql = render(model.raw_code) -%}
+        {%- endif -%}
         {%- do run_query(
-            'cache table ' ~ new_rows ~ ' as ' ~ compiled_code
+            'cache table ' ~ new_rows ~ ' as ' ~ rows_sql
         ) -%}
         {%- set columns = rewrite_columns(new_rows, existing) -%}
         {#- 3. write: one commit, the touched partitions' rows replaced -#}
