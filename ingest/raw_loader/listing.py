@@ -2,8 +2,8 @@
 
 An object store lists at most 1,000 keys per request, each a round trip: a
 feed of a million objects is a thousand of them. The listing runs in a thread
-of the coordinator from the start, while it connects, reads the manifest, and
-hands out the batches of the parts listed so far.
+of the coordinator, which plans the parts listed so far and hands out their
+batches while the rest is listed.
 """
 
 from __future__ import annotations
