@@ -26,7 +26,8 @@ class BackgroundListing:
         self._parts: queue.Queue[Part | BaseException | None] = queue.Queue()
         self._listed: list[Part] = []  # every part taken so far
         self._waiting: list[Part] = []  # parts taken by wait_for_files, not yet by parts()
-        self._ended = False  # wait_for_files took the end
+        self._ended = False  # the end of the listing was taken
+        self._whole: Part | None = None  # all of it, once ended (whole())
         self.finished_at: float | None = None
         threading.Thread(
             target=self._list, args=(source,), name="load_raw listing", daemon=True
@@ -69,7 +70,13 @@ class BackgroundListing:
             return
         while (part := self._next()) is not None:
             yield part
+        self._ended = True
 
     def whole(self) -> Part:
-        """Every part so far as one listing (after `parts()` has ended: all of it)."""
-        return whole_listing(self._listed)
+        """Every part so far as one listing (after `parts()` has ended: all of
+        it, joined and sorted once)."""
+        if not self._ended:
+            return whole_listing(self._listed)
+        if self._whole is None:
+            self._whole = whole_listing(self._listed)
+        return self._whole

@@ -136,7 +136,7 @@ def plan_part(
 ) -> Plan:
     """plan_files without `vanished`, for a part of the listing: each file is
     planned on its own, so the plans of the parts are the plan of the whole."""
-    roots = {kind: source.feed_root(kind) for kind in source.roots}
+    roots = feed_roots(source)
     result = Plan(to_load=[], unchanged=[])
     for file in files:
         previous = manifest.get(file.name)
@@ -172,7 +172,7 @@ def vanished_files(
     """Plan.vanished, once the whole feed is listed (`listed`: every name)."""
     kinds = source.roots.keys() if kinds is None else kinds
     unlisted = [name for name, _ in source.unreadable]
-    roots = {kind: source.feed_root(kind) for kind in kinds if kind in source.roots}
+    roots = feed_roots(source, kinds)
     hidden = tuple(f"{name}/" for name in unlisted)
     return sorted(
         (entry.kind, name)
@@ -189,12 +189,17 @@ def others_on_record(source: FileSource, manifest: Mapping[str, ManifestEntry]) 
     """Does the manifest hold files of these kinds from another feed root? Then
     a file of this feed may replace one of them, which is refused before
     anything is written (check_other_feed): the whole feed is listed first."""
-    roots = {kind: source.feed_root(kind) for kind in source.roots}
+    roots = feed_roots(source)
     return any(
         entry.feed_root not in (None, roots[entry.kind])
         for entry in manifest.values()
         if entry.kind in roots
     )
+
+
+def feed_roots(source: FileSource, kinds: Collection[str] | None = None) -> dict[str, str]:
+    """The feed root of each kind the source lists (of `kinds`, if given)."""
+    return {kind: source.feed_root(kind) for kind in source.roots if kinds is None or kind in kinds}
 
 
 def check_other_feed(other: list[tuple[str, str]], replace_them: bool, elsewhere: str) -> None:

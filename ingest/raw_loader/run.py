@@ -187,9 +187,10 @@ def _run(
             handed_out += len(work)
             yield from sorted(work, key=batch_cost, reverse=True)
             progress.listing = False
+            files, skipped = listing.whole()
             if found:  # said above otherwise
-                said_listing(source, *listing.whole())
-            _say_found(load_plan, handed_out, pool)
+                said_listing(source, files, skipped)
+            _say_found(len(files), load_plan, handed_out, pool)
 
         def committed(worker: object, results: list[FileResult], skipped: list[Skipped]) -> None:
             progress.add(results, worker, len(skipped))
@@ -252,13 +253,13 @@ def _workers_used(batches: int, pool: WorkerPool | None) -> int:
     return min(len(pool.processes), batches) if pool and batches > 1 else 1
 
 
-def _say_found(load_plan: Plan, batches: int, pool: WorkerPool | None) -> None:
+def _say_found(files: int, load_plan: Plan, batches: int, pool: WorkerPool | None) -> None:
     """Once the whole feed is listed (its first batches may have committed)."""
     replaced = sum(item.replaces for item in load_plan.to_load)
     workers = _workers_used(batches, pool)
     log.info(
         "%d files found: %d new, %d changed, %d already loaded; %d batches, %d %s",
-        len(load_plan.to_load) + len(load_plan.unchanged) + len(load_plan.unreadable),
+        files,
         len(load_plan.to_load) - replaced,
         replaced,
         len(load_plan.unchanged),
