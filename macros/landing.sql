@@ -14,7 +14,11 @@
 
 {#- Each statement alone: a Spark hook runs one statement. Returns nothing
     for the hook itself to run. The catalog names the landing tables: no
-    path is needed, as every process of the cluster reads the same catalog. -#}
+    path is needed, as every process of the cluster reads the same catalog.
+    A view is written only when it is missing or its definition changed
+    (landing_view): every build starts with this hook, and two builds that
+    start together would otherwise replace the same views at once, which
+    Iceberg refuses to one of them ("View was updated concurrently"). -#}
 {% macro spark__create_landing_tables() -%}
     {%- if execute -%}
         {%- set raw = raw_relation('loads').schema -%}
@@ -30,9 +34,11 @@
         {%- endif -%}
         {%- do run_query('create schema if not exists ' ~ raw) -%}
         {%- do refuse_another_lake(env_var('SPARKIFY_LAKE', '')) -%}
-        {%- do run_query(
-            'create or replace view ' ~ raw ~ '.loads as'
-            ~ ' select * from raw_lake.loads'
+        {#- show views: namespace, viewName, isTemporary -#}
+        {%- set existing = run_query('show views in ' ~ raw).rows
+            | map(attribute=1) | map('lower') | list -%}
+        {%- do landing_view(
+            raw, 'loads', 'select * from raw_lake.loads', existing
         ) -%}
         {#- The file's current version: its latest committed manifest row,
             unless that row says a prune removed it. A row is committed
@@ -40,9 +46,9 @@
             load; null in lakes before it, then load_id). -#}
         {%- set recorded_by =
             'coalesce(manifest.recorded_by_load, manifest.load_id)' -%}
-        {%- do run_query(
-            'create or replace view ' ~ raw ~ '.load_manifest as'
-            ~ ' select source_file, source_kind, checksum, size_bytes,'
+        {%- do landing_view(
+            raw, 'load_manifest',
+            'select source_file, source_kind, checksum, size_bytes,'
             ~ ' mtime_ns, row_count, reject_count, loaded_at,'
             ~ ' first_loaded_at, load_id, etag, feed_root from ('
             ~ ' select manifest.*, row_number() over ('
@@ -51,18 +57,46 @@
             ~ ' from raw_lake.load_manifest as manifest'
             ~ ' where ' ~ recorded_by ~ ' in'
             ~ ' (select committed.load_id from raw_lake.loads as committed)'
-            ~ ') as versions where version_rank = 1 and not is_removed'
+            ~ ') as versions where version_rank = 1 and not is_removed',
+            existing
         ) -%}
         {%- for table in ['events', 'songs', 'rejects'] -%}
-            {%- do run_query(
-                'create or replace view ' ~ raw ~ '.' ~ table ~ ' as'
-                ~ ' select landed.* from raw_lake.' ~ table ~ ' as landed'
+            {%- do landing_view(
+                raw, table,
+                'select landed.* from raw_lake.' ~ table ~ ' as landed'
                 ~ ' left semi join ' ~ raw ~ '.load_manifest as current_files'
                 ~ ' on landed.source_file = current_files.source_file'
-                ~ ' and landed.load_id = current_files.load_id'
+                ~ ' and landed.load_id = current_files.load_id',
+                existing
             ) -%}
         {%- endfor -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The view schema.name as query, kept with the md5 of its query in the
+    view's property sparkify.definition. A missing view is created with
+    "if not exists", which two builds may run at once (Iceberg's catalog
+    lets one create it and the other finds it). A view whose property
+    differs is replaced: only the first build after its definition changed
+    does that. -#}
+{% macro landing_view(schema, name, query, existing) -%}
+    {%- set definition = local_md5(query) -%}
+    {%- set relation = schema ~ '.' ~ name -%}
+    {%- if name in existing -%}
+        {%- set kept = run_query(
+            'show tblproperties ' ~ relation ~ " ('sparkify.definition')"
+        ).rows[0][1] -%}
+        {%- if kept == definition -%}
+            {{ return(none) }}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do run_query(
+        ('create or replace view ' if name in existing
+            else 'create view if not exists ')
+        ~ relation
+        ~ " tblproperties ('sparkify.definition' = '" ~ definition ~ "')"
+        ~ ' as ' ~ query
+    ) -%}
 {%- endmacro %}
 
 {#- dbt reads the landing tables the cluster's catalog names, wherever their

@@ -16,7 +16,8 @@ the marts and what they read (`dbt run --select +songplays ...`, as a user runs
 - the catalog's PostgreSQL restarted between builds: the next build passes
   and equals a full refresh;
 - two builds of the same new days at once: each passes or fails on a lost
-  commit race, and the next plain build equals a full refresh;
+  commit race, and the next plain build equals a full refresh; a build
+  writes a landing view only when its definition changed;
 - two readers, a PyHive session on the Thrift server and a second Spark
   application of the cluster (its own driver, the same catalog in
   PostgreSQL), read a mart while a build rewrites it: every answer whole;
@@ -50,6 +51,7 @@ import spark_cluster
 from course_oracle import ORACLE_MARTS, needs_udacity
 from helpers import (
     UDACITY_SAMPLE,
+    connect,
     dbt_invocation,
     run_loader,
     wait_until,
@@ -341,6 +343,46 @@ def test_two_builds_at_once_each_pass_or_fail_clearly_and_the_next_equals_a_full
     after = faults.build().finished()
     assert after.returncode == 0, after.output
     faults.equals_its_full_refresh()
+
+
+LANDING_VIEWS = ("loads", "load_manifest", "events", "songs", "rejects")
+
+
+def landing_view_versions(faults: Faults) -> dict[str, str]:
+    """Each raw view's current metadata file, as the catalog's PostgreSQL
+    records it (Iceberg's JDBC catalog): a view written anew has a new one."""
+    env = {**faults.cluster.env, "PGDATABASE": faults.cluster.catalog_db}
+    with connect(env) as conn:
+        rows = conn.execute(
+            "select table_name, metadata_location from iceberg_tables"
+            " where table_namespace = 'raw' and iceberg_type = 'VIEW'"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_a_build_writes_only_the_landing_views_whose_definition_changed(
+    faults: Faults,
+) -> None:
+    """Every build starts by declaring the raw views (macros/landing.sql). A
+    view already there as defined is left alone: two builds starting together
+    replaced the same views at once, and Iceberg refused one of them ("View
+    was updated concurrently", a build failed before its first model). A view
+    whose definition differs, as after an upgrade, is replaced."""
+    if not faults.builds:
+        faults.land(through=20)
+        assert faults.build().finished().returncode == 0
+    faults.cluster.query(
+        "alter view raw.songs set tblproperties ('sparkify.definition' = 'an older one')"
+    )
+    before = landing_view_versions(faults)
+    assert sorted(before) == sorted(LANDING_VIEWS)
+    built = faults.build(selection=("--select", "stg_sparkify__songs")).finished()
+    assert built.returncode == 0, built.output
+    after = landing_view_versions(faults)
+    assert {name for name in before if after[name] != before[name]} == {"songs"}
+    ((_, kept),) = faults.cluster.query("show tblproperties raw.songs ('sparkify.definition')")
+    ((_, other),) = faults.cluster.query("show tblproperties raw.events ('sparkify.definition')")
+    assert len(kept) == len(other) == 32 and kept != "an older one"
 
 
 # A second Spark application of the cluster: its own driver, the catalog in
