@@ -362,7 +362,12 @@
 {#- The day a line with no valid timestamp counts on, in the event_days
     touched set (a key cannot match null). -#}
 {% macro null_partition_day() -%}
-    cast('0001-01-01' as date)
+    cast('{{ null_partition_day_literal() }}' as date)
+{%- endmacro %}
+
+{#- null_partition_day() as the ISO string a query returns for it. -#}
+{% macro null_partition_day_literal() -%}
+    {{ return('0001-01-01') }}
 {%- endmacro %}
 
 {#- The temporary table of this build's touched partitions (of `policy`,
@@ -410,9 +415,9 @@
     {%- set literal_days = model.get('rewrite_touched_days') -%}
     {%- if literal_days is not none and policy == own_policy
         and policy in ('event_days', 'event_days_onward') -%}
-        {#- '0001-01-01': null_partition_day(), the day of rows without one -#}
+        {%- set no_day = null_partition_day_literal() -%}
         {%- set real = literal_days
-            | reject('equalto', '0001-01-01') | sort | list -%}
+            | reject('equalto', no_day) | sort | list -%}
         {%- if policy == 'event_days_onward' -%}
             {{ return('(' ~ expression ~ " >= date'" ~ real[0] ~ "')"
                 if real else '(1 = 0)') }}
@@ -426,7 +431,7 @@
                 ~ expression ~ " < date'" ~ next ~ "')"
             ) -%}
         {%- endfor -%}
-        {%- if '0001-01-01' in literal_days -%}
+        {%- if no_day in literal_days -%}
             {%- do conditions.append(expression ~ ' is null') -%}
         {%- endif -%}
         {{ return('(' ~ (conditions | join(' or ') or '1 = 0') ~ ')') }}
