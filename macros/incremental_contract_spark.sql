@@ -153,6 +153,17 @@
         {%- endfor -%}
     {%- endif -%}
     {%- set key_count = matches | length if not everything else 1 -%}
+    {#- The touched days as literals too, once the materialization has
+        rendered them: a condition on the target alone, which Spark hands
+        to Iceberg's scan, so that the merge reads and rewrites the files of
+        those days only, instead of finding them by joining the rows of every
+        file with the markers. -#}
+    {%- set day_files = none -%}
+    {%- if not everything
+        and policy in ('event_days', 'event_days_onward')
+        and model.get('rewrite_touched_days') is not none -%}
+        {%- set day_files = touched('built.' ~ keys[0]) -%}
+    {%- endif -%}
     merge into {{ target }} as built
     using (
         select
@@ -174,6 +185,9 @@
         {%- for match in matches %}
         and {{ match }}
         {%- endfor %}
+        {%- if day_files is not none %}
+        and {{ day_files }}
+        {%- endif %}
     when matched then delete
     when not matched and rebuilt.rewrite_is_new then
         insert ({{ names | join(', ') }})

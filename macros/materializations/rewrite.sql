@@ -20,9 +20,10 @@
     a model whose policy is by day is rendered again after 1, with the
     touched days as literals (model['rewrite_touched_days'], which
     touched() reads), so that Iceberg prunes its day-partitioned parents'
-    files in 2. A build killed before 4 has recorded nothing: the next build
-    claims the same loads, touches the same partitions and rewrites them
-    from whole state, which ends the same however much of 3 was done.
+    files in 2, and the table's own in 3. A build killed before 4 has
+    recorded nothing: the next build claims the same loads, touches the
+    same partitions and rewrites them from whole state, which ends the same
+    however much of 3 was done.
 
     dbt's own `incremental` materialization and its strategies (merge,
     insert_overwrite, microbatch...) are untouched: a model that wants them
