@@ -153,15 +153,15 @@
         {%- endfor -%}
     {%- endif -%}
     {%- set key_count = matches | length if not everything else 1 -%}
-    {#- The touched days as literals too, once the materialization has
-        rendered them: a condition on the target alone, which Spark hands
-        to Iceberg's scan, so that the merge reads and rewrites the files of
-        those days only, instead of finding them by joining the rows of every
-        file with the markers. -#}
+    {#- A model by day also names its touched days on the target alone
+        (touched() renders them as literals once the materialization has
+        put them in the model): Spark hands that condition to Iceberg's
+        scan, so that the merge reads and rewrites the files of those days
+        only, instead of finding them by joining every file's rows with the
+        markers. -#}
     {%- set day_files = none -%}
     {%- if not everything
-        and policy in ('event_days', 'event_days_onward')
-        and model.get('rewrite_touched_days') is not none -%}
+        and policy in ('event_days', 'event_days_onward') -%}
         {%- set day_files = touched('built.' ~ keys[0]) -%}
     {%- endif -%}
     merge into {{ target }} as built
