@@ -267,10 +267,21 @@
     )
 {%- endmacro %}
 
+{#- The claim as literals, when the materialization has put it in the
+    model (on Spark, model['rewrite_claim']: the claimed loads' files by
+    kind, or none for too many, and the kinds they corrected); else none. -#}
+{% macro literal_claim() -%}
+    {{ return(model.get('rewrite_claim')) }}
+{%- endmacro %}
+
 {#- True (SQL) when a claimed load of one of `kinds` replaced files. -#}
 {% macro claimed_corrections(kinds) -%}
+    {%- set claim = literal_claim() -%}
     {%- if not kinds -%}
         (1 = 0)
+    {%- elif claim is not none -%}
+        {{ '(1 = 1)' if claim.corrected_kinds | select('in', kinds) | list
+            else '(1 = 0)' }}
     {%- else -%}
         exists (
             select 1
@@ -283,8 +294,17 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The files of `kind` whose current version a claimed load landed. -#}
+{#- The files of `kind` whose current version a claimed load landed: a
+    list of literals (null alone for none) when the claim is literal. -#}
 {% macro claimed_files(kind) -%}
+    {%- set claim = literal_claim() -%}
+    {%- if claim is not none and claim.files is not none -%}
+        {%- set names = [] -%}
+        {%- for name in claim.files.get(kind, []) -%}
+            {%- do names.append("'" ~ name | replace("'", "''") ~ "'") -%}
+        {%- endfor -%}
+        ({{ names | join(', ') or 'null' }})
+    {%- else -%}
     (
         select landed_files.source_file
         from {{ raw_relation('load_manifest') }} as landed_files
@@ -292,6 +312,7 @@
             landed_files.source_kind = '{{ kind }}'
             and landed_files.load_id in {{ claimed_loads() }}
     )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The partitions of `policy` that this build's claimed loads touch, as a
@@ -299,13 +320,21 @@
     or every partition after a correction. Event days: the days of the
     lines, and of the plays that songs they landed may match (same title and
     artist keys: a superset of the matches); a line with no valid ts falls
-    on the day null_partition_day(). -#}
+    on the day null_partition_day(). With a literal claim, the branches
+    that cannot match (no song file claimed, no correction) are left out. -#}
 {% macro touched_set(policy) -%}
     {%- set spec = incremental_policies()[policy] -%}
     {%- set correction = claimed_corrections(spec.corrected_by) -%}
     {%- set lines = model_relation('stg_sparkify__events') -%}
+    {%- set claim = literal_claim() -%}
+    {%- set files_known = claim is not none and claim.files is not none -%}
     {%- if policy == 'files' -%}
-        select landed.source_file from {{ claimed_files('events') }} as landed
+        select landed_files.source_file
+        from {{ raw_relation('load_manifest') }} as landed_files
+        where
+            landed_files.source_kind = 'events'
+            and landed_files.source_file in {{ claimed_files('events') }}
+        {%- if claimed_corrections(['events']) | trim != '(1 = 0)' %}
         union
         -- files whose rows left raw with no new version (pruned), looked
         -- for only when a claimed load corrected files
@@ -316,6 +345,7 @@
             and built.source_file not in (
                 select source_file from {{ raw_relation('load_manifest') }}
             )
+        {%- endif %}
     {%- else -%}
         {%- set partition -%}
             {%- if policy in ('event_days', 'event_days_onward') -%}
@@ -336,7 +366,8 @@
         select {{ partition }}
         from {{ lines }} as lines
         where lines.source_file in {{ claimed_files('events') }} {{ present }}
-        {%- if policy in ('event_days', 'event_days_onward') %}
+        {%- if policy in ('event_days', 'event_days_onward')
+            and not (files_known and not claim.files.get('songs')) %}
         union
         -- The songs view dedupes the whole catalogue: it is read only when
         -- song files were claimed (a one-time filter).
@@ -347,15 +378,20 @@
                 plays.song_match_key = songs.title_match_key
                 and plays.artist_match_key = songs.artist_match_key
         where
+            {%- if not files_known %}
             exists (select 1 from {{ claimed_files('songs') }} as song_files)
-            and songs.source_file in {{ claimed_files('songs') }}
+            and
+            {%- endif %}
+            songs.source_file in {{ claimed_files('songs') }}
             and plays.is_song_play
             and plays.has_valid_ts
         {%- endif %}
+        {%- if correction | trim != '(1 = 0)' %}
         union
         select {{ partition }}
         from {{ lines }} as lines
         where {{ correction }} {{ present }}
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
@@ -399,21 +435,19 @@
     {{ select_sql }}
 {%- endmacro %}
 
-{#- In a model's SQL: true (SQL) for a row of a partition this build
-    rewrites. `expression` gives the row's partition: a column (or a tuple
-    of columns, for sessions); for event_days, a date or timestamp. With
-    `policy`, the partitions another policy would touch (e.g. the new
-    events of a model partitioned by user). True on a full build, which
-    builds every partition: a model needs no is_incremental() around it. -#}
-{% macro touched(expression, policy=none) -%}
-    {%- if not is_incremental_rewrite() -%}
-        {#- A full build: every partition. -#}
-        {{ return('(1 = 1)') }}
-    {%- endif -%}
+{#- touched() with no subquery, once the materialization has put the
+    claim in the model (Spark): the model's own touched days as date
+    ranges (model['rewrite_touched_days']), or its claimed files; else
+    none. A filter on literals is one Iceberg prunes files by, and the
+    only kind a MERGE's condition may hold. -#}
+{% macro literal_touched(expression, policy=none) -%}
     {%- set own_policy = incremental_policy() -%}
     {%- set policy = policy or own_policy -%}
     {%- set literal_days = model.get('rewrite_touched_days') -%}
-    {%- if literal_days is not none and policy == own_policy
+    {%- set claim = literal_claim() -%}
+    {%- if policy != own_policy -%}
+        {{ return(none) }}
+    {%- elif literal_days is not none
         and policy in ('event_days', 'event_days_onward') -%}
         {%- set no_day = null_partition_day_literal() -%}
         {%- set real = literal_days
@@ -435,6 +469,31 @@
             {%- do conditions.append(expression ~ ' is null') -%}
         {%- endif -%}
         {{ return('(' ~ (conditions | join(' or ') or '1 = 0') ~ ')') }}
+    {%- elif policy == 'files' and claim is not none
+        and claim.files is not none
+        and claimed_corrections(['events']) | trim == '(1 = 0)' -%}
+        {{ return(
+            '((' ~ expression ~ ') in ' ~ claimed_files('events') ~ ')'
+        ) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- In a model's SQL: true (SQL) for a row of a partition this build
+    rewrites. `expression` gives the row's partition: a column (or a tuple
+    of columns, for sessions); for event_days, a date or timestamp. With
+    `policy`, the partitions another policy would touch (e.g. the new
+    events of a model partitioned by user). True on a full build, which
+    builds every partition: a model needs no is_incremental() around it. -#}
+{% macro touched(expression, policy=none) -%}
+    {%- if not is_incremental_rewrite() -%}
+        {#- A full build: every partition. -#}
+        {{ return('(1 = 1)') }}
+    {%- endif -%}
+    {%- set policy = policy or incremental_policy() -%}
+    {%- set literal = literal_touched(expression, policy) -%}
+    {%- if literal is not none -%}
+        {{ return(literal) }}
     {%- endif -%}
     {%- set columns = incremental_policies()[policy].columns -%}
     {%- if policy in materialized_touched_policies() -%}

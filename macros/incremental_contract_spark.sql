@@ -46,12 +46,17 @@
 {%- endmacro %}
 
 {#- Step 1 on Spark: works out the claim without recording it. One query
-    finds the loads (with what the touched sets need to know of them); a
-    temporary view names them for the SQL that reads the claim; the
-    touched partitions are cached (computed now, once: the model's SQL and
-    the delete read them, and the delete changes what they read). Returns
-    {load_ids, everything}: everything when a claimed load corrected files
-    of a kind the model's policy reads. -#}
+    finds the loads (with what the touched sets need to know of them), one
+    the files they landed; a temporary view names the loads for the SQL
+    that reads the claim. The claim is put in the model
+    (model['rewrite_claim']) as literals, which claimed_files() and
+    claimed_corrections() render: a filter on literal files lets Iceberg
+    skip the files of other source files, and a branch of the touched set
+    that cannot match is left out. Then the touched partitions are cached
+    (computed now, once: the model's SQL and the write read them, and the
+    write changes what they read). Returns {load_ids, everything}:
+    everything when a claimed load corrected files of a kind the model's
+    policy reads. -#}
 {% macro spark_claim(full_build) -%}
     {%- set spec = incremental_policies()[incremental_policy()] -%}
     {%- set found = run_query(
@@ -61,11 +66,11 @@
         ~ claimable_loads(forget_consumed=full_build) ~ ')'
     ) -%}
     {%- set load_ids = [] -%}
-    {%- set everything = [] -%}
+    {%- set corrected_kinds = [] -%}
     {%- for row in found.rows -%}
         {%- do load_ids.append(row[0] | int) -%}
-        {%- if row[1] in spec.corrected_by and (row[2] or 0) > 0 -%}
-            {%- do everything.append(row[0]) -%}
+        {%- if (row[2] or 0) > 0 -%}
+            {%- do corrected_kinds.append(row[1]) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set values = [] -%}
@@ -81,6 +86,20 @@
         )
     ) -%}
     {%- if load_ids and not full_build -%}
+        {%- set files = {'events': [], 'songs': []} -%}
+        {%- set landed = run_query(
+            'select landed_files.source_kind, landed_files.source_file'
+            ~ ' from ' ~ raw_relation('load_manifest') ~ ' as landed_files'
+            ~ ' where landed_files.load_id in (' ~ load_ids | join(', ') ~ ')'
+        ) -%}
+        {%- for row in landed.rows -%}
+            {%- do files.setdefault(row[0], []).append(row[1]) -%}
+        {%- endfor -%}
+        {#- A backfill's thousands of files stay a subquery. -#}
+        {%- do model.update({'rewrite_claim': {
+            'files': files if landed.rows | length <= 1000 else none,
+            'corrected_kinds': corrected_kinds | unique | list,
+        }}) -%}
         {%- for policy in materialized_touched_policies() -%}
             {%- do run_query(
                 'cache table ' ~ touched_partitions_relation(policy)
@@ -88,6 +107,8 @@
             ) -%}
         {%- endfor -%}
     {%- endif -%}
+    {%- set everything = corrected_kinds
+        | select('in', spec.corrected_by) | list -%}
     {{ return({'load_ids': load_ids, 'everything': everything | length > 0}) }}
 {%- endmacro %}
 
@@ -153,16 +174,14 @@
         {%- endfor -%}
     {%- endif -%}
     {%- set key_count = matches | length if not everything else 1 -%}
-    {#- A model by day also names its touched days on the target alone
-        (touched() renders them as literals once the materialization has
-        put them in the model): Spark hands that condition to Iceberg's
-        scan, so that the merge reads and rewrites the files of those days
-        only, instead of finding them by joining every file's rows with the
-        markers. -#}
-    {%- set day_files = none -%}
-    {%- if not everything
-        and policy in ('event_days', 'event_days_onward') -%}
-        {%- set day_files = touched('built.' ~ keys[0]) -%}
+    {#- The touched days or files also on the target alone, as literals
+        (literal_touched(), for a model by day or by file): Spark hands
+        that condition to Iceberg's scan, so that the merge reads and
+        rewrites those partitions' files only, instead of finding them by
+        joining every file's rows with the markers. -#}
+    {%- set target_files = none -%}
+    {%- if not everything and keys | length == 1 -%}
+        {%- set target_files = literal_touched('built.' ~ keys[0]) -%}
     {%- endif -%}
     merge into {{ target }} as built
     using (
@@ -185,8 +204,8 @@
         {%- for match in matches %}
         and {{ match }}
         {%- endfor %}
-        {%- if day_files is not none %}
-        and {{ day_files }}
+        {%- if target_files is not none %}
+        and {{ target_files }}
         {%- endif %}
     when matched then delete
     when not matched and rebuilt.rewrite_is_new then
@@ -199,16 +218,20 @@
 {%- endmacro %}
 
 {#- dbt-spark's `partitioned by` clause (dispatched): the model's own
-    partition_by, or else the day of a rewrite model partitioned by days
-    (incremental_policy event_days, event_days_onward), so that a build's
-    delete of its touched days drops whole files: Iceberg's days()
-    transform of the model's day column, a date or a timestamp. -#}
+    partition_by, or else the partition of a rewrite model by day
+    (incremental_policy event_days, event_days_onward: Iceberg's days()
+    transform of the model's day column, a date or a timestamp) or by file
+    (files: source_file; a feed has a file a day), so that a build's write
+    of its touched partitions reads and rewrites their files only. -#}
 {% macro spark__partition_cols(label, required=false) -%}
     {%- set columns = config.get('partition_by') -%}
+    {%- set policy = incremental_policy()
+        if model.config.materialized == 'rewrite' else none -%}
     {%- if columns is none
-        and model.config.materialized == 'rewrite'
-        and incremental_policy() in ('event_days', 'event_days_onward') -%}
+        and policy in ('event_days', 'event_days_onward') -%}
         {%- set columns = 'days(' ~ rewrite_partition() ~ ')' -%}
+    {%- elif columns is none and policy == 'files' -%}
+        {%- set columns = rewrite_partition() -%}
     {%- endif -%}
     {%- if columns is string -%}
         {%- set columns = [columns] -%}

@@ -17,10 +17,11 @@
     no transaction across statements: the write is one atomic Iceberg
     commit (a merge that deletes the touched partitions' rows and inserts
     the rebuilt ones), and the claim is recorded last, after it. On Spark,
-    a model whose policy is by day is rendered again after 1, with the
-    touched days as literals (model['rewrite_touched_days'], which
-    touched() reads), so that Iceberg prunes its day-partitioned parents'
-    files in 2, and the table's own in 3. A build killed before 4 has
+    the model is rendered again after 1, with the claim as literals (its
+    files, and a model by day its touched days: model['rewrite_claim'] and
+    ['rewrite_touched_days'], which touched() reads), so that Iceberg
+    prunes the files of the parents partitioned by file or day in 2, and
+    the table's own in 3. A build killed before 4 has
     recorded nothing: the next build claims the same loads, touches the
     same partitions and rewrites them from whole state, which ends the same
     however much of 3 was done.
@@ -140,7 +141,6 @@
         {#- 2. build: the rows of the touched partitions, computed now
             (cached): the model may read its own table, which 3 changes. -#}
         {%- set new_rows = rewrite_rows_relation() -%}
-        {%- set rows_sql = compiled_code -%}
         {%- if incremental_policy() in ('event_days', 'event_days_onward')
             and not claimed.everything -%}
             {%- set days = run_query(
@@ -148,8 +148,9 @@
                 ~ touched_partitions_relation()
             ).columns[0].values() -%}
             {%- do model.update({'rewrite_touched_days': days | list}) -%}
-            {%- set rows_sql = render(model.raw_code) -%}
         {%- endif -%}
+        {#- Rendered again with the claim's literals (spark_claim). -#}
+        {%- set rows_sql = render(model.raw_code) -%}
         {%- do run_query(
             'cache table ' ~ new_rows ~ ' as ' ~ rows_sql
         ) -%}
