@@ -46,33 +46,51 @@
 {%- endmacro %}
 
 {#- Step 1 on Spark: works out the claim without recording it. One query
-    finds the loads (with what the touched sets need to know of them), one
-    the files they landed; a temporary view names the loads for the SQL
-    that reads the claim. The claim is put in the model
-    (model['rewrite_claim']) as literals, which claimed_files() and
-    claimed_corrections() render: a filter on literal files lets Iceberg
-    skip the files of other source files, and a branch of the touched set
-    that cannot match is left out. Then the touched partitions are cached
-    (computed now, once: the model's SQL and the write read them, and the
-    write changes what they read). Returns {load_ids, everything}:
-    everything when a claimed load corrected files of a kind the model's
-    policy reads. -#}
+    finds the loads, with what the touched sets need to know of them: the
+    kinds they corrected and, on an incremental build, the files they
+    landed. A temporary view names the loads for the SQL that reads the
+    claim. The claim is put in the model (model['rewrite_claim']) as
+    literals, which claimed_files() and claimed_corrections() render: a
+    filter on literal files lets Iceberg skip the files of other source
+    files, and a branch of the touched set that cannot match is left out.
+    Then the touched partitions are cached (computed now, once: the model's
+    SQL and the write read them, and the write changes what they read).
+    Returns {load_ids, everything}: everything when a claimed load
+    corrected files of a kind the model's policy reads. -#}
 {% macro spark_claim(full_build) -%}
     {%- set spec = incremental_policies()[incremental_policy()] -%}
-    {%- set found = run_query(
-        'select loads.load_id, loads.source_kind, loads.replaced_file_count'
-        ~ ' from ' ~ raw_relation('loads') ~ ' as loads'
-        ~ ' where loads.load_id in ('
-        ~ claimable_loads(forget_consumed=full_build) ~ ')'
-    ) -%}
+    {%- set found -%}
+        select
+            loads.load_id,
+            loads.source_kind,
+            loads.replaced_file_count
+            {%- if not full_build %},
+            landed_files.source_kind,
+            landed_files.source_file
+            {%- endif %}
+        from {{ raw_relation('loads') }} as loads
+        {%- if not full_build %}
+        left join {{ raw_relation('load_manifest') }} as landed_files
+            on loads.load_id = landed_files.load_id
+        {%- endif %}
+        where loads.load_id in (
+            {{ claimable_loads(forget_consumed=full_build) }}
+        )
+    {%- endset -%}
+    {%- set found = run_query(found) -%}
     {%- set load_ids = [] -%}
     {%- set corrected_kinds = [] -%}
+    {%- set files = {'events': [], 'songs': []} -%}
     {%- for row in found.rows -%}
         {%- do load_ids.append(row[0] | int) -%}
         {%- if (row[2] or 0) > 0 -%}
             {%- do corrected_kinds.append(row[1]) -%}
         {%- endif -%}
+        {%- if not full_build and row[4] is not none -%}
+            {%- do files.setdefault(row[3], []).append(row[4]) -%}
+        {%- endif -%}
     {%- endfor -%}
+    {%- set load_ids = load_ids | unique | list -%}
     {%- set values = [] -%}
     {%- for load_id in load_ids -%}
         {%- do values.append('(' ~ load_id ~ ')') -%}
@@ -86,18 +104,9 @@
         )
     ) -%}
     {%- if load_ids and not full_build -%}
-        {%- set files = {'events': [], 'songs': []} -%}
-        {%- set landed = run_query(
-            'select landed_files.source_kind, landed_files.source_file'
-            ~ ' from ' ~ raw_relation('load_manifest') ~ ' as landed_files'
-            ~ ' where landed_files.load_id in (' ~ load_ids | join(', ') ~ ')'
-        ) -%}
-        {%- for row in landed.rows -%}
-            {%- do files.setdefault(row[0], []).append(row[1]) -%}
-        {%- endfor -%}
         {#- A backfill's thousands of files stay a subquery. -#}
         {%- do model.update({'rewrite_claim': {
-            'files': files if landed.rows | length <= 1000 else none,
+            'files': files if found.rows | length <= 1000 else none,
             'corrected_kinds': corrected_kinds | unique | list,
         }}) -%}
         {%- for policy in materialized_touched_policies() -%}
