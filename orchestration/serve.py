@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -57,16 +58,28 @@ def running(home: Path) -> dict[str, int]:
     alive = {}
     for name in PROCESSES:
         path = pid_file(home, name)
-        if not path.exists():
-            continue
-        pid = int(path.read_text().split()[0])
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"dagster" in cmdline:  # not another process that reused the PID
+        if path.exists() and _is_dagster(pid := int(path.read_text().split()[0])):
             alive[name] = pid
     return alive
+
+
+def _is_dagster(pid: int) -> bool:
+    """Whether that PID is a live Dagster process, not a zombie or another
+    process that reused the PID."""
+    try:
+        process = psutil.Process(pid)
+        for _ in range(20):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            cmdline = process.cmdline()
+            if cmdline:
+                return any("dagster" in part for part in cmdline)
+            # Empty for a moment after Popen returns: the kernel is still
+            # setting up the new program (seen in CI: a live daemon taken for dead).
+            time.sleep(0.05)
+    except psutil.Error:
+        return False
+    return False
 
 
 def storage_url(database: str, env: Mapping[str, str] = os.environ) -> str:
@@ -150,10 +163,11 @@ def start(settings: Settings, port: int) -> str:
         "webserver": [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
         "daemon": [str(bin_dir / "dagster-daemon"), "run"],
     }
+    children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, argv in commands.items():
             with open(home / "serve-logs" / f"{name}.log", "ab") as log:
-                process = subprocess.Popen(
+                children[name] = process = subprocess.Popen(
                     [*argv, *workspace],
                     cwd=REPO_ROOT,
                     env=env,
@@ -165,7 +179,7 @@ def start(settings: Settings, port: int) -> str:
             pid_file(home, name).write_text(f"{process.pid}\n")
         recorded = {"url": url, "port": port, "storage": env["SPARKIFY_DAGSTER_PG_URL"]}
         (home / "serve.json").write_text(json.dumps(recorded))
-        wait_until_up(home, url)
+        wait_until_up(home, url, children)
     except BaseException:
         stop(home)
         raise
@@ -173,15 +187,17 @@ def start(settings: Settings, port: int) -> str:
     return f"Dagster: {url} (web UI and daemon; logs in {logs}; make stop-serve stops them)"
 
 
-def wait_until_up(home: Path, url: str) -> None:
+def wait_until_up(home: Path, url: str, children: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """Until the web UI has loaded the definitions; an error if either process
+    exits first (our own children: poll() sees it without reading /proc)."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
-        gone = [name for name in PROCESSES if name not in running(home)]
-        if gone:
-            raise ServeError(
-                f"the Dagster {gone[0]} stopped while starting: "
-                f"see {home / 'serve-logs' / gone[0]}.log"
-            )
+        for name, child in children.items():
+            if child.poll() is not None:
+                log = home / "serve-logs" / f"{name}.log"
+                raise ServeError(
+                    f"the Dagster {name} exited at start: {last_line(log)} (see {log})"
+                )
         try:
             status, error = location_status(url)
         except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
@@ -199,6 +215,12 @@ def wait_until_up(home: Path, url: str) -> None:
                 f"see {home / 'serve-logs' / 'webserver.log'}"
             )
         time.sleep(1)
+
+
+def last_line(log: Path) -> str:
+    """The log's last line: a Python process that died ends it with its error."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "it printed nothing"
 
 
 LOCATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries {

@@ -1,14 +1,19 @@
-"""The orchestrator's pure parts, no server: what fails a dbt build, read from
-run_results.json; the settings the definitions are made from."""
+"""The orchestrator's parts that need no server: what fails a dbt build, read from
+run_results.json; the settings the definitions are made from; how make serve
+tells whether its processes are running."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from orchestration import settings
+from orchestration import serve, settings
 from orchestration.warehouse import failures
 
 
@@ -51,3 +56,50 @@ def test_the_target_is_chosen_by_a_variable_and_checked(monkeypatch):
     monkeypatch.setenv("SPARKIFY_TARGET", "snowflake")
     with pytest.raises(ValueError, match="SPARKIFY_TARGET"):
         settings.load()
+
+
+@pytest.fixture
+def dagster_like(tmp_path) -> Iterator[Any]:
+    """Starts Python programs named like Dagster's (a script with a shebang, as
+    dagster-daemon is), each logging to serve-logs/<name>.log; kills them after."""
+    (tmp_path / "serve-logs").mkdir()
+    (tmp_path / "pids").mkdir()
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, code: str) -> subprocess.Popen[bytes]:
+        script = tmp_path / f"dagster-{name}"
+        script.write_text(f"#!{sys.executable}\n{code}\n")
+        script.chmod(0o755)
+        with open(tmp_path / "serve-logs" / f"{name}.log", "wb") as log:
+            child = subprocess.Popen(
+                [script], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        serve.pid_file(tmp_path, name).write_text(f"{child.pid}\n")
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_is_running_from_the_moment_it_is_started(dagster_like, tmp_path):
+    # Right after Popen returns, /proc/PID/cmdline can be empty for a moment
+    # (too short to hit on purpose here; CI hit it): running() must wait it out,
+    # not take a live daemon for dead.
+    for _ in range(20):
+        child = dagster_like("daemon", "import time; time.sleep(60)")
+        assert serve.running(tmp_path) == {"daemon": child.pid}
+        child.kill()
+        child.wait()  # reaped: its PID is free
+        assert serve.running(tmp_path) == {}
+
+
+def test_a_process_that_exits_at_start_fails_the_start_with_its_last_words(dagster_like, tmp_path):
+    children = {
+        "webserver": dagster_like("webserver", "import time; time.sleep(60)"),
+        "daemon": dagster_like("daemon", "raise SystemExit('DagsterError: no storage')"),
+    }
+    with pytest.raises(serve.ServeError, match=r"daemon exited at start: DagsterError: no storage"):
+        serve.wait_until_up(tmp_path, "http://127.0.0.1:9", children)
