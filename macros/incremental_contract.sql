@@ -268,20 +268,30 @@
 {%- endmacro %}
 
 {#- The claim as literals, when the materialization has put it in the
-    model (on Spark, model['rewrite_claim']: the claimed loads' files by
-    kind, or none for too many, and the kinds they corrected); else none. -#}
+    model (on Spark, model['rewrite_claim']: `files`, the claimed loads'
+    files by kind, or none for too many; `corrected_kinds`, the kinds they
+    corrected; `days`, a model by day's touched days, or none); else none. -#}
 {% macro literal_claim() -%}
     {{ return(model.get('rewrite_claim')) }}
 {%- endmacro %}
 
+{#- Whether a claimed load of one of `kinds` may have replaced files:
+    false when none of `kinds` is given, or the claim is literal and no
+    load of those kinds corrected anything. -#}
+{% macro may_be_corrected(kinds) -%}
+    {%- set claim = literal_claim() -%}
+    {{ return(kinds | length > 0 and (
+        claim is none
+        or claim.corrected_kinds | select('in', kinds) | list | length > 0
+    )) }}
+{%- endmacro %}
+
 {#- True (SQL) when a claimed load of one of `kinds` replaced files. -#}
 {% macro claimed_corrections(kinds) -%}
-    {%- set claim = literal_claim() -%}
-    {%- if not kinds -%}
+    {%- if not may_be_corrected(kinds) -%}
         (1 = 0)
-    {%- elif claim is not none -%}
-        {{ '(1 = 1)' if claim.corrected_kinds | select('in', kinds) | list
-            else '(1 = 0)' }}
+    {%- elif literal_claim() is not none -%}
+        (1 = 1)
     {%- else -%}
         exists (
             select 1
@@ -324,7 +334,6 @@
     that cannot match (no song file claimed, no correction) are left out. -#}
 {% macro touched_set(policy) -%}
     {%- set spec = incremental_policies()[policy] -%}
-    {%- set correction = claimed_corrections(spec.corrected_by) -%}
     {%- set lines = model_relation('stg_sparkify__events') -%}
     {%- set claim = literal_claim() -%}
     {%- set files_known = claim is not none and claim.files is not none -%}
@@ -334,7 +343,7 @@
         where
             landed_files.source_kind = 'events'
             and landed_files.source_file in {{ claimed_files('events') }}
-        {%- if claimed_corrections(['events']) | trim != '(1 = 0)' %}
+        {%- if may_be_corrected(['events']) %}
         union
         -- files whose rows left raw with no new version (pruned), looked
         -- for only when a claimed load corrected files
@@ -386,11 +395,11 @@
             and plays.is_song_play
             and plays.has_valid_ts
         {%- endif %}
-        {%- if correction | trim != '(1 = 0)' %}
+        {%- if may_be_corrected(spec.corrected_by) %}
         union
         select {{ partition }}
         from {{ lines }} as lines
-        where {{ correction }} {{ present }}
+        where {{ claimed_corrections(spec.corrected_by) }} {{ present }}
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}
@@ -437,22 +446,18 @@
 
 {#- touched() with no subquery, once the materialization has put the
     claim in the model (Spark): the model's own touched days as date
-    ranges (model['rewrite_touched_days']), or its claimed files; else
-    none. A filter on literals is one Iceberg prunes files by, and the
-    only kind a MERGE's condition may hold. -#}
+    ranges (the claim's days), or its claimed files; else none. A filter
+    on literals is one Iceberg prunes files by, and the only kind a
+    MERGE's condition may hold. -#}
 {% macro literal_touched(expression, policy=none) -%}
-    {%- set own_policy = incremental_policy() -%}
-    {%- set policy = policy or own_policy -%}
-    {%- set literal_days = model.get('rewrite_touched_days') -%}
     {%- set claim = literal_claim() -%}
-    {%- if policy != own_policy -%}
+    {%- set own_policy = incremental_policy() -%}
+    {%- if claim is none or (policy or own_policy) != own_policy -%}
         {{ return(none) }}
-    {%- elif literal_days is not none
-        and policy in ('event_days', 'event_days_onward') -%}
+    {%- elif claim.days is not none -%}
         {%- set no_day = null_partition_day_literal() -%}
-        {%- set real = literal_days
-            | reject('equalto', no_day) | sort | list -%}
-        {%- if policy == 'event_days_onward' -%}
+        {%- set real = claim.days | reject('equalto', no_day) | sort | list -%}
+        {%- if own_policy == 'event_days_onward' -%}
             {{ return('(' ~ expression ~ " >= date'" ~ real[0] ~ "')"
                 if real else '(1 = 0)') }}
         {%- endif -%}
@@ -465,13 +470,12 @@
                 ~ expression ~ " < date'" ~ next ~ "')"
             ) -%}
         {%- endfor -%}
-        {%- if no_day in literal_days -%}
+        {%- if no_day in claim.days -%}
             {%- do conditions.append(expression ~ ' is null') -%}
         {%- endif -%}
         {{ return('(' ~ (conditions | join(' or ') or '1 = 0') ~ ')') }}
-    {%- elif policy == 'files' and claim is not none
-        and claim.files is not none
-        and claimed_corrections(['events']) | trim == '(1 = 0)' -%}
+    {%- elif own_policy == 'files' and claim.files is not none
+        and not may_be_corrected(['events']) -%}
         {{ return(
             '((' ~ expression ~ ') in ' ~ claimed_files('events') ~ ')'
         ) }}

@@ -50,15 +50,18 @@
     kinds they corrected and, on an incremental build, the files they
     landed. A temporary view names the loads for the SQL that reads the
     claim. The claim is put in the model (model['rewrite_claim']) as
-    literals, which claimed_files() and claimed_corrections() render: a
-    filter on literal files lets Iceberg skip the files of other source
-    files, and a branch of the touched set that cannot match is left out.
-    Then the touched partitions are cached (computed now, once: the model's
-    SQL and the write read them, and the write changes what they read).
-    Returns {load_ids, everything}: everything when a claimed load
-    corrected files of a kind the model's policy reads. -#}
+    literals, which claimed_files(), claimed_corrections() and
+    literal_touched() render: a filter on literal files or days lets
+    Iceberg skip the files of other partitions, and a branch of the touched
+    set that cannot match is left out. A model by day reads its touched
+    days now, once; a touched set with no literal form is cached (computed
+    now, once: the model's SQL and the write read it, and the write changes
+    what it reads). Returns {load_ids, everything, touched_cached}:
+    everything when a claimed load corrected files of a kind the model's
+    policy reads. -#}
 {% macro spark_claim(full_build) -%}
-    {%- set spec = incremental_policies()[incremental_policy()] -%}
+    {%- set policy = incremental_policy() -%}
+    {%- set spec = incremental_policies()[policy] -%}
     {%- set found -%}
         select
             loads.load_id,
@@ -80,7 +83,7 @@
     {%- set found = run_query(found) -%}
     {%- set load_ids = [] -%}
     {%- set corrected_kinds = [] -%}
-    {%- set files = {'events': [], 'songs': []} -%}
+    {%- set files = {} -%}
     {%- for row in found.rows -%}
         {%- do load_ids.append(row[0] | int) -%}
         {%- if (row[2] or 0) > 0 -%}
@@ -91,6 +94,9 @@
         {%- endif -%}
     {%- endfor -%}
     {%- set load_ids = load_ids | unique | list -%}
+    {%- set corrected_kinds = corrected_kinds | unique | list -%}
+    {%- set everything = corrected_kinds
+        | select('in', spec.corrected_by) | list | length > 0 -%}
     {%- set values = [] -%}
     {%- for load_id in load_ids -%}
         {%- do values.append('(' ~ load_id ~ ')') -%}
@@ -103,22 +109,35 @@
             'select cast(null as bigint) as load_id where false'
         )
     ) -%}
+    {%- set touched_cached = false -%}
     {%- if load_ids and not full_build -%}
-        {#- A backfill's thousands of files stay a subquery. -#}
-        {%- do model.update({'rewrite_claim': {
+        {#- A backfill's thousands of files (a row per file) stay a
+            subquery. -#}
+        {%- set claim = {
             'files': files if found.rows | length <= 1000 else none,
-            'corrected_kinds': corrected_kinds | unique | list,
-        }}) -%}
-        {%- for policy in materialized_touched_policies() -%}
+            'corrected_kinds': corrected_kinds,
+            'days': none,
+        } -%}
+        {%- do model.update({'rewrite_claim': claim}) -%}
+        {%- if policy in ('event_days', 'event_days_onward')
+            and not everything -%}
+            {%- do claim.update({'days': run_query(
+                'select distinct cast(event_date as string) from ('
+                ~ touched_set(policy) ~ ') as touched'
+            ).columns[0].values() | list}) -%}
+        {%- elif literal_touched(rewrite_partition()) is none -%}
             {%- do run_query(
-                'cache table ' ~ touched_partitions_relation(policy)
+                'cache table ' ~ touched_partitions_relation()
                 ~ ' as ' ~ touched_set(policy)
             ) -%}
-        {%- endfor -%}
+            {%- set touched_cached = true -%}
+        {%- endif -%}
     {%- endif -%}
-    {%- set everything = corrected_kinds
-        | select('in', spec.corrected_by) | list -%}
-    {{ return({'load_ids': load_ids, 'everything': everything | length > 0}) }}
+    {{ return({
+        'load_ids': load_ids,
+        'everything': everything,
+        'touched_cached': touched_cached,
+    }) }}
 {%- endmacro %}
 
 {#- Step 4 on Spark, after the rows are written: the claim recorded. A full
@@ -154,7 +173,7 @@
     {%- set policy = incremental_policy() -%}
     {%- set names = columns | map(attribute='quoted') | list -%}
     {%- set keys = rewrite_partition().split(',') | map('trim') | list -%}
-    {%- set touched_days = touched_partitions_relation() -%}
+    {%- set touched_days = spark_touched_partitions() -%}
     {%- if everything -%}
         {%- set keys = [] -%}
         {%- set markers = 'select 1 as everything' -%}
@@ -224,6 +243,35 @@
                 rebuilt.{{ name }}{{ ', ' if not loop.last }}
             {%- endfor -%}
         )
+{%- endmacro %}
+
+{#- The touched partitions of the model's own policy, for a FROM clause:
+    the claim's days or files as a table of literals, or else the cached
+    touched set. -#}
+{% macro spark_touched_partitions() -%}
+    {%- set claim = literal_claim() -%}
+    {%- set literals = none -%}
+    {%- if claim.days is not none -%}
+        {%- set column = 'event_date' -%}
+        {%- set literals = [] -%}
+        {%- for day in claim.days -%}
+            {%- do literals.append("(date'" ~ day ~ "')") -%}
+        {%- endfor -%}
+    {%- elif literal_touched(rewrite_partition()) is not none -%}
+        {%- set column = 'source_file' -%}
+        {%- set literals = [] -%}
+        {%- for name in claim.files.get('events', []) -%}
+            {%- do literals.append("('" ~ name | replace("'", "''") ~ "')") -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if literals is none -%}
+        {{ return(touched_partitions_relation()) }}
+    {%- elif not literals -%}
+        {{ return('(select cast(null as ' ~ ('date' if column == 'event_date'
+            else 'string') ~ ') as ' ~ column ~ ' where false) as touched') }}
+    {%- endif -%}
+    {{ return('(select * from values ' ~ literals | join(', ')
+        ~ ' as literals (' ~ column ~ ')) as touched') }}
 {%- endmacro %}
 
 {#- dbt-spark's `partitioned by` clause (dispatched): the model's own

@@ -18,8 +18,8 @@
     commit (a merge that deletes the touched partitions' rows and inserts
     the rebuilt ones), and the claim is recorded last, after it. On Spark,
     the model is rendered again after 1, with the claim as literals (its
-    files, and a model by day its touched days: model['rewrite_claim'] and
-    ['rewrite_touched_days'], which touched() reads), so that Iceberg
+    files, and a model by day its touched days: model['rewrite_claim'],
+    which touched() reads), so that Iceberg
     prunes the files of the parents partitioned by file or day in 2, and
     the table's own in 3. A build killed before 4 has
     recorded nothing: the next build claims the same loads, touches the
@@ -141,14 +141,6 @@
         {#- 2. build: the rows of the touched partitions, computed now
             (cached): the model may read its own table, which 3 changes. -#}
         {%- set new_rows = rewrite_rows_relation() -%}
-        {%- if incremental_policy() in ('event_days', 'event_days_onward')
-            and not claimed.everything -%}
-            {%- set days = run_query(
-                'select distinct cast(event_date as string) from '
-                ~ touched_partitions_relation()
-            ).columns[0].values() -%}
-            {%- do model.update({'rewrite_touched_days': days | list}) -%}
-        {%- endif -%}
         {#- Rendered again with the claim's literals (spark_claim). -#}
         {%- set rows_sql = render(model.raw_code) -%}
         {%- do run_query(
@@ -160,11 +152,11 @@
             {{ spark_rewrite_merge(target, new_rows, columns, claimed.everything) }}
         {%- endcall -%}
         {%- do run_query('uncache table if exists ' ~ new_rows) -%}
-        {%- for policy in materialized_touched_policies() -%}
+        {%- if claimed.touched_cached -%}
             {%- do run_query(
-                'uncache table if exists ' ~ touched_partitions_relation(policy)
+                'uncache table if exists ' ~ touched_partitions_relation()
             ) -%}
-        {%- endfor -%}
+        {%- endif -%}
     {%- else -%}
         {#- No load to consume: nothing changes. -#}
         {%- call statement('main') -%}
