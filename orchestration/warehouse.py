@@ -16,7 +16,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetsDefinition, Failure
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.settings import REPO_ROOT, Settings
+from orchestration.settings import REPO_ROOT, SCHEDULED_BUILD, Settings
 
 # run_results.json statuses that fail the run (dbt's own "the build failed").
 FAILED = frozenset({"error", "fail", "runtime error"})
@@ -80,7 +80,7 @@ def warehouse_assets(settings: Settings, dbt_project: DbtProject) -> AssetsDefin
     def dbt_build(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         target_path = settings.home / "runs" / context.run.run_id / "dbt"
         invocation = dbt.cli(
-            ["build"], context=context, target_path=target_path, raise_on_error=False
+            list(SCHEDULED_BUILD), context=context, target_path=target_path, raise_on_error=False
         )
         yield from invocation.stream()
         failed = failures(target_path / "run_results.json", invocation.process.wait())
