@@ -304,16 +304,21 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The literal claim's files of `kind`, each a quoted SQL string. -#}
+{% macro claimed_file_literals(kind) -%}
+    {%- set names = [] -%}
+    {%- for name in literal_claim().files.get(kind, []) -%}
+        {%- do names.append("'" ~ name | replace("'", "''") ~ "'") -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{%- endmacro %}
+
 {#- The files of `kind` whose current version a claimed load landed: a
     list of literals (null alone for none) when the claim is literal. -#}
 {% macro claimed_files(kind) -%}
     {%- set claim = literal_claim() -%}
     {%- if claim is not none and claim.files is not none -%}
-        {%- set names = [] -%}
-        {%- for name in claim.files.get(kind, []) -%}
-            {%- do names.append("'" ~ name | replace("'", "''") ~ "'") -%}
-        {%- endfor -%}
-        ({{ names | join(', ') or 'null' }})
+        ({{ claimed_file_literals(kind) | join(', ') or 'null' }})
     {%- else -%}
     (
         select landed_files.source_file

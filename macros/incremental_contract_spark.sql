@@ -56,7 +56,7 @@
     set that cannot match is left out. A model by day reads its touched
     days now, once; a touched set with no literal form is cached (computed
     now, once: the model's SQL and the write read it, and the write changes
-    what it reads). Returns {load_ids, everything, touched_cached}:
+    what it reads). Returns {load_ids, everything}:
     everything when a claimed load corrected files of a kind the model's
     policy reads. -#}
 {% macro spark_claim(full_build) -%}
@@ -109,7 +109,6 @@
             'select cast(null as bigint) as load_id where false'
         )
     ) -%}
-    {%- set touched_cached = false -%}
     {%- if load_ids and not full_build -%}
         {#- A backfill's thousands of files (a row per file) stay a
             subquery. -#}
@@ -130,14 +129,9 @@
                 'cache table ' ~ touched_partitions_relation()
                 ~ ' as ' ~ touched_set(policy)
             ) -%}
-            {%- set touched_cached = true -%}
         {%- endif -%}
     {%- endif -%}
-    {{ return({
-        'load_ids': load_ids,
-        'everything': everything,
-        'touched_cached': touched_cached,
-    }) }}
+    {{ return({'load_ids': load_ids, 'everything': everything}) }}
 {%- endmacro %}
 
 {#- Step 4 on Spark, after the rows are written: the claim recorded. A full
@@ -260,8 +254,8 @@
     {%- elif literal_touched(rewrite_partition()) is not none -%}
         {%- set column = 'source_file' -%}
         {%- set literals = [] -%}
-        {%- for name in claim.files.get('events', []) -%}
-            {%- do literals.append("('" ~ name | replace("'", "''") ~ "')") -%}
+        {%- for name in claimed_file_literals('events') -%}
+            {%- do literals.append('(' ~ name ~ ')') -%}
         {%- endfor -%}
     {%- endif -%}
     {%- if literals is none -%}

@@ -152,7 +152,8 @@
             {{ spark_rewrite_merge(target, new_rows, columns, claimed.everything) }}
         {%- endcall -%}
         {%- do run_query('uncache table if exists ' ~ new_rows) -%}
-        {%- if claimed.touched_cached -%}
+        {#- A touched set with no literal form was cached (spark_claim). -#}
+        {%- if literal_touched(rewrite_partition()) is none -%}
             {%- do run_query(
                 'uncache table if exists ' ~ touched_partitions_relation()
             ) -%}
