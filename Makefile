@@ -55,6 +55,7 @@ help: ## list the targets and the variables you can set
 	  "SPARKIFY_*_ROLE=" "the LOADER, TRANSFORMER and ANALYST role names (make roles, dbt's grants)" \
 	  "SPARKIFY_*_PASSWORD=" "their passwords, for make roles (docs/operations.md, Roles)" \
 	  "PG15_BIN=$(PG15_BIN)" "the PostgreSQL 15 of make test-pg15" \
+	  "PYTEST_WORKERS=$(PYTEST_WORKERS)" "the processes of make pytest (pytest-xdist; 0: one, no workers)" \
 	  "LAKE=$(LAKE)" "the lake (a folder or s3://) make run-spark lands Iceberg tables in (docs/spark.md)" \
 	  "SPARKIFY_LAKE_CATALOG_DB=" "the PostgreSQL database of the Iceberg catalog (sparkify_lake_catalog)" \
 	  "SPARK_DIR=$(SPARK_DIR)" "the Spark cluster's state, logs and warehouse (SPARK_DIR/cluster/)" \
@@ -226,10 +227,26 @@ run: load build docs-build report counts ## the whole job: sample -> load -> dbt
 	  echo "  stop it:  make stop"; \
 	fi
 
-test: lint pytest dbt-test test-pg15-if-present test-spark ## every test (what CI runs), on PostgreSQL 18 and 15, and Spark
+# make test: lint, then three independent passes side by side (PostgreSQL 18,
+# PostgreSQL 15, Spark), each printed whole when it ends. What they share is made
+# first, one step at a time: the packages, Chromium, the demo feed, the embedded
+# PostgreSQL 18 (the Spark pass keeps its catalog there). Each dbt build of a pass
+# writes its own target/ and logs/ folders.
+test: lint test-ready ## every test (what CI runs): lint, then PostgreSQL 18, PostgreSQL 15 and Spark side by side
+	@$(MAKE) --no-print-directory -j3 --output-sync=recurse test-pg18 test-pg15-if-present test-spark
 
+test-ready: venv orchestrator-deps spark-deps .dbt/profiles.yml browser data
+	@$(WITH_PG) true
+
+# A pass: the Python tests, then dbt build on the demo feed, on one server.
+test-pg18: ## the PostgreSQL 18 pass of make test: pytest, then dbt build on the sample
+	@echo "== PostgreSQL 18 (the embedded server, .pgdata/)"
+	@$(MAKE) --no-print-directory -j1 pytest dbt-test
+
+# pytest-xdist: PYTEST_WORKERS processes, each test on a database of its own.
+PYTEST_WORKERS ?= 2
 pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
-	$(WITH_PG) $(BIN)/pytest
+	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
 # the loader's pure parts, the charts, the docs rules, the Makefile and README.
@@ -271,7 +288,8 @@ roles: venv ## create the loader, transformer and analyst roles; analysts find t
 # The PostgreSQL 15 pass: the same pytest suite and dbt build, on a cluster in .pgdata15/.
 test-pg15: pg15 ## pytest and dbt build again, on PostgreSQL 15 from PG15_BIN
 	@echo "== the same tests on PostgreSQL 15 ($(PG15_BIN)), cluster in .pgdata15/"
-	SPARKIFY_PG_BIN=$(PG15_BIN) $(MAKE) --no-print-directory pytest dbt-test
+	SPARKIFY_PG_BIN=$(PG15_BIN) DBT_TARGET_PATH=target/pg15 DBT_LOG_PATH=logs/pg15 \
+	  $(MAKE) --no-print-directory -j1 pytest dbt-test
 
 # In make test: run it where PostgreSQL 15 is installed (and in CI, install it);
 # elsewhere say clearly that it did not run. Never against a PGHOST server.
