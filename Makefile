@@ -26,7 +26,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)/.dbt
 # Runs a command with the PG* variables pointing at the chosen server.
-WITH_PG := $(BIN)/python ingest/embedded_pg.py exec --
+WITH_PG := $(BIN)/python -m sparkify.embedded_pg exec --
 # The second PostgreSQL that make test also runs the suite on (Debian's postgresql-15).
 PG15_BIN ?= /usr/lib/postgresql/15/bin
 
@@ -89,17 +89,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 data: venv ## generate the demo feed into DATA_DIR (data/sample) unless it is there
 	@if [[ "$(DATA_DIR)" == s3://* ]]; then echo "DATA_DIR is in S3: nothing to generate"; \
 	elif [ -d $(DATA_DIR)/log_data ]; then echo "sample data already in $(DATA_DIR)"; \
-	else $(BIN)/python ingest/generate_data.py --out $(DATA_DIR); fi
+	else $(BIN)/python -m sparkify.generator --out $(DATA_DIR); fi
 
 load: data ## raw-load DATA_DIR into PostgreSQL
-	$(WITH_PG) $(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR)
+	$(WITH_PG) $(BIN)/python -m sparkify.loader --data-dir $(DATA_DIR)
 
 build: venv .dbt/profiles.yml ## dbt build: staging, marts, data tests and unit tests
 	$(WITH_PG) $(BIN)/dbt build
 
 docs-build: venv .dbt/profiles.yml ## build the dbt docs site (target/) and print its documentation coverage
 	$(WITH_PG) $(BIN)/dbt docs generate --static
-	$(BIN)/python checks/docs_check.py --target-path target
+	$(BIN)/python -m sparkify.checks.docs_check --target-path target
 	@echo "docs: target/static_index.html (one file), or 'make docs' to serve target/"
 
 docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (DOCS_PORT; Ctrl-C stops)
@@ -107,7 +107,7 @@ docs: docs-build ## build the docs site and serve it on http://127.0.0.1:8080 (D
 	$(BIN)/dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 report: venv ## write the static HTML report of the report models to reports/index.html
-	$(WITH_PG) $(BIN)/python report/build_report.py --out $(REPORT)
+	$(WITH_PG) $(BIN)/python -m sparkify.report.build_report --out $(REPORT)
 
 # The Spark target (docs/spark.md): its packages on top of .venv's, and Java 17.
 # Not part of `make venv`: PostgreSQL users need none of it. pyspark 4.3 is an
@@ -126,17 +126,17 @@ $(VENV)/.installed-spark: requirements-spark.txt $(VENV)/.installed
 # catalog in PostgreSQL (the embedded server, or PGHOST's). State and logs in
 # SPARK_DIR/cluster/. The jars it adds (spark-jars.txt) come through mvn, once.
 spark-jars: venv ## fetch the cluster's pinned jars (spark-jars.txt: the PostgreSQL driver) with mvn, once
-	@$(BIN)/python ingest/spark_cluster.py jars >/dev/null
+	@$(BIN)/python -m sparkify.spark_cluster jars >/dev/null
 
 spark-start: spark-deps spark-jars ## start the Spark cluster (master, 2 workers, Thrift server) unless it runs
-	@$(BIN)/python ingest/spark_cluster.py start >/dev/null
-	@$(BIN)/python ingest/spark_cluster.py status
+	@$(BIN)/python -m sparkify.spark_cluster start >/dev/null
+	@$(BIN)/python -m sparkify.spark_cluster status
 
 spark-stop: ## stop the Spark cluster by the PIDs it recorded
-	@$(BIN)/python ingest/spark_cluster.py stop
+	@$(BIN)/python -m sparkify.spark_cluster stop
 
 spark-status: ## is the Spark cluster running? (ports, PIDs, logs)
-	@$(BIN)/python ingest/spark_cluster.py status
+	@$(BIN)/python -m sparkify.spark_cluster status
 
 # The landing lake of `make run-spark`: a folder every daemon of the cluster
 # reads (here a local one; on a real cluster a shared filesystem or object
@@ -148,7 +148,7 @@ LAKE ?= $(SPARK_DIR)/lake
 SPARK_CLUSTER := $(if $(strip $(SPARKIFY_SPARK_THRIFT_HOST)),,spark-start)
 
 load-lake: spark-deps data ## land DATA_DIR as Iceberg tables in LAKE (.spark/lake), named in the cluster's catalog
-	$(BIN)/python ingest/load_raw.py --data-dir $(DATA_DIR) --lake $(LAKE)
+	$(BIN)/python -m sparkify.loader --data-dir $(DATA_DIR) --lake $(LAKE)
 
 # The Thrift server reads the lake by the path dbt hands it: an absolute one
 # (or the s3:// URL as it is). When dbt fails on the project's own cluster, the
@@ -158,11 +158,11 @@ build-spark: spark-deps .dbt/profiles.yml ## dbt build --target spark on LAKE, t
 	@echo "SPARKIFY_LAKE=$(LAKE_URL) dbt build --target spark"
 	@SPARKIFY_LAKE=$(LAKE_URL) $(BIN)/dbt build --target spark || { failed=$$?; \
 	  if [ -z "$${SPARKIFY_SPARK_THRIFT_HOST:-}" ]; then \
-	    echo "make build-spark: dbt failed. The Spark cluster: $$($(BIN)/python ingest/spark_cluster.py status)"; \
+	    echo "make build-spark: dbt failed. The Spark cluster: $$($(BIN)/python -m sparkify.spark_cluster status)"; \
 	  fi; exit $$failed; }
 
 counts-spark: spark-deps ## print the row count of each mart on Spark (asked through the Thrift server)
-	$(BIN)/python ingest/mart_counts.py --spark
+	$(BIN)/python -m sparkify.mart_counts --spark
 
 run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job on Spark: cluster -> DATA_DIR -> lake -> dbt build -> mart counts
 	@echo ""
@@ -170,7 +170,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 	@echo "Spark cluster (docs/spark.md)."
 	@if [ -z "$${SPARKIFY_SPARK_THRIFT_HOST:-}" ]; then \
 	  echo "The Spark cluster is still running:"; \
-	  echo "  $$($(BIN)/python ingest/spark_cluster.py status)"; \
+	  echo "  $$($(BIN)/python -m sparkify.spark_cluster status)"; \
 	  echo "  query it: beeline or PyHive on its Thrift server (docs/spark.md, The cluster)"; \
 	  echo "  stop it:  make spark-stop$(if $(filter-out $(CURDIR)/.spark,$(SPARK_DIR)), SPARK_DIR=$(SPARK_DIR))"; \
 	fi
@@ -189,9 +189,9 @@ java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk
 	  echo "no Java 17 for Spark: install openjdk-17-jre-headless (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless)" >&2; exit 1; \
 	fi
 
-# The orchestrator (orchestration/, docs/operations.md "Every day, by itself"):
+# The orchestrator (src/sparkify/orchestration/, docs/operations.md "Every day, by itself"):
 # Dagster's packages on top of .venv's; `make run` needs none of it. The lint and
-# the tests need them (mypy and pytest read orchestration/).
+# the tests need them (mypy and pytest read src/sparkify/orchestration/).
 SERVE_PORT ?= 3000
 orchestrator-deps: $(VENV)/.installed-orchestrator ## install Dagster (requirements-orchestrator.txt) into .venv
 
@@ -202,19 +202,19 @@ $(VENV)/.installed-orchestrator: requirements-orchestrator.txt $(VENV)/.installe
 # DATA_DIR is the feed its sensor watches; the daemon and web UI run on the
 # server PGHOST names, or the embedded one (their run history: database dagster).
 serve: orchestrator-deps data .dbt/profiles.yml ## start Dagster's web UI and daemon on http://127.0.0.1:3000 (SERVE_PORT): the pipeline daily and on new files
-	@SPARKIFY_FEED=$(DATA_DIR) SERVE_PORT=$(SERVE_PORT) $(WITH_PG) $(BIN)/python -m orchestration.serve start
+	@SPARKIFY_FEED=$(DATA_DIR) SERVE_PORT=$(SERVE_PORT) $(WITH_PG) $(BIN)/python -m sparkify.orchestration.serve start
 
 stop-serve: ## stop make serve's web UI and daemon by the PIDs they recorded
-	@if [ -x $(BIN)/dagster ]; then $(BIN)/python -m orchestration.serve stop; fi
+	@if [ -x $(BIN)/dagster ]; then $(BIN)/python -m sparkify.orchestration.serve stop; fi
 
 serve-status: ## are make serve's web UI and daemon running?
-	@$(BIN)/python -m orchestration.serve status
+	@$(BIN)/python -m sparkify.orchestration.serve status
 
 browser: venv ## install Debian's chromium for the browser tests, if missing (as root)
 	$(BIN)/python tests/python/headless_chromium.py install
 
 counts: venv ## print the row count of each mart
-	$(WITH_PG) $(BIN)/python ingest/mart_counts.py
+	$(WITH_PG) $(BIN)/python -m sparkify.mart_counts
 
 run: load build docs-build report counts ## the whole job: sample -> load -> dbt build -> docs -> report -> counts
 	@echo ""
@@ -222,8 +222,8 @@ run: load build docs-build report counts ## the whole job: sample -> load -> dbt
 	@echo "$(REPORT), the docs site target/static_index.html."
 	@if [ -z "$${PGHOST:-}" ]; then \
 	  echo "The embedded PostgreSQL is still running (database $${PGDATABASE:-sparkify}):"; \
-	  echo "  $$($(BIN)/python ingest/embedded_pg.py status)"; \
-	  echo "  query it: eval \"\$$($(BIN)/python ingest/embedded_pg.py env)\" && psql"; \
+	  echo "  $$($(BIN)/python -m sparkify.embedded_pg status)"; \
+	  echo "  query it: eval \"\$$($(BIN)/python -m sparkify.embedded_pg env)\" && psql"; \
 	  echo "  stop it:  make stop"; \
 	fi
 
@@ -259,7 +259,7 @@ test-fast: venv orchestrator-deps ## the fast tests: no server, under a minute (
 dbt-test: load .dbt/profiles.yml ## dbt build on the sample, warnings as errors: models, data tests, unit tests
 	$(WITH_PG) $(BIN)/dbt --warn-error build
 
-lint: venv orchestrator-deps ## ruff, sqlfluff and the type checker (mypy; strict on the loader, raw_loader)
+lint: venv orchestrator-deps ## ruff, sqlfluff and the type checker (mypy; --strict on the loader, sparkify.loader)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint $(wildcard models macros analyses)
@@ -268,22 +268,22 @@ lint: venv orchestrator-deps ## ruff, sqlfluff and the type checker (mypy; stric
 # make bench BENCH_ARGS="--events 10000000" for the 10M-event run.
 BENCH_ARGS ?=
 bench: venv ## benchmark (1M events): loader vs a bare-table COPY and per-row; dbt build vs floor.sql
-	$(WITH_PG) $(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+	$(WITH_PG) $(BIN)/python -m benchmarks.ingest $(BENCH_ARGS)
 
 # The loader against a store 30 ms away (moto behind a delaying proxy), beside
 # the same GETs 64 in flight: make bench-latency LATENCY_ARGS="--delay-ms 60".
 LATENCY_ARGS ?=
 bench-latency: venv ## benchmark: the loader from an S3 store 30 ms away vs 64 GETs in flight
-	$(WITH_PG) $(BIN)/python benchmarks/s3_latency.py $(LATENCY_ARGS)
+	$(WITH_PG) $(BIN)/python -m benchmarks.s3_latency $(LATENCY_ARGS)
 
 # make bench-spark BENCH_SPARK_ARGS="--events 100000" for a quicker run.
 BENCH_SPARK_ARGS ?=
 bench-spark: spark-deps spark-jars .dbt/profiles.yml ## Spark (its own cluster) vs PostgreSQL (1M events): load and dbt build, full and one more day
 	@mkdir -p $(SPARK_DIR)
-	$(WITH_PG) $(BIN)/python benchmarks/spark.py $(BENCH_SPARK_ARGS)
+	$(WITH_PG) $(BIN)/python -m benchmarks.spark $(BENCH_SPARK_ARGS)
 
 roles: venv ## create the loader, transformer and analyst roles; analysts find the marts unqualified
-	$(WITH_PG) $(BIN)/python ingest/setup_roles.py
+	$(WITH_PG) $(BIN)/python -m sparkify.roles
 
 # The PostgreSQL 15 pass: the same pytest suite and dbt build, on a cluster in .pgdata15/.
 test-pg15: pg15 ## pytest and dbt build again, on PostgreSQL 15 from PG15_BIN
@@ -315,13 +315,13 @@ pg15: ## make sure PostgreSQL 15 is in PG15_BIN (as root: apt-get install postgr
 	fi
 
 stop: stop-serve ## stop make serve's Dagster, the Spark cluster (if it runs), the embedded PostgreSQL (and the PostgreSQL 15 one, if any)
-	@if [ -d $(SPARK_DIR)/cluster ]; then $(BIN)/python ingest/spark_cluster.py stop; fi
-	@$(BIN)/python ingest/embedded_pg.py stop
+	@if [ -d $(SPARK_DIR)/cluster ]; then $(BIN)/python -m sparkify.spark_cluster stop; fi
+	@$(BIN)/python -m sparkify.embedded_pg stop
 	@if [ -f .pgdata15/PG_VERSION ]; then \
-	  SPARKIFY_PG_BIN=$(PG15_BIN) $(BIN)/python ingest/embedded_pg.py stop; fi
+	  SPARKIFY_PG_BIN=$(PG15_BIN) $(BIN)/python -m sparkify.embedded_pg stop; fi
 
 status: ## is the embedded PostgreSQL running?
-	@$(BIN)/python ingest/embedded_pg.py status
+	@$(BIN)/python -m sparkify.embedded_pg status
 
 clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
 	rm -rf data target logs .dbt .pgdata reports .spark .dagster

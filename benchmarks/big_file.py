@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feed import Feed, count_lines
-from measuring import PYTHON, Recorder, log, run_watched
-from scratch import ScratchDatabases, check_count, env_for
+from benchmarks.feed import Feed, count_lines
+from benchmarks.measuring import PYTHON, Recorder, log, run_watched
+from benchmarks.scratch import ScratchDatabases, check_count, env_for
 
 
 def run(
@@ -30,7 +30,7 @@ def run(
     log(f"loader, one {path.stat().st_size / 2**20:.0f} MB file")
     with recorder.timed("loader, one big file", "big_file") as m:
         run_watched(
-            [PYTHON, "ingest/load_raw.py", "--log-data", str(path.parent), "-q"], env_for(db), m
+            [PYTHON, "-m", "sparkify.loader", "--log-data", str(path.parent), "-q"], env_for(db), m
         )
     m.lines, m.files, m.bytes = lines, 1, path.stat().st_size
     check_count(env_for(db), "raw.events", lines)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from measuring import PYTHON, check_command, log
-from options import Options
-from raw_loader.files import LocalFileSource
-from scratch import SCRATCH
+from benchmarks.measuring import PYTHON, check_command, log
+from benchmarks.options import Options
+from benchmarks.scratch import SCRATCH
+from sparkify.loader.files import LocalFileSource
 
 START_DATE = dt.date(2018, 11, 1)
 DAYS = 30
@@ -112,5 +112,5 @@ def generate(options: Options, folders: Folders) -> None:
 
 def _generate(out: Path, days: int, start: dt.date | None, rest: list[str]) -> None:
     start_date = [] if start is None else ["--start-date", start.isoformat()]
-    command = [PYTHON, "ingest/generate_data.py", "--out", str(out), "--days", str(days)]
+    command = [PYTHON, "-m", "sparkify.generator", "--out", str(out), "--days", str(days)]
     check_command([*command, *start_date, *rest])

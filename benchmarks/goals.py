@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from measuring import Measure
+from benchmarks.measuring import Measure
 
 LOADER = ("events", "loader, {n} worker")
 SONG_LOADER = ("songs", "loader, {n} worker")

@@ -47,8 +47,7 @@ import signal
 import sys
 from types import FrameType
 
-import options
-import runner
+from benchmarks import options, runner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = options.parse(argv, __doc__)
     if not os.environ.get("PGHOST"):
         print(
-            "bench: PGHOST is not set: run through 'python ingest/embedded_pg.py exec -- ...' "
+            "bench: PGHOST is not set: run through 'python -m sparkify.embedded_pg exec -- ...' "
             "(as 'make bench' does) or point the PG* variables at a server",
             file=sys.stderr,
         )

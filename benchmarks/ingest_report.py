@@ -13,11 +13,11 @@ from typing import Any
 
 import psutil
 
-import goals
-from feed import Feed
-from measuring import Measure, cpu_cell, log
-from options import Options
-from scratch import RESULTS, server_version
+from benchmarks import goals
+from benchmarks.feed import Feed
+from benchmarks.measuring import Measure, cpu_cell, log
+from benchmarks.options import Options
+from benchmarks.scratch import RESULTS, server_version
 
 
 def write(
@@ -141,8 +141,8 @@ def markdown(
         ]
     lines += [
         "",
-        "Reproduce: `make bench` (or `python ingest/embedded_pg.py exec -- "
-        f"python benchmarks/ingest.py --events {options.events} --songs {options.songs}"
+        "Reproduce: `make bench` (or `python -m sparkify.embedded_pg exec -- "
+        f"python -m benchmarks.ingest --events {options.events} --songs {options.songs}"
         f"{' --warehouse-only' if options.warehouse_only else ''}"
         f"{' --s3-only' if options.s3_only else ''}`).",
         "",

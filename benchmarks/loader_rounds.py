@@ -13,11 +13,11 @@ import time
 import psycopg
 from psycopg import sql
 
-import server_floor
-from feed import Feed
-from measuring import PYTHON, Measure, Recorder, log, run_watched
-from raw_loader.schema import ensure_schema
-from scratch import check_count, connect_args, scalar
+from benchmarks import server_floor
+from benchmarks.feed import Feed
+from benchmarks.measuring import PYTHON, Measure, Recorder, log, run_watched
+from benchmarks.scratch import check_count, connect_args, scalar
+from sparkify.loader.schema import ensure_schema
 
 
 def run_loader(
@@ -62,7 +62,7 @@ def run_loader(
     log(f"{label}, {kind}")
     with recorder.timed(label, kind) as m:
         out = run_watched(
-            [PYTHON, "ingest/load_raw.py", option, source, "--workers", str(workers), "-q"],
+            [PYTHON, "-m", "sparkify.loader", option, source, "--workers", str(workers), "-q"],
             env,
             m,
         )

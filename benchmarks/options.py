@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scratch import SCRATCH
+from benchmarks.scratch import SCRATCH
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def parse(argv: list[str] | None, description: str | None) -> Options:
 
 def build_parser(description: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="benchmarks/ingest.py",
+        prog="python -m benchmarks.ingest",
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

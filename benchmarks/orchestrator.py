@@ -1,6 +1,6 @@
 """The orchestrator's overhead: the Dagster job against the same steps run plainly.
 
-    python ingest/embedded_pg.py exec -- python benchmarks/orchestrator.py [--rounds 2]
+    python -m sparkify.embedded_pg exec -- python -m benchmarks.orchestrator [--rounds 2]
 
 On one generated feed (make run's demo shape by default), each round builds two
 fresh databases, alternating which goes first: the plain path (`load_raw.py`,
@@ -55,25 +55,30 @@ def step(argv: list[str], env: dict[str, str]) -> None:
 
 def plain(feed: Path, env: dict[str, str], work: Path) -> float:
     started = time.monotonic()
-    step([sys.executable, "ingest/load_raw.py", "--data-dir", str(feed), "-q"], env)
+    step([sys.executable, "-m", "sparkify.loader", "--data-dir", str(feed), "-q"], env)
     step(
         [str(BIN / "dbt"), "build", "--target-path", str(work / "target")],
         {**env, "DBT_PROFILES_DIR": str(work / "profiles")},
     )
-    step([sys.executable, "report/build_report.py", "--out", str(work / "plain.html")], env)
+    step(
+        [sys.executable, "-m", "sparkify.report.build_report", "--out", str(work / "plain.html")],
+        env,
+    )
     return time.monotonic() - started
 
 
 def orchestrated(feed: Path, env: dict[str, str], work: Path, history: str) -> float:
     from dagster import DagsterInstance
 
-    from orchestration import settings
-    from orchestration.pipeline import JOB, build_definitions
-    from orchestration.serve import storage_url
+    from sparkify.orchestration import settings
+    from sparkify.orchestration.pipeline import JOB, build_definitions
+    from sparkify.orchestration.serve import storage_url
 
     home = work / "dagster"
     home.mkdir(exist_ok=True)
-    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(
+        REPO_ROOT / "src" / "sparkify" / "orchestration" / "dagster.yaml", home / "dagster.yaml"
+    )
     os.environ["SPARKIFY_DAGSTER_PG_URL"] = storage_url(history)
     saved = os.environ.get("PGDATABASE")
     os.environ["PGDATABASE"] = env["PGDATABASE"]
@@ -103,13 +108,15 @@ def orchestrated(feed: Path, env: dict[str, str], work: Path, history: str) -> f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.orchestrator", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--days", default="30")
     parser.add_argument("--events-per-day", default="300")
     args = parser.parse_args()
     if not os.environ.get("PGHOST"):
-        raise SystemExit("bench: run through `python ingest/embedded_pg.py exec -- ...`")
+        raise SystemExit("bench: run through `python -m sparkify.embedded_pg exec -- ...`")
     with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as tmp:
         work = Path(tmp)
         (work / "profiles").mkdir()
@@ -118,7 +125,8 @@ def main() -> int:
         step(
             [
                 sys.executable,
-                "ingest/generate_data.py",
+                "-m",
+                "sparkify.generator",
                 "--out",
                 str(feed),
                 "--days",

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from feed import Feed
-from measuring import Measure, Recorder, log
-from scratch import connect_args
+from benchmarks.feed import Feed
+from benchmarks.measuring import Measure, Recorder, log
+from benchmarks.scratch import connect_args
 
 INSERT = "insert into bench.per_row_{} (source_file, line_number, payload) values (%s, %s, %s)"
 

@@ -1,6 +1,6 @@
 """Where the loader's time goes: one load under cProfile, the top entries printed.
 
-    python ingest/embedded_pg.py exec -- python benchmarks/profile_loader.py \
+    python -m sparkify.embedded_pg exec -- python -m benchmarks.profile_loader \
         --song-data benchmarks/results/tmp/feed-1000000-20000/song_data
 
 The load runs in this process with one worker (cProfile sees one process; the
@@ -26,12 +26,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from measuring import REPO_ROOT
-from scratch import ScratchDatabases, connect_args, env_for
+from benchmarks.measuring import REPO_ROOT
+from benchmarks.scratch import ScratchDatabases, connect_args, env_for
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/profile_loader.py", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.profile_loader", description=__doc__
+    )
     parser.add_argument("--song-data", help="folder or s3:// prefix of song files")
     parser.add_argument("--log-data", help="folder or s3:// prefix of event logs")
     parser.add_argument("--top", type=int, default=25, help="entries printed per order (25)")
@@ -45,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # The loader of the checkout asked for (this one by default).
-    sys.path.insert(0, str(args.checkout.resolve() / "ingest"))
-    from raw_loader.options import LoadOptions
-    from raw_loader.run import resolve_roots, run
-    from raw_loader.schema import ensure_schema
+    sys.path.insert(0, str(args.checkout.resolve() / "src"))
+    from sparkify.loader.options import LoadOptions
+    from sparkify.loader.run import resolve_roots, run
+    from sparkify.loader.schema import ensure_schema
 
     given = {"song_data": args.song_data, "log_data": args.log_data}
     if not any(given.values()):

@@ -6,16 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import big_file
-import ingest_report
-import loader_rounds
-import per_row
-import s3_scenario
-import warehouse
-from feed import Feed, Folders, generate
-from measuring import Recorder, log
-from options import Options
-from scratch import SCRATCH, ScratchDatabases, env_for
+from benchmarks import big_file, ingest_report, loader_rounds, per_row, s3_scenario, warehouse
+from benchmarks.feed import Feed, Folders, generate
+from benchmarks.measuring import Recorder, log
+from benchmarks.options import Options
+from benchmarks.scratch import SCRATCH, ScratchDatabases, env_for
 
 
 def run(options: Options) -> None:

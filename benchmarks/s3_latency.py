@@ -46,8 +46,8 @@ import psycopg
 from botocore.config import Config
 from psycopg import sql
 
-import s3_scenario
-from measuring import (
+from benchmarks import s3_scenario
+from benchmarks.measuring import (
     PYTHON,
     REPO_ROOT,
     Measure,
@@ -57,9 +57,16 @@ from measuring import (
     log,
     run_watched,
 )
-from raw_loader.s3_source import DEFAULT_IN_FLIGHT
-from raw_loader.schema import ensure_schema
-from scratch import RESULTS, SCRATCH, ScratchDatabases, check_count, connect_args, env_for
+from benchmarks.scratch import (
+    RESULTS,
+    SCRATCH,
+    ScratchDatabases,
+    check_count,
+    connect_args,
+    env_for,
+)
+from sparkify.loader.s3_source import DEFAULT_IN_FLIGHT
+from sparkify.loader.schema import ensure_schema
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "python"))  # the tests' delaying proxy
 from fault_proxy import FaultProxy, Rule
@@ -71,7 +78,7 @@ TABLES = {"songs": "raw.songs", "events": "raw.events"}
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="benchmarks/s3_latency.py", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.s3_latency", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--delay-ms", type=float, default=30.0, help="wait before each GET (30)")
     parser.add_argument("--songs", type=int, default=1000, help="song files (1000)")
@@ -118,7 +125,8 @@ def generate(songs: int, days: int) -> Path:
         check_command(
             [
                 PYTHON,
-                "ingest/generate_data.py",
+                "-m",
+                "sparkify.generator",
                 "--out",
                 str(feed),
                 "--days",
@@ -143,7 +151,7 @@ def generate_memory(args: argparse.Namespace) -> dict[str, list[Path]]:
             log(f"generating one log file of about {args.big_object_mb} MB")
             check_command(
                 [
-                    *(PYTHON, "ingest/generate_data.py", "--out", str(feed), "--days", "1"),
+                    *(PYTHON, "-m", "sparkify.generator", "--out", str(feed), "--days", "1"),
                     *("--events-per-day", str(target // 470), "--users", "2000", "--quiet"),
                 ]
             )
@@ -162,7 +170,7 @@ def generate_memory(args: argparse.Namespace) -> dict[str, list[Path]]:
             log(f"generating {args.many_objects:,} song files")
             check_command(
                 [
-                    *(PYTHON, "ingest/generate_data.py", "--out", str(feed), "--days", "1"),
+                    *(PYTHON, "-m", "sparkify.generator", "--out", str(feed), "--days", "1"),
                     *("--songs", str(args.many_objects), "--events-per-day", "10", "--quiet"),
                 ]
             )
@@ -224,7 +232,7 @@ def loader(
 ) -> None:
     reset(env, kind)
     option = "--song-data" if kind == "songs" else "--log-data"
-    command = [str(checkout / ".venv" / "bin" / "python"), str(checkout / "ingest/load_raw.py")]
+    command = [str(checkout / ".venv" / "bin" / "python"), "-m", "sparkify.loader"]
     command += [option, f"s3://{BUCKET}/{prefix}/{FOLDERS[kind]}", "--workers", str(args.workers)]
     log(f"{label}, {kind}")
     with recorder.timed(label, what or kind) as m:

@@ -32,9 +32,9 @@ from typing import Any
 
 import boto3
 
-from feed import Feed
-from loader_rounds import run_loader
-from measuring import Recorder, log
+from benchmarks.feed import Feed
+from benchmarks.loader_rounds import run_loader
+from benchmarks.measuring import Recorder, log
 
 BUCKET = "bench"
 BLOCK = 1024 * 1024

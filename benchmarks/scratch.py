@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import Query
 
-from measuring import REPO_ROOT
+from benchmarks.measuring import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 SCRATCH = RESULTS / "tmp"  # gitignored: generated feeds and dbt output

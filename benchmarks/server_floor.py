@@ -19,11 +19,11 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
-from feed import Feed, FeedFile
-from measuring import Measure, Recorder, log
-from raw_loader.errors import one_line
-from raw_loader.schema import ensure_schema
-from scratch import check_count, connect_args, truncate
+from benchmarks.feed import Feed, FeedFile
+from benchmarks.measuring import Measure, Recorder, log
+from benchmarks.scratch import check_count, connect_args, truncate
+from sparkify.loader.schema import ensure_schema
+from sparkify.messages import one_line
 
 TABLES = ("bench.events", "bench.songs", "bench.events_shaped")
 Item = TypeVar("Item")

@@ -6,13 +6,13 @@ both engines, as a user runs them:
 - PostgreSQL: load_raw.py into a scratch database of the server the PG* variables
   name, then `dbt build`; then the last day is loaded and built again.
 - Spark: load_raw.py --lake into a scratch lake, then `dbt build --target spark`
-  through the Thrift server of a cluster of the bench's own (ingest/spark_cluster.py:
+  through the Thrift server of a cluster of the bench's own (src/sparkify/spark_cluster.py:
   a master, two workers, the Thrift server on both cores, free ports, a scratch
   catalog database), stopped at the end; then the last day, loaded and built again.
 
 Each engine's first build warms it (a new cluster's JVMs compile as they go); the
 full build the day is compared with is the `--full-refresh` after it, warm as the
-day's build is. A build is the scheduled run's (orchestration/warehouse.py's
+day's build is. A build is the scheduled run's (src/sparkify/orchestration/warehouse.py's
 SCHEDULED_BUILD: the data tests, not the unit tests). Each step is timed once,
 wall-clock, with the load average beside it (the machine may be shared). Results
 go to benchmarks/results/spark-<events>-events.json and .md.
@@ -36,15 +36,15 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-import spark_cluster
-from orchestration.settings import SCHEDULED_BUILD
+from sparkify import spark_cluster
+from sparkify.orchestration.settings import SCHEDULED_BUILD
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Each engine's first build warms it; "full" is a --full-refresh after it.
 STEPS = ("first build", "full", "one more day")
 BIN = Path(sys.executable).parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-CLUSTER = [sys.executable, str(REPO_ROOT / "ingest" / "spark_cluster.py")]
+CLUSTER = [sys.executable, "-m", "sparkify.spark_cluster"]
 
 
 def log(message: str) -> None:
@@ -178,7 +178,7 @@ def markdown(figures: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.spark", description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="events to generate")
     parser.add_argument("--days", type=int, default=30, help="days of logs (the last is held back)")
     parser.add_argument("--songs", type=int, default=5_000, help="song files to generate")
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not os.environ.get("PGHOST"):
-        log("PGHOST is not set: run through 'python ingest/embedded_pg.py exec -- ...'")
+        log("PGHOST is not set: run through 'python -m sparkify.embedded_pg exec -- ...'")
         return 2
     (REPO_ROOT / ".spark").mkdir(exist_ok=True)  # before any make run-spark made it
     work = Path(tempfile.mkdtemp(prefix="bench-spark-", dir=REPO_ROOT / ".spark"))
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(
             [
                 str(BIN / "python"),
-                "ingest/generate_data.py",
+                "-m",
+                "sparkify.generator",
                 "--out",
                 str(feed),
                 "--days",
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         subprocess.run([*CLUSTER, "start"], env=spark, cwd=REPO_ROOT, check=True)
         cluster_started = True
-        load = [str(BIN / "python"), "ingest/load_raw.py", "--data-dir", str(feed), "-q"]
+        load = [str(BIN / "python"), "-m", "sparkify.loader", "--data-dir", str(feed), "-q"]
         lake = [*load, "--lake", str(work / "lake")]
         dbt = [str(BIN / "dbt"), *SCHEDULED_BUILD, "--target-path", str(work / "target")]
         for step in STEPS:

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from feed import Folders, count_lines
-from measuring import PYTHON, REPO_ROOT, Measure, Recorder, log, run_watched
-from scratch import connect_args, scalar
+from benchmarks.feed import Folders, count_lines
+from benchmarks.measuring import PYTHON, REPO_ROOT, Measure, Recorder, log, run_watched
+from benchmarks.scratch import connect_args, scalar
 
 MARTS = ("songplays", "users", "songs", "artists", "time")
 DBT = str(Path(PYTHON).parent / "dbt")
@@ -116,7 +116,7 @@ def compare_with_floor(env: dict[str, str]) -> dict[str, tuple[int, int]]:
 def _load_more(recorder: Recorder, env: dict[str, str], what: str, feed: Path, lines: int) -> None:
     with recorder.timed(f"loader, {what}", "warehouse") as m:
         run_watched(
-            [PYTHON, "ingest/load_raw.py", "--log-data", str(feed / "log_data"), "-q"], env, m
+            [PYTHON, "-m", "sparkify.loader", "--log-data", str(feed / "log_data"), "-q"], env, m
         )
     m.lines = lines
 

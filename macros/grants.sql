@@ -1,4 +1,4 @@
-{#- Least privilege, kept by every build (see ingest/setup_roles.py).
+{#- Least privilege, kept by every build (see src/sparkify/roles.py).
 
     dbt's `grants` config (dbt_project.yml) grants select on each mart to the
     analyst role inside the build's own transaction, so a rebuilt mart is

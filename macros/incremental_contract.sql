@@ -604,7 +604,7 @@
 
 {#- CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
     schema exists, and the transformer role owns its schemas only
-    (ingest/setup_roles.py). -#}
+    (src/sparkify/roles.py). -#}
 {% macro create_schema_if_missing(schema) -%}
     {{ return(adapter.dispatch('create_schema_if_missing', 'sparkify')(
         schema

@@ -1,7 +1,7 @@
 {#- The landing tables (source sparkify) where the engine does not hold
     them itself. On PostgreSQL the loader creates them (raw.*): nothing to
     do. On Spark the loader writes them as Iceberg tables into the cluster's
-    catalog (load_raw.py --lake, ingest/raw_loader/lake.py), in schema
+    catalog (load_raw.py --lake, src/sparkify/loader/lake.py), in schema
     raw_lake, and this on-run-start hook creates in schema raw the views that
     the sources read, which keep only committed loads and each file's current
     version. They must exist before any model or unit test reads a source. -#}

@@ -44,7 +44,7 @@ def server_env() -> dict[str, str]:
     """The environment that points at the test server (PGDATABASE not yet chosen)."""
     if os.environ.get("PGHOST"):
         return dict(os.environ)
-    import embedded_pg
+    from sparkify import embedded_pg
 
     return {**os.environ, **embedded_pg.start()}
 
@@ -53,7 +53,7 @@ def server_env() -> dict[str, str]:
 def embedded_env(server_env: dict[str, str]) -> dict[str, str]:
     """The environment of a make target on this checkout's embedded server: no PG*
     variables at all, as a user runs `make`. Skips when the tests run on a PGHOST server."""
-    import embedded_pg
+    from sparkify import embedded_pg
 
     pgdata = embedded_pg.default_pgdata(embedded_pg.bin_dir_from_env())
     socket_dir = embedded_pg.running_socket_dir(pgdata)
@@ -103,7 +103,7 @@ def small_month(
 def spark_cluster(
     server_env: dict[str, str], moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SparkCluster]:
-    """The project's Spark cluster (ingest/spark_cluster.py), started once per test
+    """The project's Spark cluster (src/sparkify/spark_cluster.py), started once per test
     session for the tests that build on Spark, in a SPARK_DIR, on free ports and
     with a metastore database and an Iceberg catalog database of its own; stopped,
     and its databases dropped, at the end. A test that builds calls its reset() first.

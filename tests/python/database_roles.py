@@ -1,7 +1,7 @@
 """The loader, transformer and analyst roles of a test's own (a pytest plugin).
 
 Roles are cluster-wide: each test that asks for `roles` gets names of its own,
-made by ingest/setup_roles.py as a user runs it, and dropped afterwards.
+made by src/sparkify/roles.py as a user runs it, and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Iterator
 import pytest
 from psycopg import sql
 
-from helpers import REPO_ROOT, connect
+from helpers import connect
 
 JOBS = ("loader", "transformer", "analyst")
 
 
 def run_setup_roles(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / "setup_roles.py")],
+        [sys.executable, "-m", "sparkify.roles"],
         env=env,
         capture_output=True,
         text=True,

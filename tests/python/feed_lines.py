@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import write_lines
-from raw_loader.files import LocalFileSource, SourceFile
+from sparkify.loader.files import LocalFileSource, SourceFile
 
 EVENT = {
     "artist": "Des'ree",

@@ -77,7 +77,7 @@ def one_row(
 def run_loader(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run `python ingest/load_raw.py` as a user would, and capture what it says."""
     return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        [sys.executable, "-m", "sparkify.loader", *map(str, args)],
         env=env,
         capture_output=True,
         text=True,
@@ -90,7 +90,8 @@ def generate_feed(out: Path, *options: str) -> None:
     generated = subprocess.run(
         [
             sys.executable,
-            str(REPO_ROOT / "ingest" / "generate_data.py"),
+            "-m",
+            "sparkify.generator",
             "--out",
             str(out),
             *options,
@@ -338,7 +339,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_SE
 def start_loader(env: dict[str, str], stderr: Path, *args: str | Path) -> subprocess.Popen:
     """The loader in a session (and process group) of its own, as a scheduler would run it."""
     return subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)],
+        [sys.executable, "-m", "sparkify.loader", *map(str, args)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=stderr.open("w"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from raw_loader import lake_catalog
+from sparkify.loader import lake_catalog
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -37,7 +37,7 @@ def open_table(env: Mapping[str, str], table: str) -> Table:
     # by every pytest run, and pyiceberg comes with requirements-spark.txt only.
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from raw_loader.lake_store import sqlalchemy_url
+    from sparkify.loader.lake_store import sqlalchemy_url
 
     properties = {"uri": sqlalchemy_url(env)}
     if env.get("AWS_ENDPOINT_URL"):

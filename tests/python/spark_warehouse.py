@@ -1,6 +1,6 @@
 """The Spark target from the tests: a cluster, dbt's environment on it, and its tables.
 
-The tests' cluster is the project's own (ingest/spark_cluster.py), started with
+The tests' cluster is the project's own (src/sparkify/spark_cluster.py), started with
 its CLI as a user would, in a SPARK_DIR, on free ports and with a metastore
 database and an Iceberg catalog database of its own (conftest.py starts one per
 test session). dbt reaches it through its Thrift server, as the `spark` output
@@ -23,19 +23,19 @@ from typing import Any
 
 import psutil
 
-import spark_cluster
-from raw_loader import lake_catalog
+from sparkify import spark_cluster
+from sparkify.loader import lake_catalog
 
 # The marts and report tables compared between engines, with their keys.
 COMPARED_SCHEMAS = ("analytics", "reports")
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_CLI = [sys.executable, str(REPO_ROOT / "ingest" / "spark_cluster.py")]
+CLUSTER_CLI = [sys.executable, "-m", "sparkify.spark_cluster"]
 
 
 def cluster_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """ingest/spark_cluster.py, as a user runs it."""
+    """src/sparkify/spark_cluster.py, as a user runs it."""
     return subprocess.run(
         [*CLUSTER_CLI, *args], env=env, capture_output=True, text=True, timeout=400, cwd=REPO_ROOT
     )
@@ -147,7 +147,7 @@ def spark_tables(cluster: SparkCluster, schemas: tuple[str, ...]) -> dict[str, l
     Views are not tables: the catalog lists them apart."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from raw_loader.lake_store import sqlalchemy_url
+    from sparkify.loader.lake_store import sqlalchemy_url
 
     catalog = SqlCatalog(lake_catalog.CATALOG_NAME, uri=sqlalchemy_url(cluster.env))
     found = {}

@@ -1,5 +1,5 @@
 """The docs are complete and the project keeps its rules, checked over the manifest.json
-and catalog.json that `dbt docs generate` writes (checks/docs_check.py holds the rules)
+and catalog.json that `dbt docs generate` writes (src/sparkify/checks/docs_check.py holds the rules)
 for a warehouse built on the demo feed. test_docs_rules.py shows, with no server, that
 each rule does fail when broken.
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from checks.docs_check import (
+from helpers import connect
+from sparkify.checks.docs_check import (
     coverage,
     coverage_table,
     load_artifacts,
     problems,
 )
-from helpers import connect
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 

@@ -1,4 +1,4 @@
-"""Each docs rule of checks/docs_check.py fails when broken: a copy of a small manifest
+"""Each docs rule of src/sparkify/checks/docs_check.py fails when broken: a copy of a small manifest
 and catalog (tests/python/fixtures/dbt, a few models of every layer, trimmed from the
 project's by fixtures/trim_dbt_artifacts.py) is doctored one rule at a time. No server:
 test_docs.py holds the real, built project to the same rules.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.docs_check import (
+from sparkify.checks.docs_check import (
     hard_coded_relations,
     layer_problems,
     load_artifacts,

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from analyst_site import SCREENSHOTS
-from checks.docs_check import load_artifacts
 from helpers import REPO_ROOT, VENV_BIN
+from sparkify.checks.docs_check import load_artifacts
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
 

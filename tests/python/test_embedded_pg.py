@@ -1,7 +1,7 @@
 """The embedded server honours PGDATABASE: two feeds sit side by side in two databases.
 
 The commands run exactly as the make targets run them, through
-`ingest/embedded_pg.py exec -- …` with PGHOST unset, so the database each one
+`src/sparkify/embedded_pg.py exec -- …` with PGHOST unset, so the database each one
 uses is the one PGDATABASE names, created by embedded_pg.py when it is missing.
 """
 
@@ -22,7 +22,7 @@ from helpers import REPO_ROOT, admin_conninfo, connect, dbt_invocation, generate
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
-EMBEDDED_PG = REPO_ROOT / "ingest" / "embedded_pg.py"
+EMBEDDED_PG = [sys.executable, "-m", "sparkify.embedded_pg"]
 # Two different feeds: other seeds, sizes and months.
 FEED_A = ("--days", "2", "--users", "5", "--songs", "12", "--events-per-day", "40", "--seed", "1")
 FEED_B = (
@@ -47,7 +47,7 @@ def through_embedded_pg(
     env: dict[str, str], *command: str | Path
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(EMBEDDED_PG), "exec", "--", *map(str, command)],
+        [*EMBEDDED_PG, "exec", "--", *map(str, command)],
         env=env,
         capture_output=True,
         text=True,
@@ -89,16 +89,14 @@ def test_pgdatabase_keeps_two_feeds_apart(embedded_env, new_database_names, serv
         # What `PGDATABASE=... make load` runs: the database is created, then loaded.
         env = {**embedded_env, "PGDATABASE": name}
         loaded = through_embedded_pg(
-            env, sys.executable, REPO_ROOT / "ingest" / "load_raw.py", "--data-dir", feed
+            env, sys.executable, "-m", "sparkify.loader", "--data-dir", feed
         )
         assert loaded.returncode == 0, loaded.stderr
         assert f"creating database {name}" in loaded.stderr
         assert database_exists(server_env, name)
 
         # `embedded_pg.py env` (what a SQL client is pointed with) names the same database.
-        printed = subprocess.run(
-            [sys.executable, str(EMBEDDED_PG), "env"], env=env, capture_output=True, text=True
-        )
+        printed = subprocess.run([*EMBEDDED_PG, "env"], env=env, capture_output=True, text=True)
         assert f"export PGDATABASE={name}\n" in printed.stdout
 
     a, b = new_database_names

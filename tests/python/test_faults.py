@@ -141,7 +141,7 @@ def test_kill_9_mid_load_then_rerun_loads_every_line_once(db_env, tmp_path, bloc
 @pytest.fixture
 def private_server(tmp_path) -> Iterator[tuple[dict[str, str], Path]]:
     """A server of this test's own, safe to stop: same binaries as the suite's server."""
-    import embedded_pg
+    from sparkify import embedded_pg
 
     pgdata = tmp_path / "pg"
     env = {**os.environ, **embedded_pg.start(pgdata=pgdata)}
@@ -153,7 +153,7 @@ def private_server(tmp_path) -> Iterator[tuple[dict[str, str], Path]]:
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgres_stopped_mid_load(private_server, tmp_path, blocker_factory, mode):
     """fast: an administrator's stop; immediate: like a crash (recovery at the next start)."""
-    import embedded_pg
+    from sparkify import embedded_pg
 
     env, pgdata = private_server
     feed = prepared_feed(env, tmp_path)

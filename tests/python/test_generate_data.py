@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from sparkify_data import GeneratorConfig, generate
-from sparkify_data.catalogue import mojibake, repair_mojibake
-from sparkify_data.faults import EXPECT, LOSES_EVENT
+from sparkify.generator import GeneratorConfig, generate
+from sparkify.generator.catalogue import mojibake, repair_mojibake
+from sparkify.generator.faults import EXPECT, LOSES_EVENT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT.parent / "shared/data/udacity-sample"
-SCRIPT = REPO_ROOT / "ingest" / "generate_data.py"
+GENERATOR = [sys.executable, "-m", "sparkify.generator"]
 
 SMALL: dict[str, Any] = {"days": 6, "users": 25, "songs": 120, "events_per_day": 400.0, "seed": 7}
 LOG_NAME = re.compile(r"^log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json$")
@@ -95,7 +95,7 @@ def run_cli(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
+        [*GENERATOR, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -20,7 +20,6 @@ import pytest
 
 from feed_lines import event_line, make_feed, summary_of
 from helpers import (
-    REPO_ROOT,
     assert_loads_match,
     connect,
     generate_feed,
@@ -30,7 +29,7 @@ from helpers import (
     scalar,
     write_lines,
 )
-from raw_loader.schema import ensure_schema
+from sparkify.loader.schema import ensure_schema
 
 # Small batches so that even a small feed is spread over several workers.
 PARALLEL = ("--workers", "3", "--batch-files", "3", "--batch-mb", "1")
@@ -229,7 +228,8 @@ def test_second_loader_waits_for_the_first_with_workers(tmp_path, db_env):
         loader = subprocess.Popen(
             [
                 sys.executable,
-                str(REPO_ROOT / "ingest" / "load_raw.py"),
+                "-m",
+                "sparkify.loader",
                 "--data-dir",
                 str(feed),
                 *PARALLEL,

@@ -10,9 +10,9 @@ import pytest
 
 from feed_lines import FailingSource, event_line, make_feed, summary_of
 from helpers import UDACITY_SAMPLE, connect, run_loader, scalar, write_lines
-from raw_loader.batch import load_batch
-from raw_loader.planning import PlannedFile
-from raw_loader.schema import ensure_schema
+from sparkify.loader.batch import load_batch
+from sparkify.loader.planning import PlannedFile
+from sparkify.loader.schema import ensure_schema
 
 
 def counts(env: dict[str, str]) -> dict[str, int]:

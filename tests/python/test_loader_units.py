@@ -27,24 +27,23 @@ from typing import Any, BinaryIO, cast
 import pytest
 import yaml
 
-from raw_loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS
-from raw_loader.contract import (
+from sparkify.loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS
+from sparkify.loader.contract import (
     EVENTS,
     FEED_FOLDERS,
     REJECT_REASONS,
     SONGS,
     SOURCE_KINDS,
 )
-from raw_loader.copy_encoding import (
+from sparkify.loader.copy_encoding import (
     COPY_HEADER,
     COPY_TRAILER,
     copy_numbered,
     copy_rows,
     name_field,
 )
-from raw_loader.errors import one_line
-from raw_loader.files import LocalFileSource, SkippedFile, SourceFile
-from raw_loader.lines import (
+from sparkify.loader.files import LocalFileSource, SkippedFile, SourceFile
+from sparkify.loader.lines import (
     MAX_NESTING_DEPTH,
     TOO_LONG_KEPT_BYTES,
     Chunk,
@@ -54,11 +53,12 @@ from raw_loader.lines import (
     read_chunks,
     read_document,
 )
-from raw_loader.planning import ManifestEntry, PlannedFile, batches, in_load_order, plan_files
-from raw_loader.read_ahead import ReadAhead
-from raw_loader.reading import FileResult, read_file
-from raw_loader.schema import ADDED_MANIFEST_COLUMNS, DDL
-from raw_loader.summary import Summary
+from sparkify.loader.planning import ManifestEntry, PlannedFile, batches, in_load_order, plan_files
+from sparkify.loader.read_ahead import ReadAhead
+from sparkify.loader.reading import FileResult, read_file
+from sparkify.loader.schema import ADDED_MANIFEST_COLUMNS, DDL
+from sparkify.loader.summary import Summary
+from sparkify.messages import one_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGING_YAML = REPO_ROOT / "models" / "staging" / "sparkify" / "_sparkify__models.yml"
@@ -738,7 +738,7 @@ def test_the_ddl_is_built_from_the_shared_values():
 
 
 def test_the_lakes_parquet_schemas_are_the_landing_tables_columns():
-    from raw_loader import lake  # pyarrow, imported only here
+    from sparkify.loader import lake  # pyarrow, imported only here
 
     for schema, columns in (
         (lake.LINE_SCHEMA, LINE_COLUMNS),

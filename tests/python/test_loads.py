@@ -17,9 +17,9 @@ import pytest
 
 from feed_lines import FailingSource, event_line, make_feed, summary_of
 from helpers import assert_loads_match, connect, load_accounts, run_loader, write_lines
-from raw_loader.batch import load_batch
-from raw_loader.planning import PlannedFile
-from raw_loader.schema import ensure_schema
+from sparkify.loader.batch import load_batch
+from sparkify.loader.planning import PlannedFile
+from sparkify.loader.schema import ensure_schema
 
 
 def loads(env: dict[str, str]) -> list[tuple]:
@@ -120,7 +120,7 @@ def test_fresh_schema_shape(db_env):
     ]
 
 
-# What ingest/raw_loader/schema.py created before load ids (its tables, the
+# What src/sparkify/loader/schema.py created before load ids (its tables, the
 # manifest's later columns and the loaded_at indexes).
 OLD_DDL = """
 create schema raw;

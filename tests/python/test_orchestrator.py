@@ -46,10 +46,12 @@ def dagster_instance(server_env, tmp_path_factory) -> Iterator[Any]:
     """A Dagster instance whose storage is a database of its own (as make serve's)."""
     from dagster import DagsterInstance
 
-    from orchestration.serve import storage_url
+    from sparkify.orchestration.serve import storage_url
 
     home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(
+        REPO_ROOT / "src" / "sparkify" / "orchestration" / "dagster.yaml", home / "dagster.yaml"
+    )
     for env in throwaway_database(server_env):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SPARKIFY_DAGSTER_PG_URL", storage_url(env["PGDATABASE"], env))
@@ -58,7 +60,7 @@ def dagster_instance(server_env, tmp_path_factory) -> Iterator[Any]:
 
 
 def settings_for(home: Path, feed: Path, tmp: Path) -> Any:
-    from orchestration import settings
+    from sparkify.orchestration import settings
 
     profiles = tmp / "dbt-profiles"
     profiles.mkdir(exist_ok=True)
@@ -76,7 +78,7 @@ def settings_for(home: Path, feed: Path, tmp: Path) -> Any:
 
 def execute(instance: Any, settings: Any, env: dict[str, str]) -> Any:
     """The job, in this process, against the database `env` names."""
-    from orchestration.pipeline import JOB, build_definitions
+    from sparkify.orchestration.pipeline import JOB, build_definitions
 
     with pytest.MonkeyPatch.context() as patch:
         for key in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"):
@@ -145,7 +147,7 @@ def test_a_warn_severity_test_that_finds_rows_is_a_warning_not_a_failure(job_run
 
 
 def test_a_failed_load_fails_the_run_before_dbt(dagster_instance, server_env, tmp_path):
-    from raw_loader.cli import EXIT_BY_KIND
+    from sparkify.loader.cli import EXIT_BY_KIND
 
     for env in throwaway_database(server_env):
         settings = settings_for(tmp_path / "home", tmp_path / "no_such_feed", tmp_path)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestration import serve, settings
-from orchestration.warehouse import failures
+from sparkify.orchestration import serve, settings
+from sparkify.orchestration.warehouse import failures
 
 
 def write_results(path: Path, statuses: dict[str, str]) -> Path:

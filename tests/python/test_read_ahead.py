@@ -1,4 +1,4 @@
-"""Many GETs in flight against a remote store (raw_loader/read_ahead.py): the
+"""Many GETs in flight against a remote store (sparkify/loader/read_ahead.py): the
 real loader against the real S3 server (moto's), through the test proxy
 (fault_proxy.py), which waits before answering each object GET, as a far-away
 store does, and counts the requests it is answering at once.

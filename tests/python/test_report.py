@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from analyst_site import SCREENSHOTS
-from checks.docs_check import load_artifacts
-from helpers import REPO_ROOT, connect
+from helpers import connect
+from sparkify.checks.docs_check import load_artifacts
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
 
@@ -44,7 +44,7 @@ def report_file(built_site, tmp_path_factory) -> Path:
     """The report, written by the builder as `make report` runs it."""
     out = tmp_path_factory.mktemp("report") / "index.html"
     built = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "report" / "build_report.py"), "--out", str(out)],
+        [sys.executable, "-m", "sparkify.report.build_report", "--out", str(out)],
         env=built_site.env,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """Least privilege: log in as each role and prove it can do its job and nothing more.
 
-ingest/setup_roles.py creates the roles; dbt's grants config keeps the analyst's
+src/sparkify/roles.py creates the roles; dbt's grants config keeps the analyst's
 access to the marts after every build. Each test uses role names of its own
 (roles are cluster-wide) and drops them afterwards.
 """

@@ -20,7 +20,6 @@ import psycopg
 import pytest
 
 from helpers import (
-    REPO_ROOT,
     UDACITY_SAMPLE,
     assert_loads_match,
     build,
@@ -43,7 +42,7 @@ pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 SONGS = 1100
 FIRST_DAY = "log_data/2018/11/2018-11-01-events.json"
 
-# Exit codes of ingest/raw_loader/cli.py.
+# Exit codes of src/sparkify/loader/cli.py.
 EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED, EXIT_NO_BUCKET = 2, 4, 5, 6
 
 
@@ -156,7 +155,8 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
         loader = subprocess.Popen(
             [
                 sys.executable,
-                str(REPO_ROOT / "ingest" / "load_raw.py"),
+                "-m",
+                "sparkify.loader",
                 "--data-dir",
                 "s3://feed",
                 "--workers",

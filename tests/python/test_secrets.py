@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, connect, run_dbt, run_loader
+from helpers import connect, run_dbt, run_loader
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, the S3 server
 
 SECRET = "pw'; drop role postgres; --\"$$s3cret-7f1c"
-CLIS = ["load_raw.py", "setup_roles.py", "embedded_pg.py"]
+CLIS = ["sparkify.loader", "sparkify.roles", "sparkify.embedded_pg"]
 
 
 def run_cli(env: dict[str, str], script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / script), *args],
+        [sys.executable, "-m", script, *args],
         env=env,
         capture_output=True,
         text=True,

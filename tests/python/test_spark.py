@@ -128,8 +128,8 @@ def snapshot_count(cluster: SparkCluster, table: str) -> int:
     """How many commits an Iceberg table of the cluster's catalog has had."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from raw_loader import lake_catalog
-    from raw_loader.lake_store import sqlalchemy_url
+    from sparkify.loader import lake_catalog
+    from sparkify.loader.lake_store import sqlalchemy_url
 
     catalog = SqlCatalog(lake_catalog.CATALOG_NAME, uri=sqlalchemy_url(cluster.env))
     try:

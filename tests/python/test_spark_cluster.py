@@ -1,4 +1,4 @@
-"""The project's Spark cluster (ingest/spark_cluster.py, docs/spark.md "The cluster").
+"""The project's Spark cluster (src/sparkify/spark_cluster.py, docs/spark.md "The cluster").
 
 One cluster, in a SPARK_DIR and on free ports of its own, with its catalog in a
 throwaway PostgreSQL database, is started with the CLI as a user would:
@@ -34,9 +34,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import spark_cluster
 from helpers import admin_conninfo
-from raw_loader import lake_catalog
 from spark_warehouse import (
     SparkCluster,
     cluster_env,
@@ -46,6 +44,8 @@ from spark_warehouse import (
     recorded_pids,
 )
 from spark_warehouse import cluster_cli as cli
+from sparkify import spark_cluster
+from sparkify.loader import lake_catalog
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

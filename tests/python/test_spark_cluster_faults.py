@@ -1,6 +1,6 @@
 """Faults of the Spark cluster mid-build, and readers beside a build (issue 24).
 
-The module starts a cluster of its own (ingest/spark_cluster.py, by its CLI, in
+The module starts a cluster of its own (src/sparkify/spark_cluster.py, by its CLI, in
 a SPARK_DIR and on free ports), with its catalog in an embedded PostgreSQL of
 its own (a data folder of the module's): the tests kill its daemons and restart
 that server, which must not touch the test session's cluster or server. The
@@ -46,8 +46,6 @@ from typing import Any
 import psutil
 import pytest
 
-import embedded_pg
-import spark_cluster
 from course_oracle import ORACLE_MARTS, needs_udacity
 from helpers import (
     UDACITY_SAMPLE,
@@ -66,6 +64,7 @@ from spark_warehouse import (
     spark_env,
 )
 from spark_warehouse import cluster_cli as cli
+from sparkify import embedded_pg, spark_cluster
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, needs_udacity]
 

@@ -31,12 +31,12 @@ from helpers import (
     wait_until,
 )
 from lake_reader import current, lake_rows
-from raw_loader import lake as lake_loader
-from raw_loader import lake_catalog
-from raw_loader.options import LoadOptions
-from raw_loader.run import resolve_roots, source_for
-from raw_loader.run import run as pg_run
 from s3_server import MotoServer, upload_feed
+from sparkify.loader import lake as lake_loader
+from sparkify.loader import lake_catalog
+from sparkify.loader.options import LoadOptions
+from sparkify.loader.run import resolve_roots, source_for
+from sparkify.loader.run import run as pg_run
 
 pytestmark = pytest.mark.spark
 

@@ -29,7 +29,7 @@ from fault_proxy import Rule
 from helpers import REPO_ROOT, connect, generate_feed, landed, load_json
 from s3_server import upload_feed
 
-# Exit codes of ingest/raw_loader/cli.py (its EXIT_CODES table).
+# Exit codes of src/sparkify/loader/cli.py (its EXIT_CODES table).
 EXIT_OK, EXIT_SKIPPED, EXIT_UNREACHABLE, EXIT_NO_BUCKET = 0, 3, 4, 6
 DAY = "log_data/2018/11/2018-11-02-events.json"
 
@@ -118,10 +118,10 @@ def test_an_object_gone_before_it_could_be_hashed_is_skipped_not_fatal(
 def test_a_local_file_gone_after_listing_is_skipped_the_same_way(db_env, feed, tmp_path):
     """The same skip through the FileSource interface: a local file removed
     between listing and open is left out of its batch, which loads the rest."""
-    from raw_loader.batch import load_batch, skipping
-    from raw_loader.files import LocalFileSource
-    from raw_loader.planning import plan
-    from raw_loader.schema import ensure_schema
+    from sparkify.loader.batch import load_batch, skipping
+    from sparkify.loader.files import LocalFileSource
+    from sparkify.loader.planning import plan
+    from sparkify.loader.schema import ensure_schema
 
     local = tmp_path / "feed"
     shutil.copytree(feed, local)
@@ -300,7 +300,8 @@ def test_a_store_that_never_answers_is_said_and_given_up_on_after_the_timeout(
     loader = subprocess.Popen(
         [
             sys.executable,
-            str(REPO_ROOT / "ingest" / "load_raw.py"),
+            "-m",
+            "sparkify.loader",
             "--data-dir",
             f"s3://{bucket}/feed",
             "--store-timeout",
@@ -368,10 +369,10 @@ def test_a_folder_marker_is_skipped_and_named(
 
 
 def test_every_exit_code_is_one_row_of_one_table_and_documented():
-    from raw_loader import cli
+    from sparkify.loader import cli
 
     help_text = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), "--help"],
+        [sys.executable, "-m", "sparkify.loader", "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -389,7 +390,7 @@ def test_every_exit_code_is_one_row_of_one_table_and_documented():
 
 
 def _one_error_of_each_class(cli) -> list[Exception]:
-    from raw_loader.s3_source import DENIED, NO_BUCKET, UNREACHABLE, ObjectStoreError
+    from sparkify.loader.s3_source import DENIED, NO_BUCKET, UNREACHABLE, ObjectStoreError
 
     errors: list[Exception] = []
     for cls in cli.KIND_OF:

@@ -1,6 +1,7 @@
-"""The report's SVG charts (report/svg_charts.py), drawn from plain numbers: well-formed
-SVG, one mark per value carrying that value, sizes in proportion, round axes. No
-server: test_report.py looks at the same charts in a browser, over a built warehouse.
+"""The report's SVG charts (src/sparkify/report/svg_charts.py), drawn from plain
+numbers: well-formed SVG, one mark per value carrying that value, sizes in
+proportion, round axes. No server: test_report.py looks at the same charts in a
+browser, over a built warehouse.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from report import svg_charts as charts
+from sparkify.report import svg_charts as charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -39,7 +39,7 @@ from helpers import (
     write_lines,
 )
 from interruptions import Blocker, assert_nothing_half_loaded
-from raw_loader.errors import describe
+from sparkify.loader.errors import describe
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -423,7 +423,7 @@ def run_loader_peak_rss(
 ) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run the loader as a user would: what it said, and the peak resident
     memory of it and its workers in MiB, as the kernel counted it."""
-    loader = [sys.executable, str(REPO_ROOT / "ingest" / "load_raw.py"), *map(str, args)]
+    loader = [sys.executable, "-m", "sparkify.loader", *map(str, args)]
     result = subprocess.run(
         [sys.executable, "-c", _PEAK_RSS, str(peak_file), *loader],
         env=env,
@@ -499,7 +499,7 @@ def test_a_gz_that_inflates_to_one_huge_line_is_too_long_in_bounded_memory(db_en
 def test_rejects_reasons_upgrade(db_env, tmp_path):
     """A database made when raw.rejects accepted five reasons gets the new ones on
     the next start, and keeps its rejects."""
-    from raw_loader.schema import ensure_schema
+    from sparkify.loader.schema import ensure_schema
 
     with connect(db_env) as conn:
         conn.autocommit = True
@@ -768,7 +768,8 @@ def test_ctrl_c_while_importing_says_one_line(db_env, tmp_path):
             sys.executable,
             "-X",
             "importtime",
-            REPO_ROOT / "ingest" / "load_raw.py",
+            "-m",
+            "sparkify.loader",
             "--data-dir",
             feed,
         ],
