@@ -176,7 +176,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 	fi
 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
-# PostgreSQL, incremental = full refresh, the course figures (tests/python/test_spark.py).
+# PostgreSQL, incremental = full refresh, the course figures (tests/python/spark/test_parity.py).
 test-spark: spark-deps .dbt/profiles.yml ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
 	$(WITH_PG) $(BIN)/pytest -m spark
 

@@ -1,9 +1,10 @@
 """The analysts' side, built once per test session: a warehouse on the default demo
 feed, its dbt docs (manifest, catalog, site) and a headless Chromium to look at them.
 
-Registered as a pytest plugin by conftest.py, so test_docs.py, test_docs_site.py and
-test_report.py share one build: generate -> load -> dbt build -> dbt docs generate,
-exactly the steps of `make run`, in a database of its own.
+Registered as a pytest plugin by conftest.py, so operations/test_docs_coverage.py,
+test_docs_site.py and test_report_page.py share one build: generate -> load ->
+dbt build -> dbt docs generate, exactly the steps of `make run`, in a database of
+its own.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class BuiltWarehouse:
     feed: Path  # the generated feed it was loaded from (with its _truth/)
 
 
-# The feed shape of the tests that only read the marts of a small feed (test_marts.py):
+# The feed shape of the tests that only read the marts of a small feed (warehouse/test_marts.py):
 # 150 songs for every kind of near miss, 20 days for level changes.
 SMALL_MONTH = ("--days", "20", "--users", "40", "--songs", "150", "--events-per-day", "200")
 

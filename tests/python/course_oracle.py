@@ -1,8 +1,8 @@
 """An independent oracle of the marts: the documented rules, in plain Python.
 
 It reads the feed's JSON files itself and shares no code with the loader or the
-models, so a mart that agrees with it agrees with the docs (test_warehouse.py on
-PostgreSQL, test_spark.py and the cluster's fault tests on Spark).
+models, so a mart that agrees with it agrees with the docs (warehouse/test_oracle.py on
+PostgreSQL, spark/test_parity.py and the cluster's fault tests on Spark).
 """
 
 from __future__ import annotations

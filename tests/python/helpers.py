@@ -23,7 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import Params
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from sparkify.checkout import REPO_ROOT
+
 UDACITY_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "udacity-sample"
 VENV_BIN = Path(sys.executable).parent
 

@@ -99,3 +99,11 @@ def assert_nothing_half_loaded(env: dict[str, str]) -> None:
             """
         ).fetchall()
     assert mismatched == []
+
+
+def other_backends_gone(env: dict[str, str]) -> bool:
+    with connect(env) as conn:
+        return not conn.execute(
+            "select 1 from pg_stat_activity where datname = current_database() "
+            "and pid <> pg_backend_pid() and backend_type = 'client backend'"
+        ).fetchone()

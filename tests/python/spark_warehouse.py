@@ -24,13 +24,13 @@ from typing import Any
 import psutil
 
 from sparkify import spark_cluster
+from sparkify.checkout import REPO_ROOT
 from sparkify.loader import lake_catalog
 
 # The marts and report tables compared between engines, with their keys.
 COMPARED_SCHEMAS = ("analytics", "reports")
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_CLI = [sys.executable, "-m", "sparkify.spark_cluster"]
 
 

@@ -1,7 +1,7 @@
 """What the loader's Python and the warehouse's SQL both spell out, said once.
 
 schema.py builds the landing tables' checks from these values, the loader's
-code uses them by name, and tests/python/test_loader_units.py checks that the
+code uses them by name, and tests/python/unit/test_loader.py checks that the
 dbt YAML (accepted_values) lists the same ones.
 """
 

@@ -55,7 +55,7 @@ _FIRST = operator.itemgetter(0)
 _LAST = operator.itemgetter(-1)
 
 # The longest line that lands (--max-line-bytes): the warehouse is proven to
-# build with a line this long (tests/python/test_worst_day.py). jsonb itself
+# build with a line this long (tests/python/loader/test_line_limits.py). jsonb itself
 # refuses a string over 256 MB, and dbt's staging needs several times a line's
 # size in one allocation (PostgreSQL's limit is 1 GB): a 200 MB line lands in
 # raw but fails every later build.

@@ -2,7 +2,7 @@
 with run history in a PostgreSQL database of the test's own: the job's marts equal
 those of the plain load and `dbt build`; a warn-severity test that finds rows is a
 warning, not a failure; a failed load fails the run before dbt starts.
-The daemon, sensors, alerts and web UI: test_orchestrator_serve.py.
+The daemon, sensors, alerts and web UI: operations/test_serve.py.
 """
 
 from __future__ import annotations

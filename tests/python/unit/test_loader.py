@@ -2,7 +2,7 @@
 against a manifest given as plain data, the binary COPY encoding, the --json
 summary, and the constants Python shares with SQL and the dbt YAML.
 
-The end-to-end tests (test_load_raw.py and others) run the same code against
+The end-to-end tests (loader/test_landing.py and others) run the same code against
 PostgreSQL; these say where a mistake is, in milliseconds.
 """
 
@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, cast
 import pytest
 import yaml
 
+from sparkify.checkout import REPO_ROOT
 from sparkify.loader.columns import LINE_COLUMNS, LOADS_COLUMNS, REJECT_COLUMNS
 from sparkify.loader.contract import (
     EVENTS,
@@ -60,7 +61,6 @@ from sparkify.loader.schema import ADDED_MANIFEST_COLUMNS, DDL
 from sparkify.loader.summary import Summary
 from sparkify.messages import one_line
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGING_YAML = REPO_ROOT / "models" / "staging" / "sparkify" / "_sparkify__models.yml"
 
 

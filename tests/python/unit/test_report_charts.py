@@ -1,6 +1,6 @@
 """The report's SVG charts (src/sparkify/report/svg_charts.py), drawn from plain
 numbers: well-formed SVG, one mark per value carrying that value, sizes in
-proportion, round axes. No server: test_report.py looks at the same charts in a
+proportion, round axes. No server: operations/test_report_page.py looks at the same charts in a
 browser, over a built warehouse.
 """
 

@@ -5,7 +5,7 @@ its counts, in the same transaction as the rows, rejects and manifest entries
 stamped with its load_id. dbt reads raw by that contract, so these tests check
 it after a normal load, a replaced file, a failed batch, and an upgrade of a
 database written by the loader before load ids existed. (kill -9 mid-load:
-tests/python/test_faults.py.)
+tests/python/loader/test_interruptions.py.)
 """
 
 from __future__ import annotations

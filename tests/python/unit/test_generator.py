@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from sparkify.checkout import REPO_ROOT
 from sparkify.generator import GeneratorConfig, generate
 from sparkify.generator.catalogue import mojibake, repair_mojibake
 from sparkify.generator.faults import EXPECT, LOSES_EVENT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT.parent / "shared/data/udacity-sample"
 GENERATOR = [sys.executable, "-m", "sparkify.generator"]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,19 +28,16 @@ from helpers import (
     connect,
     generate_feed,
     kill_group,
-    run_dbt,
     run_loader,
     scalar,
     start_loader,
     wait_until,
-    warehouse_fingerprint,
 )
-from interruptions import Blocker, assert_nothing_half_loaded, blocking_pids, start_dbt
+from interruptions import Blocker, assert_nothing_half_loaded, other_backends_gone
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
 FEED = ("--days", "4", "--users", "10", "--songs", "40", "--events-per-day", "150")
-MARTS = ("songplays", "users", "songs", "artists", "time")
 
 
 def expected_lines(feed: Path) -> set[tuple[str, int]]:
@@ -104,14 +100,6 @@ def prepared_feed(env: dict[str, str], tmp_path: Path) -> Path:
     created = run_loader(env, "--log-data", empty)
     assert created.returncode == 0, created.stderr
     return feed
-
-
-def other_backends_gone(env: dict[str, str]) -> bool:
-    with connect(env) as conn:
-        return not conn.execute(
-            "select 1 from pg_stat_activity where datname = current_database() "
-            "and pid <> pg_backend_pid() and backend_type = 'client backend'"
-        ).fetchone()
 
 
 def test_kill_9_mid_load_then_rerun_loads_every_line_once(db_env, tmp_path, blocker_factory):
@@ -219,56 +207,3 @@ def test_two_loaders_started_together_load_each_line_once(db_env, tmp_path):
     assert [loader.returncode for loader in loaders] == [0, 0]
     assert sum(event_rows(out) for out in outputs) == len(expected_lines(feed))
     assert_exactly_once(db_env, feed)
-
-
-def marts(env: dict[str, str]) -> dict[str, tuple[int, str]]:
-    """Each mart's row count and a hash of all its rows: readable, and whole or not."""
-    analytics = warehouse_fingerprint(env, ("analytics",))
-    return {mart: analytics[f"analytics.{mart}"] for mart in MARTS}
-
-
-def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
-    """An analyst's long query holds a mart: the build fails on it (lock timeout), or
-    is killed while it waits. Each mart stays readable and is the old or the new
-    version, never a mix; the mart that failed is exactly the old one."""
-    feed = tmp_path / "feed"
-    generate_feed(feed, *FEED)
-    assert run_loader(db_env, "--data-dir", feed).returncode == 0
-    first = run_dbt(db_env, tmp_path, "build")
-    assert first.returncode == 0, first.stdout[-4000:]
-    old = marts(db_env)
-
-    later = tmp_path / "later"
-    generate_feed(later, *FEED, "--start-date", "2018-11-20")
-    assert run_loader(db_env, "--log-data", later / "log_data").returncode == 0
-
-    reader = connect(db_env)
-    reader.execute("lock table analytics.users in access share mode")
-    try:
-        failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=5s"}, tmp_path, "build")
-        assert failed.returncode != 0
-        assert "lock timeout" in failed.stdout
-        after_failure = marts(db_env)
-        assert after_failure["users"] == old["users"]
-
-        killed = start_dbt(db_env, tmp_path, "build")
-        wait_until(
-            lambda: reader.info.backend_pid in blocking_pids(db_env),
-            "the build to wait for the analyst's lock",
-        )
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=60)
-    finally:
-        reader.rollback()
-        reader.close()
-    wait_until(lambda: other_backends_gone(db_env), "the killed build's session to end")
-    after_kill = marts(db_env)
-    assert after_kill["users"] == old["users"]
-
-    final = run_dbt(db_env, tmp_path, "build")
-    assert final.returncode == 0, final.stdout[-4000:]
-    new = marts(db_env)
-    assert new["songplays"][0] > old["songplays"][0]
-    for mart in MARTS:
-        assert after_failure[mart] in (old[mart], new[mart]), mart
-        assert after_kill[mart] in (old[mart], new[mart]), mart

@@ -1,16 +1,16 @@
 """Each docs rule of src/sparkify/checks/docs_check.py fails when broken: a copy of a small manifest
 and catalog (tests/python/fixtures/dbt, a few models of every layer, trimmed from the
 project's by fixtures/trim_dbt_artifacts.py) is doctored one rule at a time. No server:
-test_docs.py holds the real, built project to the same rules.
+operations/test_docs_coverage.py holds the real, built project to the same rules.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
+from sparkify.checkout import REPO_ROOT
 from sparkify.checks.docs_check import (
     hard_coded_relations,
     layer_problems,
@@ -20,7 +20,7 @@ from sparkify.checks.docs_check import (
     repeated_wording,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "dbt"
+FIXTURE = REPO_ROOT / "tests" / "python" / "fixtures" / "dbt"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The docs are complete and the project keeps its rules, checked over the manifest.json
 and catalog.json that `dbt docs generate` writes (src/sparkify/checks/docs_check.py holds the rules)
-for a warehouse built on the demo feed. test_docs_rules.py shows, with no server, that
+for a warehouse built on the demo feed. unit/test_docs_checks.py shows, with no server, that
 each rule does fail when broken.
 """
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import build, connect, deliver, generate_feed, mart_contents, run_loader
+from feed_lines import make_feed
+from helpers import build, connect, deliver, generate_feed, mart_contents, run_loader, write_lines
+from landing import numbered
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
 
@@ -245,3 +247,37 @@ def test_every_valid_song_play_in_raw_is_in_songplays_once_day_by_day(db_env, tm
     assert sum(row[2] for row in reconciliation) == len(lines) - len(valid) - len(invalid) > 0
     assert sum(row[3] for row in reconciliation) == len(invalid) > 0
     assert {row[0]: row[4] for row in reconciliation if row[0]} == dict(expected_days)
+
+
+def test_near_miss_pages_are_not_plays_but_are_counted(db_env, tmp_path):
+    """Case 8: `nextsong`, `NEXTSONG`, `Next Song` are not plays (the feed's value is
+    exactly NextSong); every such line is counted per file, by day in the
+    reconciliation, and reported by a warn test, and so are unknown auth and method
+    values."""
+    feed = make_feed(tmp_path / "feed", days=1, per_day=4)
+    day = feed / "log_data" / "2018" / "11" / "2018-11-02-events.json"
+    near_misses = ["nextsong", "NEXTSONG", "Next Song"]
+    odd = [numbered(100 + i, page=page) for i, page in enumerate(near_misses)]
+    odd.append(numbered(200, page="Home", auth="Sneaking In", method="PATCH"))
+    write_lines(day, odd)
+    assert run_loader(db_env, "--data-dir", feed).returncode == 0
+    built = build(db_env, tmp_path)
+    for test, count in (
+        ("stg_sparkify__events_play_like_pages_not_counted_as_plays", 3),
+        ("stg_sparkify__events_unknown_auth", 1),
+        ("stg_sparkify__events_unknown_method", 1),
+    ):
+        assert f"WARN {count} {test}" in built.stdout, test
+    with connect(db_env) as conn:
+        plays = conn.execute("select count(*) from analytics.songplays").fetchone()[0]
+        counted = conn.execute(
+            "select play_like_page_count from audit.event_line_quality where source_file = %s",
+            [day.relative_to(feed).as_posix()],
+        ).fetchone()[0]
+        by_day = conn.execute(
+            "select sum(play_like_events), bool_and(is_reconciled) "
+            "from audit.songplay_reconciliation"
+        ).fetchone()
+    assert plays == 4  # the first day's NextSong lines only
+    assert counted == 3
+    assert by_day == (3, True)
