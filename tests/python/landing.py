@@ -8,18 +8,11 @@ from pathlib import Path
 from feed_lines import event_line
 from helpers import connect
 
+# Where a line lands: a landing table, or a reject reason (raw.rejects.reason).
 EV = "events"  # the line lands in raw.events
-
-
 SONG_ROW = "songs"  # the song file lands in raw.songs
-
-
 LIMIT = 512  # MAX_NESTING_DEPTH: the deepest line that lands, on both engines
-
-
 DEEP = 10_000  # PostgreSQL's jsonb takes it, Spark's readers do not: too deep for both
-
-
 DEEPER = 100_000  # PostgreSQL refuses it: "stack depth limit exceeded"
 
 
