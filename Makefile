@@ -178,7 +178,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
 # PostgreSQL, incremental = full refresh, the course figures (tests/python/spark/test_parity.py).
 test-spark: spark-deps .dbt/profiles.yml ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
-	$(WITH_PG) $(BIN)/pytest -m spark
+	$(WITH_PG) $(BIN)/pytest -m spark --basetemp=$(PYTEST_TMP)/spark
 
 java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk-17-jre-headless)
 	@if command -v java >/dev/null && java -version 2>&1 | grep -Eq 'version "(1[7-9]|2[0-9])'; then exit 0; \
@@ -230,10 +230,12 @@ run: load build docs-build report counts ## the whole job: sample -> load -> dbt
 # make test: lint, then three independent passes side by side (PostgreSQL 18,
 # PostgreSQL 15, Spark), each printed whole when it ends. What they share is made
 # first, one step at a time: the packages, Chromium, the demo feed, the embedded
-# PostgreSQL 18 (the Spark pass keeps its catalog there). Each dbt build of a pass
-# writes its own target/ and logs/ folders.
+# PostgreSQL 18 (the Spark pass keeps its catalog there). Each pass has its own
+# pytest folders (PYTEST_TMP) and dbt target/ and logs/. The Spark pass is the
+# longest, so the PostgreSQL passes run at a lower priority (nice) beside it.
 test: lint test-ready ## every test (what CI runs): lint, then PostgreSQL 18, PostgreSQL 15 and Spark side by side
-	@$(MAKE) --no-print-directory -j3 --output-sync=recurse test-pg18 test-pg15-if-present test-spark
+	@$(MAKE) --no-print-directory -j3 --output-sync=recurse test-spark test-pg18 test-pg15-if-present \
+	  PG_PASS_NICE="nice -n 10"
 
 test-ready: venv orchestrator-deps spark-deps .dbt/profiles.yml browser data
 	@$(WITH_PG) true
@@ -241,12 +243,18 @@ test-ready: venv orchestrator-deps spark-deps .dbt/profiles.yml browser data
 # A pass: the Python tests, then dbt build on the demo feed, on one server.
 test-pg18: ## the PostgreSQL 18 pass of make test: pytest, then dbt build on the sample
 	@echo "== PostgreSQL 18 (the embedded server, .pgdata/)"
-	@$(MAKE) --no-print-directory -j1 pytest dbt-test
+	@$(PG_PASS_NICE) $(MAKE) --no-print-directory -j1 pytest dbt-test
 
 # pytest-xdist: PYTEST_WORKERS processes, each test on a database of its own.
+# A pass's temporary folders are its own (PYTEST_TMP/<pass>), not pytest's shared
+# /tmp/pytest-of-<user>: each new pytest session makes that one private again,
+# which locks the embedded servers of a pass running beside it (their OS user is
+# not root) out of their data folders.
 PYTEST_WORKERS ?= 2
+PYTEST_TMP := $(CURDIR)/.pytest-tmp
+PYTEST_PASS := pg
 pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
-	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS) --basetemp=$(PYTEST_TMP)/$(PYTEST_PASS)
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
 # the loader's pure parts, the charts, the docs rules, the Makefile and README.
@@ -289,7 +297,7 @@ roles: venv ## create the loader, transformer and analyst roles; analysts find t
 test-pg15: pg15 ## pytest and dbt build again, on PostgreSQL 15 from PG15_BIN
 	@echo "== the same tests on PostgreSQL 15 ($(PG15_BIN)), cluster in .pgdata15/"
 	SPARKIFY_PG_BIN=$(PG15_BIN) DBT_TARGET_PATH=target/pg15 DBT_LOG_PATH=logs/pg15 \
-	  $(MAKE) --no-print-directory -j1 pytest dbt-test
+	  $(PG_PASS_NICE) $(MAKE) --no-print-directory -j1 pytest dbt-test PYTEST_PASS=pg15
 
 # In make test: run it where PostgreSQL 15 is installed (and in CI, install it);
 # elsewhere say clearly that it did not run. Never against a PGHOST server.
@@ -324,4 +332,4 @@ status: ## is the embedded PostgreSQL running?
 	@$(BIN)/python -m sparkify.embedded_pg status
 
 clean: stop ## remove generated data, dbt output and the embedded database (keeps .venv)
-	rm -rf data target logs .dbt .pgdata reports .spark .dagster
+	rm -rf data target logs .dbt .pgdata reports .spark .dagster .pytest-tmp
