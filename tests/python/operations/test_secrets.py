@@ -24,9 +24,9 @@ SECRET = "pw'; drop role postgres; --\"$$s3cret-7f1c"
 CLIS = ["sparkify.loader", "sparkify.roles", "sparkify.embedded_pg"]
 
 
-def run_cli(env: dict[str, str], script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(env: dict[str, str], module: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", script, *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -34,14 +34,14 @@ def run_cli(env: dict[str, str], script: str, *args: str) -> subprocess.Complete
     )
 
 
-@pytest.mark.parametrize("script", CLIS)
-def test_no_cli_takes_a_password_argument(server_env, script):
-    helped = run_cli(server_env, script, "--help")
+@pytest.mark.parametrize("module", CLIS)
+def test_no_cli_takes_a_password_argument(server_env, module):
+    helped = run_cli(server_env, module, "--help")
     assert helped.returncode == 0
     assert "--password" not in helped.stdout and "-W" not in helped.stdout
     # Refused as a usage error before anything connects (argparse echoes the bad
     # arguments back: one more reason a password never belongs on a command line).
-    refused = run_cli({**server_env, "PGHOST": "/nonexistent"}, script, "--password", "x")
+    refused = run_cli({**server_env, "PGHOST": "/nonexistent"}, module, "--password", "x")
     assert refused.returncode == 2
     assert "error:" in refused.stderr
 
@@ -146,7 +146,7 @@ def test_role_passwords_are_set_but_never_seen(roles):
             "PGOPTIONS": "-c log_statement=all",
             **{f"SPARKIFY_{job.upper()}_PASSWORD": secret for job, secret in secrets.items()},
         },
-        "setup_roles.py",
+        "sparkify.roles",
     )
     assert result.returncode == 0, result.stderr
     assert not any(secret in result.stdout + result.stderr for secret in secrets.values())
