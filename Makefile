@@ -245,7 +245,8 @@ test-pg18: ## the PostgreSQL 18 pass of make test: pytest, then dbt build on the
 	@echo "== PostgreSQL 18 (the embedded server, .pgdata/)"
 	@$(PG_PASS_NICE) $(MAKE) --no-print-directory -j1 pytest dbt-test
 
-# pytest-xdist: PYTEST_WORKERS processes, each test on a database of its own.
+# pytest-xdist: PYTEST_WORKERS processes, each test on a database of its own; a
+# module stays on one worker (--dist loadfile), so a module-scoped fixture is made once.
 # A pass's temporary folders are its own (PYTEST_TMP/<pass>), not pytest's shared
 # /tmp/pytest-of-<user>: each new pytest session makes that one private again,
 # which locks the embedded servers of a pass running beside it (their OS user is
@@ -254,7 +255,7 @@ PYTEST_WORKERS ?= 2
 PYTEST_TMP := $(CURDIR)/.pytest-tmp
 PYTEST_PASS := pg
 pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
-	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS) --basetemp=$(PYTEST_TMP)/$(PYTEST_PASS)
+	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --basetemp=$(PYTEST_TMP)/$(PYTEST_PASS)
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
 # the loader's pure parts, the charts, the docs rules, the Makefile and README.
