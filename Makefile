@@ -178,6 +178,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
 # PostgreSQL, incremental = full refresh, the course figures (tests/python/spark/test_parity.py).
 test-spark: spark-deps .dbt/profiles.yml ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
+	@mkdir -p $(PYTEST_TMP)
 	$(WITH_PG) $(BIN)/pytest -m spark --basetemp=$(PYTEST_TMP)/spark
 
 java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk-17-jre-headless)
@@ -255,6 +256,7 @@ PYTEST_WORKERS ?= 2
 PYTEST_TMP := $(CURDIR)/.pytest-tmp
 PYTEST_PASS := pg
 pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
+	@mkdir -p $(PYTEST_TMP)
 	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --basetemp=$(PYTEST_TMP)/$(PYTEST_PASS)
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,
