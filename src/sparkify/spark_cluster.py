@@ -41,6 +41,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -922,34 +923,34 @@ def build_parser() -> argparse.ArgumentParser:
 def free_ports() -> dict[str, int]:
     """Free ports for a second cluster beside the default one (the tests', the
     benchmark's), as the variables start() reads; the two workers' web UIs need
-    two in a row."""
-    holders = []
-    try:
-        while True:
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            holders.append(probe)
-            base = probe.getsockname()[1]
-            with socket.socket() as next_one:
-                try:
-                    next_one.bind(("127.0.0.1", base + 1))
-                except OSError:
-                    continue
-            ports = [socket.socket() for _ in range(3)]
-            for port in ports:
-                port.bind(("127.0.0.1", 0))
-            holders.extend(ports)
-            master, master_ui, thrift = (port.getsockname()[1] for port in ports)
-            if len({master, master_ui, thrift, base, base + 1}) == 5:
-                return {
-                    "SPARKIFY_SPARK_MASTER_PORT": master,
-                    "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
-                    "SPARKIFY_SPARK_WORKER_UI_PORT": base,
-                    "SPARKIFY_SPARK_THRIFT_PORT": thrift,
-                }
-    finally:
-        for holder in holders:
-            holder.close()
+    two in a row. Taken below the kernel's ephemeral range, where no outgoing
+    connection and no bind to port 0 of another program lands: a daemon stopped
+    and started again (the fault tests) finds its port still free, however busy
+    the machine (a port picked by bind(0) was taken by a client's connection
+    while its worker was down)."""
+    first_ephemeral = _first_ephemeral_port()
+    chooser = random.SystemRandom()
+    while True:
+        base = chooser.randrange(FREE_PORTS_FROM, first_ephemeral - 5)
+        worker_ui, _, master, master_ui, thrift = range(base, base + 5)
+        if all(_port_is_free(port) for port in range(base, base + 5)):
+            return {
+                "SPARKIFY_SPARK_MASTER_PORT": master,
+                "SPARKIFY_SPARK_MASTER_UI_PORT": master_ui,
+                "SPARKIFY_SPARK_WORKER_UI_PORT": worker_ui,
+                "SPARKIFY_SPARK_THRIFT_PORT": thrift,
+            }
+
+
+# Where free_ports() looks: above the well-known services, below the ephemeral range.
+FREE_PORTS_FROM = 20000
+
+
+def _first_ephemeral_port() -> int:
+    """The low end of Linux's ip_local_port_range (32768 by default, as elsewhere)."""
+    with contextlib.suppress(OSError, ValueError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
 
 
 def main(argv: list[str] | None = None) -> int:
