@@ -29,6 +29,8 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt
 WITH_PG := $(BIN)/python -m sparkify.embedded_pg exec --
 # The second PostgreSQL that make test also runs the suite on (Debian's postgresql-15).
 PG15_BIN ?= /usr/lib/postgresql/15/bin
+# Each test pass's pytest folders (make pytest, make test-spark).
+PYTEST_TMP := $(CURDIR)/.pytest-tmp
 
 .PHONY: help venv data load build docs docs-build report browser counts run test test-fast pytest \
 	dbt-test lint \
@@ -177,8 +179,7 @@ run-spark: $(SPARK_CLUSTER) load-lake build-spark counts-spark ## the whole job 
 
 # The Spark pass of make test, once (not per PostgreSQL version): parity with
 # PostgreSQL, incremental = full refresh, the course figures (tests/python/spark/test_parity.py).
-test-spark: spark-deps .dbt/profiles.yml ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
-	@mkdir -p $(PYTEST_TMP)
+test-spark: spark-deps .dbt/profiles.yml | $(PYTEST_TMP) ## the Spark tests: parity with PostgreSQL, incremental builds, course sample
 	$(WITH_PG) $(BIN)/pytest -m spark --basetemp=$(PYTEST_TMP)/spark
 
 java: ## make sure Java 17+ is there for Spark (as root: apt-get install openjdk-17-jre-headless)
@@ -253,10 +254,10 @@ test-pg18: ## the PostgreSQL 18 pass of make test: pytest, then dbt build on the
 # which locks the embedded servers of a pass running beside it (their OS user is
 # not root) out of their data folders.
 PYTEST_WORKERS ?= 2
-PYTEST_TMP := $(CURDIR)/.pytest-tmp
 PYTEST_PASS := pg
-pytest: venv orchestrator-deps .dbt/profiles.yml browser ## the Python tests, against a real PostgreSQL (and Chromium)
-	@mkdir -p $(PYTEST_TMP)
+$(PYTEST_TMP):  # pytest makes --basetemp, but not its parent
+	mkdir -p $@
+pytest: venv orchestrator-deps .dbt/profiles.yml browser | $(PYTEST_TMP) ## the Python tests, against a real PostgreSQL (and Chromium)
 	$(WITH_PG) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --basetemp=$(PYTEST_TMP)/$(PYTEST_PASS)
 
 # The tests that need no server (no PostgreSQL, dbt, S3 or browser): the generator,

@@ -1,6 +1,6 @@
 """Synthetic Sparkify source data: song files and event logs shaped like the real feed.
 
-The package is the engine behind ``src/sparkify/generator/cli.py``. Each module has one job:
+The package is the engine behind ``python -m sparkify.generator`` (cli.py). Each module has one job:
 
 - ``vocab``: fixed word lists (names, metro areas, user agents, song-title words);
 - ``catalogue``: artists and songs, the written catalogue and the hidden "universe",

@@ -9,7 +9,7 @@ from typing import Any
 
 from sparkify.orchestration.settings import REPO_ROOT
 
-LOADER = ["-m", "sparkify.loader"]  # python ingest/load_raw.py, as make load runs it
+LOADER = ["-m", "sparkify.loader"]  # the loader, as make load runs it
 
 
 class CommandFailed(RuntimeError):
