@@ -1,22 +1,8 @@
-{#- The incremental contract between the loader and dbt, in one place. The
-    why is told once, in docs/warehouse.md ("Incremental builds"); the order
-    of a build (claim, build, write, record), once per engine, in the
-    materialization `rewrite` (macros/materializations/rewrite.sql).
-
-    The loader writes each batch of files as one load: a row in raw.loads,
-    committed with the rows it landed. A rewrite model names a policy in
-    its config:
-
-        config(
-            materialized='rewrite',
-            meta={'incremental_policy': 'event_days',
-                  'rewrite_partition': 'played_at'},
-        )
-
-    and its SQL keeps the rows of the partitions the build rewrites:
-    `where {{ touched('played_at') }}` (true on a full build). The rules
-    below say which loads a build may claim, which partitions they touch,
-    and how a row is known to be in one. -#}
+{#- The incremental contract between the loader and dbt, in one place: the
+    policies, which loads a build may claim, which partitions they touch,
+    and how a row is known to be in one. The design, how a model names its
+    policy, and how each engine runs it: docs/warehouse.md, "Incremental
+    builds". -#}
 
 -- The macros below render nothing here; sqlfluff would judge the layout of
 -- their Jinja as if it were SQL.

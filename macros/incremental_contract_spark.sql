@@ -1,8 +1,10 @@
 {#- The incremental contract (macros/incremental_contract.sql) on Spark: the
     steps the materialization `rewrite` calls there
-    (macros/materializations/rewrite.sql). Every table is an Iceberg table:
-    a delete, an insert, a create or replace is one atomic commit, and a
-    delete removes rows, not files (docs/spark.md, The lakehouse). -#}
+    (macros/materializations/rewrite.sql); why they are safe without a
+    transaction: docs/warehouse.md, "On PostgreSQL and on Spark". Every
+    table is an Iceberg table: a delete, an insert, a create or replace is
+    one atomic commit, and a delete removes rows, not files (docs/spark.md,
+    The lakehouse). -#}
 
 -- The macros below render nothing here; sqlfluff would judge the layout of
 -- their Jinja as if it were SQL.

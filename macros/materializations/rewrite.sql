@@ -1,34 +1,8 @@
-{#- materialized='rewrite': the incremental contract's order, once per
-    engine (the rules: macros/incremental_contract.sql; the why:
-    docs/warehouse.md, "Incremental builds"; on Spark: docs/spark.md).
-
-    1. claim   the loads this build consumes (those its nearest rewrite
-               parents have consumed, and it has not) and the partitions
-               they touch;
-    2. build   the model's rows of those partitions, recomputed from the
-               parents' whole state (`where {{ touched('column') }}`; on a
-               full build touched() is true and the model is built whole);
-    3. write   delete those partitions (every row after a correction) and
-               insert the rebuilt rows;
-    4. record  the claim in audit.consumed_loads.
-
-    PostgreSQL does 1 to 4 in one transaction (the claim is recorded as it
-    is made): a build that fails or is killed commits none of it. Spark has
-    no transaction across statements: the write is one atomic Iceberg
-    commit (a merge that deletes the touched partitions' rows and inserts
-    the rebuilt ones), and the claim is recorded last, after it. On Spark,
-    the model is rendered again after 1, with the claim as literals (its
-    files, and a model by day its touched days: model['rewrite_claim'],
-    which touched() reads), so that Iceberg
-    prunes the files of the parents partitioned by file or day in 2, and
-    the table's own in 3. A build killed before 4 has
-    recorded nothing: the next build claims the same loads, touches the
-    same partitions and rewrites them from whole state, which ends the same
-    however much of 3 was done.
-
-    dbt's own `incremental` materialization and its strategies (merge,
-    insert_overwrite, microbatch...) are untouched: a model that wants them
-    uses them. -#}
+{#- materialized='rewrite': the order of an incremental build (1. claim,
+    2. build, 3. write, 4. record), once per engine; the rules are in
+    macros/incremental_contract.sql. Why, and how the two engines differ:
+    docs/warehouse.md, "Incremental builds" ("On PostgreSQL and on
+    Spark"). -#}
 
 -- The macros below render nothing here; sqlfluff would judge the layout of
 -- their Jinja as if it were SQL.
