@@ -29,8 +29,9 @@
     end
 {%- endmacro %}
 
-{#- get_json_object gives numbers as doubles' text (1.538916620796E12):
-    staging reads them through safe_to_numeric, an exact decimal. -#}
+{#- from_json gives a number that is not an integer as a double's text
+    (1.538916620796E12): staging reads it through safe_to_numeric, an exact
+    decimal. -#}
 {% macro spark__epoch_ms_to_timestamp(expression) -%}
     case
         when {{ expression }} >= 0 and {{ expression }} < 4102444800000
