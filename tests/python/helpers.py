@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,7 +110,9 @@ def dbt_invocation(
     env: dict[str, str], tmp_path: Path, *args: str
 ) -> tuple[list[str], dict[str, str]]:
     """The dbt command and environment: the example profile copied unchanged, and a
-    target and log folder of the test's own."""
+    target and log folder of the test's own. On PostgreSQL a build leaves out the
+    models' unit tests: they read fixtures, not the test's data, and each pass of
+    make test runs them in its `dbt --warn-error build` (Spark's in test_parity)."""
     profiles = tmp_path / "dbt-profiles"
     profiles.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "profiles.yml.example", profiles / "profiles.yml")
@@ -123,7 +126,9 @@ def dbt_invocation(
         "--log-path",
         str(tmp_path / "dbt-logs"),
     ]
-    return command, {**env, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
+    on_spark = "spark" in args  # --target spark
+    unit_tests = {} if on_spark else {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
+    return command, {**env, **unit_tests, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1"}
 
 
 def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -137,6 +142,21 @@ def run_dbt(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
         timeout=1200,
         cwd=REPO_ROOT,
     )
+
+
+def dbt_results(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """The last dbt command's run_results.json (see dbt_invocation), by node name:
+    status ("success", "warn", "error", ...), failures (a test's row count) and
+    message, as dbt wrote them."""
+    written = json.loads((tmp_path / "dbt-target" / "run_results.json").read_text())
+    return {_node_name(result["unique_id"]): result for result in written["results"]}
+
+
+def _node_name(unique_id: str) -> str:
+    """`songplays` for model.sparkify.songplays, a test's name without its hash
+    (test.sparkify.<name>.<hash>), `<model>.<test>` for a unit test."""
+    kind, _, *name = unique_id.split(".")
+    return ".".join(name[:2]) if kind == "unit_test" else name[0]
 
 
 def load_accounts(env: dict[str, str]) -> dict[int, tuple[tuple, tuple]]:
@@ -214,55 +234,18 @@ def assert_loads_match(env: dict[str, str], *, superseded: tuple[int, ...] = ())
     assert astray == [], "rows whose load is not their file's manifest load"
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listened on a moment ago (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def write_lines(path: Path, lines: list[bytes], *, trailing_newline: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
     path.write_bytes(data)
     return path
-
-
-# Every mart with its key, for whole-table equality checks.
-MART_KEYS = {
-    "songplays": "songplay_id",
-    "users": "user_id",
-    "songs": "song_id",
-    "artists": "artist_id",
-    "time": "start_time",
-    "users_history": "user_level_period_id",
-    "dates": "date_key",
-}
-
-
-def mart_counts(env: dict[str, str]) -> dict[str, int]:
-    with connect(env) as conn:
-        return {
-            mart: scalar(conn, f'select count(*) from analytics."{mart}"') for mart in MART_KEYS
-        }
-
-
-def mart_contents(env: dict[str, str], *, load_times: bool = True) -> dict[str, list[tuple]]:
-    """Every row of every mart, in key order, for equality checks. Without
-    load_times, the columns saying when rows were landed (`*_loaded_at`) are
-    left out: a day delivered again moves them, and nothing else."""
-    with connect(env) as conn:
-        contents = {}
-        for mart, key in MART_KEYS.items():
-            columns = [
-                row[0]
-                for row in conn.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'analytics' and table_name = %s "
-                    "and column_name not like '\\_%%' order by ordinal_position",
-                    [mart],
-                )
-            ]
-            if not load_times:
-                columns = [c for c in columns if not c.endswith("_loaded_at")]
-            select = ", ".join(f'"{c}"' for c in columns)
-            contents[mart] = conn.execute(
-                f'select {select} from analytics."{mart}" order by "{key}"'
-            ).fetchall()
-        return contents
 
 
 def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -274,29 +257,41 @@ def build(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Comple
 
 # Every schema dbt builds tables in; audit.consumed_loads is bookkeeping, not a model.
 BUILT_SCHEMAS = ("staging", "analytics", "reports", "audit")
+MARTS = ("analytics",)  # the star schema: fact, dimensions, users_history, dates
 
 
 def warehouse_fingerprint(
-    env: dict[str, str], schemas: tuple[str, ...] = BUILT_SCHEMAS
+    env: dict[str, str], schemas: tuple[str, ...] = BUILT_SCHEMAS, *, load_times: bool = True
 ) -> dict[str, tuple[int, str]]:
-    """Row count and a hash of all rows of every table dbt builds in `schemas`,
-    by "schema.table": the one way the tests tell two warehouses apart."""
+    """Row count and a hash of all rows of every table dbt builds in `schemas`, by
+    "schema.table": the one way the tests tell two warehouses apart. Without
+    load_times, the columns that say when a row landed (`*_loaded_at`) are left
+    out: two warehouses built from one feed at different times, or a day
+    delivered again, then hash the same."""
     with connect(env) as conn:
         tables = conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema = any(%s) and table_type = 'BASE TABLE' "
-            "and table_name <> 'consumed_loads' order by 1, 2",
+            "select c.table_schema, c.table_name, "
+            "array_agg(c.column_name::text order by c.ordinal_position) "
+            "from information_schema.columns as c join information_schema.tables as t "
+            "using (table_schema, table_name) "
+            "where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' "
+            "and c.table_name <> 'consumed_loads' group by 1, 2 order by 1, 2",
             [list(schemas)],
         ).fetchall()
         assert tables, f"no table in {schemas}"
-        return {
-            f"{schema}.{table}": one_row(
-                conn,
-                "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f'from "{schema}"."{table}" as t',
+        fingerprint = {}
+        for schema, table, columns in tables:
+            if not load_times:
+                columns = [c for c in columns if not c.endswith("_loaded_at")]
+            query = sql.SQL(
+                "select count(*), md5(coalesce(string_agg(r::text, '|' order by r::text), '')) "
+                "from (select {columns} from {table}) as r"
+            ).format(
+                columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+                table=sql.Identifier(schema, table),
             )
-            for schema, table in tables
-        }
+            fingerprint[f"{schema}.{table}"] = one_row(conn, query)
+        return fingerprint
 
 
 def assert_equal_to_full_refresh(env: dict[str, str], tmp_path: Path) -> None:
@@ -318,7 +313,7 @@ def plain_run_marts(server_env: dict[str, str], feed: Path, tmp_path: Path) -> d
         loaded = run_loader(env, "--data-dir", feed)
         assert loaded.returncode == 0, loaded.stderr
         build(env, tmp_path)
-        marts = mart_contents(env, load_times=False)
+        marts = warehouse_fingerprint(env, MARTS, load_times=False)
     return marts
 
 

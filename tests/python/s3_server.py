@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from fault_proxy import FaultProxy
+from helpers import free_port
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 # Any key works on moto without auth; on AWS these would come from the user's chain.
@@ -73,12 +74,6 @@ class MotoServer:
             for line in self.log.read_text(errors="replace").splitlines()
             if line.count('"') >= 2 and " HTTP/" in line
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_moto(log: Path, port: int | None = None, **env: str) -> MotoServer:

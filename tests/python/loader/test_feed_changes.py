@@ -11,11 +11,12 @@ import pytest
 
 from feed_lines import make_feed, summary_of
 from helpers import (
+    MARTS,
     assert_loads_match,
     build,
     connect,
-    mart_contents,
     run_loader,
+    warehouse_fingerprint,
 )
 from landing import (
     EV,
@@ -108,7 +109,9 @@ def test_vanished_files_are_reported_then_pruned(db_env, other_db_env, tmp_path)
     fresh.mkdir()
     build(other_db_env, fresh)
     assert outcomes(db_env) == outcomes(other_db_env)  # raw: the current feed, once
-    assert mart_contents(db_env, load_times=False) == mart_contents(other_db_env, load_times=False)
+    assert warehouse_fingerprint(db_env, MARTS, load_times=False) == warehouse_fingerprint(
+        other_db_env, MARTS, load_times=False
+    )
 
 
 FOLDER_NAME_LENGTH = 250

@@ -5,7 +5,6 @@ the report models and the report's exposure, drawn inside the graph's view.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from analyst_site import SCREENSHOTS
-from helpers import REPO_ROOT, VENV_BIN
+from helpers import REPO_ROOT, VENV_BIN, free_port
 from sparkify.checks.docs_check import load_artifacts
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt, Chromium
@@ -38,16 +37,10 @@ LINEAGE_NODES = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def docs_server(built_site) -> Iterator[str]:
     """`dbt docs serve` on the built target, as `make docs` runs it."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(VENV_BIN / "dbt"),

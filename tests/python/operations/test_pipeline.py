@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from helpers import (
+    MARTS,
     REPO_ROOT,
     generate_feed,
-    mart_contents,
     plain_run_marts,
     throwaway_database,
+    warehouse_fingerprint,
 )
 
 pytestmark = pytest.mark.slow  # PostgreSQL, dbt
@@ -108,7 +109,7 @@ def check_evaluations(result: Any) -> list[Any]:
 def test_the_job_builds_the_marts_of_a_plain_load_and_dbt_build(job_run, server_env, tmp_path):
     assert job_run.result.success
     plain = plain_run_marts(server_env, job_run.feed, tmp_path)
-    assert mart_contents(job_run.env, load_times=False) == plain
+    assert warehouse_fingerprint(job_run.env, MARTS, load_times=False) == plain
 
 
 def test_every_model_is_an_asset_and_the_report_follows_them(job_run):

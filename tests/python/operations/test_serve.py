@@ -18,7 +18,6 @@ import http.server
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -35,13 +34,15 @@ from psycopg import sql
 
 from analyst_site import SCREENSHOTS
 from helpers import (
+    MARTS,
     REPO_ROOT,
     admin_conninfo,
     connect,
+    free_port,
     generate_feed,
-    mart_contents,
     plain_run_marts,
     throwaway_database,
+    warehouse_fingerprint,
 )
 
 pytestmark = pytest.mark.slow  # PostgreSQL, dbt, the Dagster daemon, Chromium
@@ -50,12 +51,6 @@ FEED = ("--days", "3", "--users", "20", "--songs", "40", "--events-per-day", "10
 LOCATION = {"repositoryLocationName": "sparkify", "repositoryName": "__repository__"}
 RUN_SECONDS = 900  # a run on this small feed takes ~30 s alone; CI shares the cores
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Webhook(http.server.ThreadingHTTPServer):
@@ -183,7 +178,7 @@ def served(server_env, tmp_path_factory) -> Iterator[Served]:
     webhook = Webhook()
     threading.Thread(target=webhook.serve_forever, daemon=True).start()
     history = f"sparkify_pytest_dagster_{uuid.uuid4().hex[:12]}"
-    port = _free_port()
+    port = free_port()
     try:
         for env in throwaway_database(server_env):
             env = {
@@ -237,7 +232,7 @@ def test_the_sensor_builds_a_new_day_with_no_command_typed(served, server_env, t
     assert served.wait_finished(second["runId"])["status"] == "SUCCESS"
 
     plain = plain_run_marts(server_env, served.feed, tmp_path)
-    assert mart_contents(served.env, load_times=False) == plain
+    assert warehouse_fingerprint(served.env, MARTS, load_times=False) == plain
 
 
 def test_two_runs_launched_at_once_build_one_after_the_other(served):

@@ -8,7 +8,15 @@ import signal
 
 import pytest
 
-from helpers import connect, generate_feed, run_dbt, run_loader, wait_until, warehouse_fingerprint
+from helpers import (
+    connect,
+    dbt_results,
+    generate_feed,
+    run_dbt,
+    run_loader,
+    wait_until,
+    warehouse_fingerprint,
+)
 from interruptions import blocking_pids, other_backends_gone, start_dbt
 
 pytestmark = pytest.mark.slow  # a real server: PostgreSQL, dbt
@@ -43,7 +51,7 @@ def test_failed_dbt_build_leaves_previous_marts_whole(db_env, tmp_path):
     try:
         failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=5s"}, tmp_path, "build")
         assert failed.returncode != 0
-        assert "lock timeout" in failed.stdout
+        assert "lock timeout" in dbt_results(tmp_path)["users"]["message"]
         after_failure = marts(db_env)
         assert after_failure["users"] == old["users"]
 

@@ -24,9 +24,11 @@ from helpers import (
     build,
     connect,
     dbt_invocation,
+    dbt_results,
     deliver,
     generate_feed,
     kill_group,
+    load_json,
     run_dbt,
     run_loader,
     start_loader,
@@ -75,7 +77,7 @@ def test_a_model_that_failed_on_a_lock_is_caught_up(db_env, tmp_path):
         holder.execute("create index on analytics.time (hour)")
         failed = run_dbt({**db_env, "PGOPTIONS": "-c lock_timeout=3s"}, tmp_path, "build")
         assert failed.returncode != 0
-        assert "lock timeout" in failed.stdout
+        assert "lock timeout" in dbt_results(tmp_path)["time"]["message"]
     finally:
         holder.rollback()
         holder.close()
@@ -203,8 +205,8 @@ def test_corrected_redelivered_and_new_files_between_builds(db_env, tmp_path):
     moved.update(song=other["song"], artist=other["artist"], length=other["length"])
     lines[plays[0]] = json.dumps(moved).encode()
     corrected.write_bytes(b"\n".join(lines[:-2]))
-    reloaded = run_loader(db_env, "--data-dir", delivery)
-    assert "1 replaced" in reloaded.stdout, reloaded.stdout
+    _, reloaded, _ = load_json(db_env, "--data-dir", delivery)
+    assert (reloaded["files_loaded"], reloaded["files_replaced"]) == (1, 1), reloaded
     assert_equal_to_full_refresh(db_env, tmp_path)
 
 
