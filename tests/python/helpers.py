@@ -380,7 +380,14 @@ def load_json(env: dict[str, str], *args: str | Path) -> tuple[int, dict, str]:
     """Run the loader with --json: (exit code, summary or {}, stderr)."""
     result = run_loader(env, "--json", *args)
     assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout) if result.stdout else {}, result.stderr
+    return result.returncode, loader_summary(result.stdout), result.stderr
+
+
+def loader_summary(stdout: str) -> dict[str, Any]:
+    """The loader's --json summary: the last line of its stdout, one JSON object;
+    {} when it printed none (it stopped before its summary)."""
+    lines = stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
 
 
 def deliver(source: Path, target: Path, log_files: list[Path]) -> None:
