@@ -112,20 +112,27 @@
         {%- endcall -%}
         {%- do persist_docs(target, model) -%}
     {%- elif claimed.load_ids -%}
-        {#- 2. build: the rows of the touched partitions, computed now
-            (cached): the model may read its own table, which 3 changes. -#}
+        {#- 2. build: the rows of the touched partitions, a view the merge
+            reads once. A model that reads its own table ({{ this }}) has
+            them computed now instead (cached): 3 changes that table. -#}
         {%- set new_rows = rewrite_rows_relation() -%}
         {#- Rendered again with the claim's literals (spark_claim). -#}
         {%- set rows_sql = render(model.raw_code) -%}
+        {%- set reads_itself = modules.re.search(
+            '[{][{]-?\\s*this\\b', model.raw_code) is not none -%}
         {%- do run_query(
-            'cache table ' ~ new_rows ~ ' as ' ~ rows_sql
+            ('cache table ' if reads_itself
+                else 'create or replace temporary view ')
+            ~ new_rows ~ ' as ' ~ rows_sql
         ) -%}
         {%- set columns = rewrite_columns(new_rows, existing) -%}
         {#- 3. write: one commit, the touched partitions' rows replaced -#}
         {%- call statement('main') -%}
             {{ spark_rewrite_merge(target, new_rows, columns, claimed.everything) }}
         {%- endcall -%}
-        {%- do run_query('uncache table if exists ' ~ new_rows) -%}
+        {%- if reads_itself -%}
+            {%- do run_query('uncache table if exists ' ~ new_rows) -%}
+        {%- endif -%}
         {#- A touched set with no literal form was cached (spark_claim). -#}
         {%- if literal_touched(rewrite_partition()) is none -%}
             {%- do run_query(

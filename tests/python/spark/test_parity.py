@@ -145,9 +145,10 @@ def build_killed_after_write(
 ) -> str:
     """Start `dbt run` on Spark and SIGKILL it as soon as `table`'s write (its
     merge) has committed, before its claim is recorded: when dbt has sent the
-    statement after the merge (the uncache of its rows; the claim comes after
-    it). Killing it while the merge runs would not do: the Thrift server
-    cancels a dead client's statements. Returns what dbt had logged."""
+    statement after the merge (the uncache of its rows, which a model that reads
+    its own table has cached; the claim comes after it). Killing it while the
+    merge runs would not do: the Thrift server cancels a dead client's
+    statements. Returns what dbt had logged."""
     commits = snapshot_count(cluster, table)
     logs = tmp_path / "killed-dbt-logs"
     process = start_dbt(env, tmp_path, "run", "--target", "spark", log_path=logs)
@@ -199,9 +200,13 @@ def parity(
     second = run_loader(env, "--data-dir", feed, "--lake", lake, "--json")
     assert second.returncode == 0, second.stderr
     assert summary_of(second)["loads"] == 1, second.stdout
-    # A build killed after songplays' write and before its claim: the next
-    # plain build claims the same loads again, and must end as a full refresh.
-    results["killed_log"] = build_killed_after_write(env, tmp, spark_cluster, "analytics.songplays")
+    # A build killed after users_history's write and before its claim: the
+    # next plain build claims the same loads again and rebuilds their days from
+    # a table that already holds them (users_history reads its own rows), and
+    # must end as a full refresh.
+    results["killed_log"] = build_killed_after_write(
+        env, tmp, spark_cluster, "analytics.users_history"
+    )
     spark_dbt(env, tmp, "run")
     results["after_kill"] = spark_tables(spark_cluster, BUILT_SCHEMAS)
     spark_dbt(env, tmp, "run", "--full-refresh")
@@ -257,12 +262,12 @@ def test_incremental_spark_build_equals_its_full_refresh(parity):
 
 
 def test_a_spark_build_killed_between_its_write_and_its_claim_is_caught_up(parity):
-    """The kill came after songplays' merge was sent (and committed) and before
-    its claim: the next plain build equals a full refresh, table by table."""
+    """The kill came after users_history's merge was sent (and committed) and
+    before its claim: the next plain build equals a full refresh, table by table."""
     log = parity["killed_log"]
-    write = log.index("merge into analytics.songplays as built")
-    assert "insert into audit.consumed_loads select 'songplays'" not in log[write:]
-    assert parity["after_kill"]["analytics.songplays"]
+    write = log.index("merge into analytics.users_history as built")
+    assert "insert into audit.consumed_loads select 'users_history'" not in log[write:]
+    assert parity["after_kill"]["analytics.users_history"]
     assert differences(parity["after_kill"], parity["after_kill_full_refresh"]) == {}
 
 
