@@ -40,8 +40,6 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=[daily_schedule(JOB, settings)],
         sensors=[feed_sensor(JOB, settings), alert_sensor(settings)],
         resources={"dbt": dbt_resource(settings, dbt_project)},
-        # The steps run one after another (load -> build -> report), so a run's
-        # own process runs them all: Dagster's default starts a process per
-        # step, each importing Dagster and the definitions again (~4 s each).
+        # One process per run, not per step (docs/operations.md, make serve).
         executor=in_process_executor,
     )
