@@ -595,12 +595,14 @@ def iceberg_conf(settings: Settings, found: Metastore) -> dict[str, str]:
         # a pool that is never closed: one connection per client, and that
         # pool's connections were kept open until PostgreSQL refused clients.
         # So one connection per pool, and the server ends it once idle for
-        # five seconds (idle_session_timeout, these connections only); Iceberg
-        # opens a new one when a pool's next statement finds it gone. A minute
+        # five seconds (idle_session_timeout, these connections only). A minute
         # was too long: a dbt build opens dozens of sessions a minute, and the
         # clean-clone CI ran the embedded server out of its 100 clients.
         f"{prefix}.uri": _with_options(found.catalog_jdbc_url, "-c idle_session_timeout=5s"),
         f"{prefix}.clients": "1",
+        # A statement sent as the server ends the session reads its goodbye
+        # (SQLSTATE 57P05): reconnect and run it again (docs/spark.md).
+        f"{prefix}.retryable_status_codes": "57P05",
         f"{prefix}.jdbc.user": found.user,
         # V1: the catalog's table has a column saying table or view, which dbt's
         # views need; Iceberg adds it to a catalog pyiceberg created (its rows,
