@@ -81,12 +81,23 @@ def statements_per_model(text: str) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
-# A line of dbt's log file starts with its time; a statement's SQL runs on
-# over the lines after "On <node>: ", and its "SQL status" line says how long
-# the server took.
-LOG_LINE = re.compile(r"^\x1b?\[?[0-9;]*m?\d\d:\d\d:\d\d\.\d+ ")
-STATEMENT_START = re.compile(r"\bOn [\w.]+: (.*)$")
-STATEMENT_SECONDS = re.compile(r"SQL status: \S+ in ([0-9.]+) seconds")
+# A line of dbt's log file starts with its time, level and thread
+# ("12:00:01.500000 [debug] [Thread-2 (]: ..."). A statement's SQL runs on
+# over the lines after "On <node>: " (dbt writes each message whole), and its
+# thread's next "SQL status" line says how long the server took. With several
+# threads the statements of different nodes interleave, so each thread's
+# statement is followed on its own.
+LOG_LINE = re.compile(r"^\x1b?\[?[0-9;]*m?\d\d:\d\d:\d\d\.\d+ \[[^\]]*\] \[([^\]]*)\]: (.*)$")
+STATEMENT_START = re.compile(r"^On [\w.]+: (.*)$")
+STATEMENT_SECONDS = re.compile(r"^SQL status: .* in ([0-9.]+) seconds$")
+
+
+def statement_kind(sql: str) -> str:
+    """A statement's first two words, comments left out; a query (a data
+    test, a unit test, a look-up) is a `select`."""
+    text = re.sub(r"/\*.*?\*/", " ", sql, flags=re.DOTALL)
+    words = re.sub(r"--[^\n]*", " ", text).lower().split()
+    return "select" if words[:1] in (["select"], ["with"]) else " ".join(words[:2])
 
 
 def seconds_per_statement_kind(text: str) -> dict[str, dict[str, float]]:
@@ -94,27 +105,28 @@ def seconds_per_statement_kind(text: str) -> dict[str, dict[str, float]]:
     two words: `merge into`, `cache table`, `create or`, `select` ...), from
     dbt's debug log (`text`): where a build's time goes, most first."""
     kinds: dict[str, dict[str, float]] = {}
-    kind, sql_lines = None, None
+    waiting: dict[str, str] = {}  # thread: the kind of its statement sent
+    thread, sql_lines = "", None
     for line in text.splitlines():
-        if sql_lines is not None and not LOG_LINE.match(line):
+        logged = LOG_LINE.match(line)
+        if sql_lines is not None and not logged:
             sql_lines.append(line)
             continue
         if sql_lines is not None:
-            text = re.sub(r"/\*.*?\*/", " ", "\n".join(sql_lines), flags=re.DOTALL)
-            words = re.sub(r"--[^\n]*", " ", text).lower().split()
-            # A query (a data test, a unit test, a look-up) is a select.
-            kind = "select" if words[:1] in (["select"], ["with"]) else " ".join(words[:2])
+            waiting[thread] = statement_kind("\n".join(sql_lines))
             sql_lines = None
-        started = STATEMENT_START.search(line)
-        if started:
+        if not logged:
+            continue
+        thread, message = logged.groups()
+        started = STATEMENT_START.match(message)
+        if started and started.group(1) != "Close":
             sql_lines = [started.group(1)]
             continue
-        took = STATEMENT_SECONDS.search(line)
-        if took and kind is not None:
-            entry = kinds.setdefault(kind, {"statements": 0, "seconds": 0.0})
+        took = STATEMENT_SECONDS.match(message)
+        if took and thread in waiting:
+            entry = kinds.setdefault(waiting.pop(thread), {"statements": 0, "seconds": 0.0})
             entry["statements"] += 1
             entry["seconds"] = round(entry["seconds"] + float(took.group(1)), 1)
-            kind = None
     return dict(sorted(kinds.items(), key=lambda item: -item[1]["seconds"]))
 
 
