@@ -67,34 +67,16 @@
                 ) -%}
             {%- endif -%}
         {%- endfor -%}
-        {#- One scan of the table for all its rules: a count per rule, one
-            row per rule (stack), the rules a row breaks kept. A column that
-            is both not_null and in the primary key is checked once. As in
-            SQL, a check holds unless it is false (null passes). -#}
-        {%- set distinct_rules, counted, stacked = [], [], [] -%}
-        {%- for rule in rules if rule not in distinct_rules -%}
-            {%- do distinct_rules.append(rule) -%}
-        {%- endfor -%}
-        {%- for columns, broken_by, condition in distinct_rules -%}
-            {%- do counted.append(
-                'count_if(not coalesce((' ~ condition ~ '), true)) as broken_'
-                ~ loop.index
-            ) -%}
-            {%- do stacked.append(
-                "'" ~ columns | join(', ') ~ "', '" ~ broken_by ~ "', broken_"
-                ~ loop.index
-            ) -%}
-        {%- endfor -%}
-        {%- if stacked -%}
+        {#- As in SQL, a check holds unless it is false (null passes). -#}
+        {%- for columns, broken_by, condition in rules -%}
             {%- do checks.append(
-                "select '" ~ node.name ~ "' as model_name, key_columns,"
-                ~ " broken_by, row_count from (select stack("
-                ~ stacked | length ~ ", " ~ stacked | join(', ')
-                ~ ") as (key_columns, broken_by, row_count) from (select "
-                ~ counted | join(', ') ~ " from " ~ relation
-                ~ ") as counts) as rules where row_count > 0"
+                "select '" ~ node.name ~ "' as model_name, '"
+                ~ columns | join(', ') ~ "' as key_columns, '"
+                ~ broken_by ~ "' as broken_by, count(*) as row_count"
+                ~ " from " ~ relation ~ " where not coalesce(("
+                ~ condition ~ "), true) having count(*) > 0"
             ) -%}
-        {%- endif -%}
+        {%- endfor -%}
         {%- for key in keys -%}
             {%- do checks.append(
                 "select '" ~ node.name ~ "' as model_name, '"
