@@ -73,8 +73,9 @@ def slowest_nodes(target: Path, count: int = 6) -> dict[str, float]:
 
 
 def statements_per_model(text: str) -> dict[str, int]:
-    """SQL statements dbt sent for each rewrite model (its debug log, `text`,
-    names the node before each statement's query comment), most first."""
+    """SQL statements dbt sent for each model, rewrite or table (its debug
+    log, `text`, names the node before each statement's query comment), most
+    first."""
     counts: dict[str, int] = {}
     for name in re.findall(r"On model\.sparkify\.(\w+): /\* \{", text):
         counts[name] = counts.get(name, 0) + 1
@@ -169,7 +170,7 @@ def markdown(figures: dict) -> str:
             slowest = figures[f"{engine} dbt build, {step}"]["slowest"]
             listed = ", ".join(f"{name} {seconds}" for name, seconds in slowest.items())
             lines.append(f"- {engine}, {step}: {listed}")
-    lines += ["", "Spark: SQL statements per rewrite model, one more day:", ""]
+    lines += ["", "Spark: SQL statements per model, one more day:", ""]
     statements = figures["spark dbt build, one more day"].get("statements", {})
     lines.append(", ".join(f"{name} {count}" for name, count in statements.items()))
     lines += ["", "Spark: the server's time per kind of statement (count, seconds):", ""]
