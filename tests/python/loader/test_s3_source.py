@@ -186,7 +186,7 @@ def test_a_server_stopped_mid_load_leaves_whole_files_and_a_rerun_completes(
     assert_loads_match(env)  # only whole loads, no file half-loaded
     with connect(env) as conn:
         done = conn.execute("select count(*) from raw.load_manifest").fetchone()[0]
-    assert 0 < done < SONGS
+    assert 0 < done < SONGS, err  # stopped mid-load: not before it began, nor after it ended
 
     # The same objects again (moto keeps nothing across a restart), on the same port.
     server = start_moto(tmp_path / "moto.log", port=server.port)

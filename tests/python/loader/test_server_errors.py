@@ -4,8 +4,6 @@ that says what happened and what to do, and nothing is half loaded."""
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 import pytest
 from psycopg import sql
@@ -69,7 +67,19 @@ def _terminated(conn: psycopg.Connection, env: dict[str, str]) -> None:
 def _idle_in_transaction(conn: psycopg.Connection, env: dict[str, str]) -> None:
     conn.execute("set idle_in_transaction_session_timeout = '100ms'")
     conn.execute("select 1")
-    time.sleep(1)
+    # The next statement goes once the server has ended the session. Sent
+    # before (a fixed sleep on a loaded machine), it can reach the backend
+    # before its FATAL is out; closed with the statement unread, the socket is
+    # reset, the FATAL is lost, and the client sees only a closed connection.
+    pid = conn.info.backend_pid
+    with connect(env) as other:
+        other.autocommit = True  # pg_stat_activity is read afresh each time
+        wait_until(
+            lambda: (
+                not scalar(other, "select count(*) from pg_stat_activity where pid = %s", [pid])
+            ),
+            "the server to end the idle transaction",
+        )
     conn.execute("select 1")
 
 
