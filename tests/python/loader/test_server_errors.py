@@ -21,7 +21,7 @@ from helpers import (
     wait_until,
     write_lines,
 )
-from interruptions import Blocker, assert_nothing_half_loaded
+from interruptions import Blocker, assert_nothing_half_loaded, other_backends_gone
 from landing import (
     DEEPER,
     EV,
@@ -71,15 +71,7 @@ def _idle_in_transaction(conn: psycopg.Connection, env: dict[str, str]) -> None:
     # before (a fixed sleep on a loaded machine), it can reach the backend
     # before its FATAL is out; closed with the statement unread, the socket is
     # reset, the FATAL is lost, and the client sees only a closed connection.
-    pid = conn.info.backend_pid
-    with connect(env) as other:
-        other.autocommit = True  # pg_stat_activity is read afresh each time
-        wait_until(
-            lambda: (
-                not scalar(other, "select count(*) from pg_stat_activity where pid = %s", [pid])
-            ),
-            "the server to end the idle transaction",
-        )
+    wait_until(lambda: other_backends_gone(env), "the server to end the idle transaction")
     conn.execute("select 1")
 
 
